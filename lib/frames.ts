@@ -1,0 +1,378 @@
+/**
+ * The CLU wire format, as pure functions: an AMQP reply becomes the websocket
+ * frame text (encoded once, shared by every client), a client's text becomes a
+ * validated command, and the gateway's own errors become reply-shaped frames.
+ *
+ * No I/O here; see `../shared/PROTOCOL.md` for the facts these rules follow.
+ *
+ * @module
+ */
+
+/** The parts of an AMQP message (as amqplib delivers it) that a frame uses. */
+export interface AmqpMessageLike {
+  /** Delivery fields. */
+  fields: { exchange: string; routingKey: string };
+  /** Message properties. */
+  properties: {
+    headers?: Record<string, unknown>;
+    messageId?: string;
+    timestamp?: number;
+    correlationId?: string;
+  };
+  /** The raw body. */
+  content: Uint8Array;
+}
+
+/** A reply that passed CLU's validity rules, with its frame text. */
+export interface EncodedReply {
+  kind: "reply";
+  /** The frame exactly as sent to websocket clients. */
+  frame: string;
+  /** Headers decoded to JSON values. */
+  headers: Record<string, unknown>;
+  /** The routing key the reply was published with. */
+  routingKey: string;
+}
+
+/** A reply the gateway does not forward, and why. */
+export interface DroppedReply {
+  kind: "dropped";
+  /** Why the reply was dropped, for the log. */
+  reason: string;
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * Encodes one AMQP reply as CLU's websocket frame
+ * `{headers, exchange, message_id, routing_key, timestamp, body}`, or says why
+ * CLU would drop it (no `message_code`, `command_id` ≠ correlation id, a body
+ * that is not JSON).
+ */
+export function encodeReply(message: AmqpMessageLike): EncodedReply | DroppedReply {
+  const headers = headersToJson(message.properties.headers ?? {});
+  const code = headers.message_code;
+  if (code === undefined || code === null || code === "") {
+    return { kind: "dropped", reason: "no message_code header" };
+  }
+  const commandId = headers.command_id;
+  const correlationId = message.properties.correlationId;
+  if (
+    commandId !== undefined && commandId !== null && commandId !== "" &&
+    commandId !== correlationId
+  ) {
+    return {
+      kind: "dropped",
+      reason: `command_id header ${JSON.stringify(commandId)} differs from correlation id ${
+        JSON.stringify(correlationId ?? null)
+      }`,
+    };
+  }
+  const body = bodyJsonText(message.content);
+  if (body === undefined) {
+    return { kind: "dropped", reason: "body is not JSON" };
+  }
+  const { exchange, routingKey } = message.fields;
+  const frame = `{"headers":${JSON.stringify(headers)},"exchange":${
+    JSON.stringify(exchange)
+  },"message_id":${JSON.stringify(message.properties.messageId ?? null)},"routing_key":${
+    JSON.stringify(routingKey)
+  },"timestamp":${
+    JSON.stringify(
+      message.properties.timestamp === undefined ? null : isoTimestamp(message.properties.timestamp),
+    )
+  },"body":${body}}`;
+  return { kind: "reply", frame, headers, routingKey };
+}
+
+/**
+ * The body as JSON text fit to embed in a frame, or undefined if it is not
+ * JSON. Valid JSON is embedded as received, so it is never re-serialised.
+ * Python's `json.dumps` (what CLU actors use) writes `NaN` and `Infinity` for
+ * such floats; those become `null` so browsers can still parse the frame.
+ */
+export function bodyJsonText(content: Uint8Array): string | undefined {
+  const text = decoder.decode(content).trim();
+  if (text === "") return undefined;
+  try {
+    JSON.parse(text);
+    return text;
+  } catch {
+    const patched = replaceNonFiniteNumbers(text);
+    if (patched === text) return undefined;
+    try {
+      JSON.parse(patched);
+      return patched;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+const NON_FINITE = ["-Infinity", "Infinity", "NaN"];
+
+/** Replaces bare `NaN`, `Infinity` and `-Infinity` outside strings with `null`. */
+function replaceNonFiniteNumbers(text: string): string {
+  let out = "";
+  let i = 0;
+  let last = 0;
+  while (i < text.length) {
+    const c = text[i];
+    if (c === '"') {
+      i++;
+      while (i < text.length && text[i] !== '"') i += text[i] === "\\" ? 2 : 1;
+      i++;
+      continue;
+    }
+    const token = NON_FINITE.find((t) => text.startsWith(t, i));
+    if (token) {
+      out += text.slice(last, i) + "null";
+      i += token.length;
+      last = i;
+    } else {
+      i++;
+    }
+  }
+  return out + text.slice(last);
+}
+
+/** ISO 8601 in UTC with an explicit offset, as current CLU writes it. */
+export function isoTimestamp(seconds: number): string {
+  const date = new Date(Math.trunc(seconds) * 1000);
+  if (Number.isNaN(date.getTime())) return String(seconds);
+  return date.toISOString().slice(0, 19) + "+00:00";
+}
+
+/**
+ * AMQP header values as JSON values: byte arrays become UTF-8 text, decimals
+ * numbers, timestamps ISO strings; everything else is already JSON.
+ */
+export function headersToJson(headers: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(headers)) {
+    const value = headerValueToJson(headers[key]);
+    if (key === "__proto__") {
+      Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+    } else {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+function headerValueToJson(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (value instanceof Uint8Array) return decoder.decode(value);
+  if (Array.isArray(value)) return value.map(headerValueToJson);
+  const tagged = value as { "!"?: string; value?: unknown };
+  if (tagged["!"] === "decimal") {
+    const { places, digits } = tagged.value as { places: number; digits: number };
+    return digits / 10 ** places;
+  }
+  if (tagged["!"] === "timestamp") return isoTimestamp(Number(tagged.value));
+  return headersToJson(value as Record<string, unknown>);
+}
+
+/** A validated command from a websocket client. */
+export interface ClientCommand {
+  kind: "command";
+  /** The actor to command (`command.<consumer>`). */
+  consumer: string;
+  /** The command text, e.g. `status`. */
+  commandString: string;
+  /** The id the client gave, or a new UUID4. */
+  commandId: string;
+}
+
+/** Bad input from a client: what it was, and the id to fail if one was given. */
+export interface ClientInputError {
+  kind: "error";
+  /** What was wrong, for the client. */
+  error: string;
+  /** The command_id the client gave, if any usable one. */
+  commandId?: string | number;
+  /** The consumer the client named, if any usable one. */
+  consumer?: string;
+}
+
+/** Longest accepted command_id, in characters. */
+export const MAX_COMMAND_ID_LENGTH = 256;
+/** Longest routing key AMQP allows, in bytes. */
+const MAX_ROUTING_KEY_BYTES = 255;
+const encoder = new TextEncoder();
+
+/**
+ * Validates a client's text frame `{"consumer", "command_string",
+ * "command_id"?}`. Extra fields are ignored, as CLU does; anything CLU would
+ * silently ignore or forward into silence is an error the client is told of.
+ */
+export function parseClientCommand(
+  text: string,
+  options: { newCommandId?: () => string } = {},
+): ClientCommand | ClientInputError {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    return {
+      kind: "error",
+      error: `frame is not valid JSON (${why}); send {"consumer": "<actor>", "command_string": "<command>"}`,
+    };
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return {
+      kind: "error",
+      error: `frame is a JSON ${
+        value === null ? "null" : Array.isArray(value) ? "array" : typeof value
+      }, not an object; send {"consumer": "<actor>", "command_string": "<command>"}`,
+    };
+  }
+  const fields = value as Record<string, unknown>;
+  const rawId = Object.hasOwn(fields, "command_id") ? fields.command_id : undefined;
+  let commandId: string | undefined;
+  let idError: string | undefined;
+  let echoId: string | number | undefined;
+  if (typeof rawId === "string" && rawId !== "") {
+    echoId = rawId;
+    if (rawId.length > MAX_COMMAND_ID_LENGTH) {
+      idError = `command_id is ${rawId.length} characters long; the limit is ${MAX_COMMAND_ID_LENGTH}`;
+      echoId = undefined;
+    } else {
+      commandId = rawId;
+    }
+  } else if (rawId !== undefined && rawId !== null && rawId !== "") {
+    if (typeof rawId === "number" && Number.isFinite(rawId)) echoId = rawId;
+    idError = `command_id must be a string, not a ${
+      Array.isArray(rawId) ? "array" : typeof rawId
+    } (CLU would drop every reply to it); send it as text, e.g. "${
+      typeof rawId === "number" ? rawId : "my-id-1"
+    }"`;
+  }
+  const rawConsumer = Object.hasOwn(fields, "consumer") ? fields.consumer : undefined;
+  const consumer = typeof rawConsumer === "string" && rawConsumer.trim() !== ""
+    ? rawConsumer
+    : undefined;
+  const fail = (error: string): ClientInputError => ({
+    kind: "error",
+    error,
+    ...(echoId !== undefined ? { commandId: echoId } : {}),
+    ...(consumer !== undefined ? { consumer } : {}),
+  });
+  if (rawConsumer === undefined) return fail(`missing "consumer": name the actor to command`);
+  if (typeof rawConsumer !== "string") {
+    return fail(`"consumer" must be a string naming an actor, not a ${describeType(rawConsumer)}`);
+  }
+  if (consumer === undefined) return fail(`"consumer" is empty: name the actor to command`);
+  if (/[\s]/.test(consumer)) {
+    return fail(`"consumer" ${JSON.stringify(consumer)} contains white space; actor names have none`);
+  }
+  if (encoder.encode(`command.${consumer}`).length > MAX_ROUTING_KEY_BYTES) {
+    return fail(`"consumer" is too long: the routing key command.<consumer> is limited to 255 bytes`);
+  }
+  const rawCommand = Object.hasOwn(fields, "command_string") ? fields.command_string : undefined;
+  if (rawCommand === undefined) return fail(`missing "command_string": say what to run, e.g. "status"`);
+  if (typeof rawCommand !== "string") {
+    return fail(`"command_string" must be a string, not a ${describeType(rawCommand)}`);
+  }
+  if (rawCommand.trim() === "") {
+    return fail(`"command_string" is empty (a CLU actor would never answer it); say what to run, e.g. "status"`);
+  }
+  if (idError) return fail(idError);
+  return {
+    kind: "command",
+    consumer,
+    commandString: rawCommand,
+    commandId: commandId ?? (options.newCommandId ?? (() => crypto.randomUUID()))(),
+  };
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  return typeof value;
+}
+
+/** A random 32-hex message id, as CLU's AMQP library stamps on every message. */
+export function newMessageId(): string {
+  return crypto.randomUUID().replaceAll("-", "");
+}
+
+/** What a gateway-made frame needs to know about the gateway. */
+export interface GatewayIdentity {
+  /** The gateway's AMQP client name. */
+  name: string;
+  /** The exchange the gateway serves. */
+  exchange: string;
+}
+
+/** Options for {@linkcode gatewayReplyFrame}. */
+export interface GatewayReplyOptions {
+  /** `e` for bad input, `f` to fail a command. */
+  code: "e" | "f";
+  /** What went wrong, in words for the client. */
+  error: string;
+  /** The command this fails, if any. */
+  commandId?: string | number;
+  /** The actor the command was for, if known. */
+  consumer?: string;
+  /** The reply's sender; the gateway's name unless given. */
+  sender?: string;
+  /** Seconds since the epoch; now unless given. */
+  now?: number;
+}
+
+/**
+ * A frame shaped like a CLU reply that the gateway sends to one client (bad
+ * input, a command that could not be sent), so apps that only know CLU frames
+ * handle it: `message_code` `e` or `f`, `body.error` saying what was wrong.
+ */
+export function gatewayReplyFrame(identity: GatewayIdentity, options: GatewayReplyOptions): string {
+  const headers = {
+    command_id: options.commandId ?? null,
+    commander_id: options.consumer === undefined ? null : `${identity.name}.${options.consumer}`,
+    internal: false,
+    message_code: options.code,
+    sender: options.sender ?? identity.name,
+  };
+  return JSON.stringify({
+    headers,
+    exchange: identity.exchange,
+    message_id: newMessageId(),
+    routing_key: `reply.${identity.name}`,
+    timestamp: isoTimestamp(options.now ?? Date.now() / 1000),
+    body: { error: options.error },
+  });
+}
+
+/** The AMQP headers of a command, exactly as a CLU client sends them. */
+export function commandHeaders(
+  identity: GatewayIdentity,
+  command: ClientCommand,
+): Record<string, unknown> {
+  return {
+    command_id: command.commandId,
+    commander_id: `${identity.name}.${command.consumer}`,
+    internal: false,
+    write_to_log: true,
+  };
+}
+
+/** The body of a command, exactly as a CLU client sends it. */
+export function commandBody(command: ClientCommand): string {
+  return JSON.stringify({ command_string: command.commandString });
+}
+
+/**
+ * The reply CLU publishes when the broker returns a command (no actor bound):
+ * the command's headers plus `message_code: "f"` and `sender: <consumer>`.
+ */
+export function unroutableReply(
+  identity: GatewayIdentity,
+  command: ClientCommand,
+): { headers: Record<string, unknown>; body: string } {
+  return {
+    headers: { ...commandHeaders(identity, command), message_code: "f", sender: command.consumer },
+    body: JSON.stringify({ error: `Failed routing message to consumer '${command.consumer}'.` }),
+  };
+}

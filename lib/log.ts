@@ -1,0 +1,68 @@
+/**
+ * Logging through LogTape: text lines for terminals, JSON lines for services,
+ * written synchronously to stderr so nothing is lost when the process exits,
+ * with every known secret masked in the final line as a last line of defence.
+ *
+ * @module
+ */
+
+import {
+  configureSync,
+  getJsonLinesFormatter,
+  getLogger,
+  getTextFormatter,
+  type Logger,
+  type LogRecord,
+  resetSync,
+} from "@logtape/logtape";
+import type { LogFormat, LogLevelName } from "./config.ts";
+
+/** The root category of every clu-ws logger. */
+export const LOG_CATEGORY = "clu-ws";
+
+/** Options for {@linkcode setupLogging}. */
+export interface LogOptions {
+  /** Lowest level written. */
+  level: LogLevelName;
+  /** `text` or `json` lines. */
+  format: LogFormat;
+  /** Strings that must never appear in a log line (passwords, tokens). */
+  secrets?: readonly string[];
+  /** Where lines go; stderr unless given. */
+  write?: (line: string) => void;
+}
+
+/** Configures LogTape for the process; safe to call again (it replaces the setup). */
+export function setupLogging(options: LogOptions): void {
+  const format = options.format === "json"
+    ? getJsonLinesFormatter({ properties: "flatten", message: "rendered" })
+    : getTextFormatter({ timestamp: "date-time-tz", value: "bare" });
+  // "guest" is RabbitMQ's well-known default, not a secret; masking it would garble user names.
+  const secrets = (options.secrets ?? []).filter((s) => s.length >= 3 && s !== "guest");
+  const encoder = new TextEncoder();
+  const write = options.write ?? ((line: string) => writeAllSync(encoder.encode(line)));
+  function sink(record: LogRecord): void {
+    let line = format(record);
+    for (const secret of secrets) line = line.replaceAll(secret, "***");
+    write(line);
+  }
+  resetSync();
+  configureSync({
+    reset: true,
+    sinks: { stderr: sink },
+    loggers: [
+      { category: [LOG_CATEGORY], lowestLevel: options.level, sinks: ["stderr"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
+    ],
+  });
+}
+
+function writeAllSync(bytes: Uint8Array): void {
+  let offset = 0;
+  while (offset < bytes.length) offset += Deno.stderr.writeSync(bytes.subarray(offset));
+}
+
+/** The logger for one part of the gateway, e.g. `logger("broker")`. */
+export function logger(part: string): Logger {
+  return getLogger([LOG_CATEGORY, part]);
+}

@@ -1,0 +1,99 @@
+/**
+ * clu-ws command line: flags and environment → config → gateway; SIGINT and
+ * SIGTERM stop it gracefully. Nothing else lives here.
+ *
+ * @module
+ */
+
+import { ConfigError, parseCli } from "./lib/config.ts";
+import { startGateway } from "./lib/gateway.ts";
+import { logger, setupLogging } from "./lib/log.ts";
+import { VERSION } from "./lib/version.ts";
+
+/** Exit code for a bad command line or configuration. */
+const EXIT_USAGE = 2;
+/** The whole stop, from signal to exit, stays under this (ms). */
+const STOP_DEADLINE_MS = 1800;
+
+async function main(): Promise<number> {
+  let request;
+  try {
+    request = parseCli(Deno.args, Deno.env.toObject());
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`clu-ws: ${err.message}`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+  if (request.kind === "help") {
+    console.log(request.text);
+    return 0;
+  }
+  if (request.kind === "version") {
+    console.log(`clu-ws ${VERSION}`);
+    return 0;
+  }
+  const { config } = request;
+  setupLogging({
+    level: config.logLevel,
+    format: config.logFormat,
+    secrets: [config.broker.password],
+  });
+  const log = logger("main");
+  for (const warning of config.warnings) log.warn(warning);
+
+  // A gateway serving a night's observing must not die of one unexpected error.
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    log.error("unhandled promise rejection (please report it): {error}", {
+      error: String(event.reason?.stack ?? event.reason),
+    });
+  });
+  globalThis.addEventListener("error", (event) => {
+    event.preventDefault();
+    log.error("uncaught error (please report it): {error}", {
+      error: String(event.error?.stack ?? event.message),
+    });
+  });
+
+  let gateway;
+  try {
+    gateway = await startGateway(config);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    log.error("cannot listen on {host}:{port} ({error}); choose another --port or --host", {
+      host: config.host,
+      port: config.port,
+      error: why,
+    });
+    return 1;
+  }
+
+  const stopped = Promise.withResolvers<number>();
+  let stopping = false;
+  function onSignal(signal: Deno.Signal): void {
+    if (stopping) return;
+    stopping = true;
+    log.info("{signal} received; stopping", { signal });
+    const deadline = setTimeout(() => {
+      log.warn("stop took longer than {ms} ms; exiting now", { ms: STOP_DEADLINE_MS });
+      stopped.resolve(0);
+    }, STOP_DEADLINE_MS);
+    gateway!.stop().then(
+      () => stopped.resolve(0),
+      (err: unknown) => {
+        log.error("error while stopping: {error}", { error: String(err) });
+        stopped.resolve(0);
+      },
+    ).finally(() => clearTimeout(deadline));
+  }
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => onSignal(signal));
+  }
+  return await stopped.promise;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main());
+}
