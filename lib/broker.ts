@@ -284,7 +284,8 @@ export class BrokerLink {
           } else if (this.#live !== live) {
             finish({
               ok: false,
-              reason: "the RabbitMQ link was lost before the broker confirmed the command; it may not have been sent",
+              reason:
+                "the RabbitMQ link was lost before the broker confirmed the command; it may not have been sent",
             });
           } else {
             finish({ ok: false, reason: "RabbitMQ refused the command (nack); it was not delivered" });

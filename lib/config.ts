@@ -276,7 +276,9 @@ export function parseCli(
   const name = namePick?.value ?? `amqp-client-${randomHex(12)}`;
   if (!/^[^\s#*]{1,200}$/.test(name)) {
     throw new ConfigError(
-      `${namePick!.source}: client name '${name}' is not valid; use 1 to 200 characters without spaces, '#' or '*'`,
+      `${
+        namePick!.source
+      }: client name '${name}' is not valid; use 1 to 200 characters without spaces, '#' or '*'`,
     );
   }
 

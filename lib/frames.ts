@@ -73,11 +73,9 @@ export function encodeReply(message: AmqpMessageLike): EncodedReply | DroppedRep
     return { kind: "dropped", reason: "body is not JSON" };
   }
   const { exchange, routingKey } = message.fields;
-  const frame = `{"headers":${JSON.stringify(headers)},"exchange":${
-    JSON.stringify(exchange)
-  },"message_id":${JSON.stringify(message.properties.messageId ?? null)},"routing_key":${
-    JSON.stringify(routingKey)
-  },"timestamp":${
+  const frame = `{"headers":${JSON.stringify(headers)},"exchange":${JSON.stringify(exchange)},"message_id":${
+    JSON.stringify(message.properties.messageId ?? null)
+  },"routing_key":${JSON.stringify(routingKey)},"timestamp":${
     JSON.stringify(
       message.properties.timestamp === undefined ? null : isoTimestamp(message.properties.timestamp),
     )
@@ -250,9 +248,7 @@ export function parseClientCommand(
     }"`;
   }
   const rawConsumer = Object.hasOwn(fields, "consumer") ? fields.consumer : undefined;
-  const consumer = typeof rawConsumer === "string" && rawConsumer.trim() !== ""
-    ? rawConsumer
-    : undefined;
+  const consumer = typeof rawConsumer === "string" && rawConsumer.trim() !== "" ? rawConsumer : undefined;
   const fail = (error: string): ClientInputError => ({
     kind: "error",
     error,
@@ -276,7 +272,9 @@ export function parseClientCommand(
     return fail(`"command_string" must be a string, not a ${describeType(rawCommand)}`);
   }
   if (rawCommand.trim() === "") {
-    return fail(`"command_string" is empty (a CLU actor would never answer it); say what to run, e.g. "status"`);
+    return fail(
+      `"command_string" is empty (a CLU actor would never answer it); say what to run, e.g. "status"`,
+    );
   }
   if (idError) return fail(idError);
   return {

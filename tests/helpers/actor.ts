@@ -1,0 +1,141 @@
+/**
+ * A small CLU-style actor in TypeScript, for tests: consumes `<name>_commands`
+ * bound to `command.<name>.#` and answers like a CLU actor does — `>` (internal,
+ * empty body), data, then `:` (or `f`) to `reply.<commander_id>` — and can
+ * publish broadcasts to `reply.broadcast`.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import type { ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
+import { connectBroker } from "./broker.ts";
+
+/** A command as the actor received it. */
+export interface ReceivedCommand {
+  /** The AMQP routing key. */
+  routingKey: string;
+  /** The AMQP headers. */
+  headers: Record<string, unknown>;
+  /** The AMQP properties that CLU sets. */
+  correlationId?: string;
+  /** Where replies should go. */
+  replyTo?: string;
+  /** Message id. */
+  messageId?: string;
+  /** Content type. */
+  contentType?: string;
+  /** The parsed body. */
+  body: { command_string?: string };
+}
+
+/** A running test actor. */
+export interface TestActor {
+  /** The actor's name. */
+  readonly name: string;
+  /** Every command received, in order. */
+  readonly received: ReceivedCommand[];
+  /** Publishes a reply not tied to a command, to `reply.broadcast`. */
+  broadcast(body: Record<string, unknown>, options?: { code?: string }): Promise<void>;
+  /** Publishes raw content with given headers on `reply.<key>`; for odd-reply tests. */
+  publishRaw(
+    routingKey: string,
+    content: string,
+    properties: { headers?: Record<string, unknown>; correlationId?: string; timestamp?: number },
+  ): Promise<void>;
+  /** Stops consuming and closes the connection. */
+  close(): Promise<void>;
+}
+
+async function reply(
+  channel: ConfirmChannel,
+  exchange: string,
+  actor: string,
+  command: ConsumeMessage,
+  code: string,
+  body: Record<string, unknown>,
+  internal = false,
+): Promise<void> {
+  const headers = command.properties.headers ?? {};
+  const commanderId = String(headers.commander_id);
+  const commandId = headers.command_id;
+  channel.publish(exchange, `reply.${commanderId}`, Buffer.from(JSON.stringify(body)), {
+    contentType: "text/json",
+    correlationId: command.properties.correlationId,
+    timestamp: Math.floor(Date.now() / 1000),
+    messageId: crypto.randomUUID().replaceAll("-", ""),
+    headers: {
+      command_id: commandId,
+      commander_id: commanderId,
+      internal,
+      message_code: code,
+      sender: actor,
+    },
+  });
+  await channel.waitForConfirms();
+}
+
+/**
+ * Starts an actor named `name` on `exchange`. It understands `ping` (→ `i`
+ * text, then `:` Pong.), `status` (→ keywords, then `:`), `fail` (→ `f`) and
+ * answers anything else with `:` echoing the command string.
+ */
+export async function startActor(exchange: string, name: string): Promise<TestActor> {
+  const connection: ChannelModel = await connectBroker();
+  const channel = await connection.createConfirmChannel();
+  await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
+  const queue = `${name}_commands`;
+  await channel.assertQueue(queue, { exclusive: true, autoDelete: true });
+  await channel.bindQueue(queue, exchange, `command.${name}.#`);
+  const received: ReceivedCommand[] = [];
+  await channel.consume(queue, async (message) => {
+    if (!message) return;
+    channel.ack(message);
+    const body = JSON.parse(message.content.toString());
+    received.push({
+      routingKey: message.fields.routingKey,
+      headers: message.properties.headers ?? {},
+      correlationId: message.properties.correlationId,
+      replyTo: message.properties.replyTo,
+      messageId: message.properties.messageId,
+      contentType: message.properties.contentType,
+      body,
+    });
+    const text = String(body.command_string ?? "");
+    await reply(channel, exchange, name, message, ">", {}, true);
+    if (text === "ping") {
+      await reply(channel, exchange, name, message, ":", { text: "Pong." });
+    } else if (text === "status") {
+      await reply(channel, exchange, name, message, "i", { temperature: 12.5, dome: "open" });
+      await reply(channel, exchange, name, message, ":", {});
+    } else if (text === "fail") {
+      await reply(channel, exchange, name, message, "f", { error: "failed on purpose" });
+    } else {
+      await reply(channel, exchange, name, message, ":", { echo: text });
+    }
+  });
+  return {
+    name,
+    received,
+    async broadcast(body, { code = "i" } = {}) {
+      channel.publish(exchange, "reply.broadcast", Buffer.from(JSON.stringify(body)), {
+        contentType: "text/json",
+        timestamp: Math.floor(Date.now() / 1000),
+        messageId: crypto.randomUUID().replaceAll("-", ""),
+        headers: { command_id: null, commander_id: null, internal: false, message_code: code, sender: name },
+      });
+      await channel.waitForConfirms();
+    },
+    async publishRaw(routingKey, content, properties) {
+      channel.publish(exchange, routingKey, Buffer.from(content), {
+        contentType: "text/json",
+        messageId: crypto.randomUUID().replaceAll("-", ""),
+        ...properties,
+      });
+      await channel.waitForConfirms();
+    },
+    async close() {
+      await connection.close().catch(() => {});
+    },
+  };
+}
