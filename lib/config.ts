@@ -53,9 +53,43 @@ export interface Config {
   logLevel: LogLevelName;
   /** `text` for terminals, `json` (one object per line) for services. */
   logFormat: LogFormat;
+  /** Limits that protect the gateway and its clients from one client. */
+  limits: Limits;
   /** Warnings found while parsing (e.g. a password on the command line). */
   warnings: string[];
 }
+
+/** What to do with a client whose outgoing buffer is over budget. */
+export type SlowClientPolicy = "close" | "drop";
+
+/** Per-client limits. */
+export interface Limits {
+  /** Outgoing bytes a client may have waiting. */
+  clientBufferBytes: number;
+  /** What happens to a client over its buffer. */
+  slowClient: SlowClientPolicy;
+  /** Largest frame a client may send, in bytes. */
+  maxMessageBytes: number;
+  /** Clients connected at once. */
+  maxClients: number;
+  /** Commands per second per client (0: unlimited). */
+  commandRate: number;
+  /** Commands a client may send at once. */
+  commandBurst: number;
+  /** Seconds of silence before a client is dropped (pinged at half); 0 never. */
+  idleTimeoutSeconds: number;
+}
+
+/** The limits used when none are given. */
+export const DEFAULT_LIMITS: Readonly<Limits> = {
+  clientBufferBytes: 1024 * 1024,
+  slowClient: "close",
+  maxMessageBytes: 64 * 1024,
+  maxClients: 10_000,
+  commandRate: 20,
+  commandBurst: 40,
+  idleTimeoutSeconds: 40,
+};
 
 /** What the command line asked for besides running the gateway. */
 export type CliRequest =
@@ -161,6 +195,49 @@ const OPTIONS: readonly OptionSpec[] = [
     shown: "text",
     help: "text (for terminals) | json (one object per line, for services)",
   },
+  {
+    flag: "client-buffer",
+    env: "CLU_WS_CLIENT_BUFFER",
+    shown: "1MiB",
+    help: "outgoing bytes a client may have waiting before the slow-client policy applies",
+  },
+  {
+    flag: "slow-client",
+    env: "CLU_WS_SLOW_CLIENT",
+    shown: "close",
+    help: "close: disconnect a client over its buffer (1008) | drop: skip its frames, then tell it how many",
+  },
+  {
+    flag: "max-message-size",
+    env: "CLU_WS_MAX_MESSAGE_SIZE",
+    shown: "64KiB",
+    help: "largest frame a client may send; larger closes it with 1009",
+  },
+  {
+    flag: "max-clients",
+    env: "CLU_WS_MAX_CLIENTS",
+    shown: "10000",
+    help: "websocket clients at once; one more gets HTTP 503",
+  },
+  {
+    flag: "command-rate",
+    env: "CLU_WS_COMMAND_RATE",
+    shown: "20",
+    help: "commands per second each client may send on average (0: no limit)",
+  },
+  {
+    flag: "command-burst",
+    env: "CLU_WS_COMMAND_BURST",
+    shown: "40",
+    help: "commands a client may send at once above the rate",
+  },
+  {
+    flag: "idle-timeout",
+    env: "CLU_WS_IDLE_TIMEOUT",
+    shown: "40",
+    help:
+      "seconds: a silent client is pinged after half of it and dropped at the end without a pong (0: never)",
+  },
   { flag: "version", short: "V", boolean: true, help: "print the version and exit" },
   { flag: "help", short: "h", boolean: true, help: "print this help and exit" },
 ];
@@ -232,7 +309,9 @@ export function parseCli(
   let password = "guest";
   const passwordFile = pick("password-file");
   const passwordOption = pick("password");
-  if (passwordOption) {
+  // Flags beat variables: --password, --password-file, CLU_WS_PASSWORD, CLU_WS_PASSWORD_FILE.
+  const fileFromFlag = passwordFile?.source === "--password-file";
+  if (passwordOption && (passwordOption.source === "--password" || !fileFromFlag)) {
     password = passwordOption.value;
     if (passwordOption.source === "--password") {
       warnings.push(
@@ -292,6 +371,18 @@ export function parseCli(
       name,
       logLevel: parseChoice(pick("log-level"), LOG_LEVELS, "info"),
       logFormat: parseChoice(pick("log-format"), LOG_FORMATS, "text"),
+      limits: {
+        clientBufferBytes: parseSize(pick("client-buffer"), DEFAULT_LIMITS.clientBufferBytes, { min: 1024 }),
+        slowClient: parseChoice(pick("slow-client"), ["close", "drop"] as const, DEFAULT_LIMITS.slowClient),
+        maxMessageBytes: parseSize(pick("max-message-size"), DEFAULT_LIMITS.maxMessageBytes, { min: 256 }),
+        maxClients: parseCount(pick("max-clients"), DEFAULT_LIMITS.maxClients, { min: 1 }),
+        commandRate: parseCount(pick("command-rate"), DEFAULT_LIMITS.commandRate, { min: 0 }),
+        commandBurst: parseCount(pick("command-burst"), DEFAULT_LIMITS.commandBurst, { min: 1 }),
+        idleTimeoutSeconds: parseCount(pick("idle-timeout"), DEFAULT_LIMITS.idleTimeoutSeconds, {
+          min: 0,
+          max: 86_400,
+        }),
+      },
       warnings,
     },
   };
@@ -359,6 +450,54 @@ function parsePort(
   if (!/^\d+$/.test(picked.value.trim()) || !Number.isInteger(n) || n < min || n > 65535) {
     throw new ConfigError(
       `${picked.source}: '${picked.value}' is not a port; use a whole number from ${min} to 65535`,
+    );
+  }
+  return n;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+};
+
+/** A byte size such as `65536`, `64KiB`, `1MiB` or `1.5MB`. */
+function parseSize(
+  picked: { value: string; source: string } | undefined,
+  fallback: number,
+  { min = 0 } = {},
+): number {
+  if (!picked) return fallback;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(picked.value);
+  const unit = match ? SIZE_UNITS[match[2].toLowerCase()] : undefined;
+  const bytes = match && unit ? Math.floor(Number(match[1]) * unit) : NaN;
+  if (!Number.isFinite(bytes) || bytes < min || bytes > 2 ** 31) {
+    throw new ConfigError(
+      `${picked.source}: '${picked.value}' is not a size; use bytes or a unit, e.g. 65536, 64KiB, 1MiB (at least ${min} bytes)`,
+    );
+  }
+  return bytes;
+}
+
+/** A whole number within bounds. */
+function parseCount(
+  picked: { value: string; source: string } | undefined,
+  fallback: number,
+  { min = 0, max = 10_000_000 } = {},
+): number {
+  if (!picked) return fallback;
+  const n = Number(picked.value);
+  if (!/^\s*\d+\s*$/.test(picked.value) || n < min || n > max) {
+    throw new ConfigError(
+      `${picked.source}: '${picked.value}' is not a whole number from ${min} to ${max}`,
     );
   }
   return n;
@@ -440,19 +579,28 @@ function applyBrokerUrl(
     }
     heartbeat = parseHeartbeat({ value, source: `${picked.source} heartbeat` });
   }
+  function decode(text: string, part: string): string {
+    try {
+      return decodeURIComponent(text);
+    } catch {
+      throw new ConfigError(`${picked.source}: the URL's ${part} has a malformed %-escape; write % as %25`);
+    }
+  }
   let vhost = broker.vhost;
   if (url.pathname.length > 1) {
-    vhost = decodeURIComponent(url.pathname.slice(1));
+    vhost = decode(url.pathname.slice(1), "vhost");
   } else if (url.pathname === "/") {
     vhost = "/";
   }
   const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const port = url.port ? Number(url.port) : protocol === "amqps" ? 5671 : 5672;
+  if (port === 0) throw new ConfigError(`${picked.source}: port 0 is not a broker port; use 1 to 65535`);
   return {
     protocol,
     hostname,
-    port: url.port ? Number(url.port) : protocol === "amqps" ? 5671 : 5672,
-    username: url.username ? decodeURIComponent(url.username) : broker.username,
-    password: url.password ? decodeURIComponent(url.password) : broker.password,
+    port,
+    username: url.username ? decode(url.username, "user name") : broker.username,
+    password: url.password ? decode(url.password, "password") : broker.password,
     vhost,
     heartbeat,
   };

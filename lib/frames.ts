@@ -162,12 +162,15 @@ function headerValueToJson(value: unknown): unknown {
   if (value === null || typeof value !== "object") return value;
   if (value instanceof Uint8Array) return decoder.decode(value);
   if (Array.isArray(value)) return value.map(headerValueToJson);
-  const tagged = value as { "!"?: string; value?: unknown };
-  if (tagged["!"] === "decimal") {
-    const { places, digits } = tagged.value as { places: number; digits: number };
-    return digits / 10 ** places;
+  // amqplib tags decimals and timestamps; an actor's own table of the same shape stays a table.
+  const tagged = value as { "!"?: unknown; value?: unknown };
+  const decimal = tagged.value as { places?: unknown; digits?: unknown } | undefined;
+  if (
+    tagged["!"] === "decimal" && typeof decimal?.places === "number" && typeof decimal?.digits === "number"
+  ) {
+    return decimal.digits / 10 ** decimal.places;
   }
-  if (tagged["!"] === "timestamp") return isoTimestamp(Number(tagged.value));
+  if (tagged["!"] === "timestamp" && typeof tagged.value === "number") return isoTimestamp(tagged.value);
   return headersToJson(value as Record<string, unknown>);
 }
 

@@ -18,7 +18,7 @@ export interface GatewayProcessOptions {
   args?: string[];
   /** Extra environment variables. */
   env?: Record<string, string>;
-  /** What to run: `main.ts` (default) or the bundle `dist/clu-ws.js`. */
+  /** What to run: `main.ts` (default), or another file (relative to the repository, or absolute). */
   entry?: string;
   /** Wait for the RabbitMQ link to come up before resolving (default true). */
   waitForBroker?: boolean;
@@ -43,7 +43,9 @@ export class GatewayProcess {
 
   /** Spawns the process; use {@linkcode startGateway}. */
   constructor(options: GatewayProcessOptions) {
-    const entry = new URL(options.entry ?? "main.ts", ROOT).pathname;
+    const entry = options.entry?.startsWith("/")
+      ? options.entry
+      : new URL(options.entry ?? "main.ts", ROOT).pathname;
     this.#child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
