@@ -309,11 +309,13 @@ export interface GatewayIdentity {
 
 /** Options for {@linkcode gatewayReplyFrame}. */
 export interface GatewayReplyOptions {
-  /** `e` for bad input, `f` to fail a command. */
-  code: "e" | "f";
-  /** What went wrong, in words for the client. */
-  error: string;
-  /** The command this fails, if any. */
+  /** `e` for bad input, `f` to fail a command, `w` for a warning notice. */
+  code: "e" | "f" | "w";
+  /** What went wrong, in words for the client (becomes `body.error`). */
+  error?: string;
+  /** The whole body, instead of `{error}`. */
+  body?: Record<string, unknown>;
+  /** The command this is about, if any. */
   commandId?: string | number;
   /** The actor the command was for, if known. */
   consumer?: string;
@@ -325,8 +327,9 @@ export interface GatewayReplyOptions {
 
 /**
  * A frame shaped like a CLU reply that the gateway sends to one client (bad
- * input, a command that could not be sent), so apps that only know CLU frames
- * handle it: `message_code` `e` or `f`, `body.error` saying what was wrong.
+ * input, a command that could not be sent, a notice), so apps that only know
+ * CLU frames handle it: `message_code` `e`, `f` or `w`, and for errors
+ * `body.error` saying what was wrong.
  */
 export function gatewayReplyFrame(identity: GatewayIdentity, options: GatewayReplyOptions): string {
   const headers = {
@@ -342,7 +345,7 @@ export function gatewayReplyFrame(identity: GatewayIdentity, options: GatewayRep
     message_id: newMessageId(),
     routing_key: `reply.${identity.name}`,
     timestamp: isoTimestamp(options.now ?? Date.now() / 1000),
-    body: { error: options.error },
+    body: options.body ?? { error: options.error ?? "" },
   });
 }
 

@@ -10,7 +10,7 @@
  */
 
 import { BrokerLink, type LinkState } from "./broker.ts";
-import { sendCommand } from "./commands.ts";
+import { type CommandResult, sendCommand } from "./commands.ts";
 import type { Config } from "./config.ts";
 import {
   type ClientCommand,
@@ -30,6 +30,9 @@ const log = logger("gateway");
 /** Close code sent to clients when the gateway stops (RFC 6455 "going away"). */
 export const CLOSE_GOING_AWAY = 1001;
 
+/** Close code for a client frame over the size limit (RFC 6455 "message too big"). */
+export const CLOSE_TOO_BIG = 1009;
+
 /** A running gateway. */
 export interface Gateway {
   /** The port the websocket server listens on. */
@@ -41,7 +44,38 @@ export interface Gateway {
 /** Starts serving clients at once and connects to RabbitMQ in the background. */
 export async function startGateway(config: Config): Promise<Gateway> {
   const identity: GatewayIdentity = { name: config.name, exchange: config.exchange };
-  const hub = new Hub();
+  const { limits } = config;
+  const hub = new Hub({
+    bufferBytes: limits.clientBufferBytes,
+    policy: limits.slowClient,
+    commandRate: limits.commandRate,
+    commandBurst: limits.commandBurst,
+    droppedNotice: (dropped) =>
+      gatewayReplyFrame(identity, {
+        code: "w",
+        body: {
+          text: `clu-ws skipped ${dropped} frames because this client fell behind (over ${
+            describeBytes(limits.clientBufferBytes)
+          } waiting)`,
+          dropped_frames: dropped,
+        },
+      }),
+    onSlowClose(client, buffered) {
+      log.warn("closed client {client} from {peer}: too slow ({buffered} bytes waiting, limit {limit})", {
+        client: client.id,
+        peer: client.peer,
+        buffered,
+        limit: limits.clientBufferBytes,
+      });
+    },
+    onCaughtUp(client, dropped) {
+      log.warn("client {client} from {peer} caught up after {dropped} frames were skipped", {
+        client: client.id,
+        peer: client.peer,
+        dropped,
+      });
+    },
+  });
   const startedAt = Date.now();
   let stopping = false;
 
@@ -82,16 +116,22 @@ export async function startGateway(config: Config): Promise<Gateway> {
   }
 
   async function runCommand(client: Client, command: ClientCommand): Promise<void> {
-    if (stopping) {
-      answer(client, command, "clu-ws is shutting down; the command was not sent");
-      return;
-    }
-    const result = await sendCommand(broker, identity, command);
+    client.commandsSent++;
+    const result: CommandResult = stopping
+      ? { status: "failed", reason: "clu-ws is shutting down; the command was not sent" }
+      : !client.allowance.take()
+      ? {
+        status: "failed",
+        reason:
+          `rate limit exceeded: at most ${limits.commandRate} commands a second (bursts of ${limits.commandBurst}) per client; the command was not sent`,
+      }
+      : await sendCommand(broker, identity, command);
     log.info("command {commandId} to {consumer} from client {client}: {outcome}", {
       commandId: command.commandId,
       consumer: command.consumer,
       client: client.id,
-      outcome: result.status === "failed" ? `failed (${result.reason})` : result.status,
+      outcome: result.status,
+      reason: result.status === "failed" ? result.reason : undefined,
     });
     if (result.status === "failed") {
       answer(client, command, result.reason);
@@ -110,7 +150,21 @@ export async function startGateway(config: Config): Promise<Gateway> {
   }
 
   function onClientMessage(client: Client, data: unknown): void {
+    const size = typeof data === "string" ? textBytes(data, limits.maxMessageBytes) : byteLength(data);
+    if (size > limits.maxMessageBytes) {
+      client.badFrames++;
+      log.warn("closed client {client} from {peer}: sent {size} bytes in one frame, limit {limit}", {
+        client: client.id,
+        peer: client.peer,
+        size,
+        limit: limits.maxMessageBytes,
+      });
+      hub.remove(client);
+      client.socket.close(CLOSE_TOO_BIG, `message too big: limit ${describeBytes(limits.maxMessageBytes)}`);
+      return;
+    }
     if (typeof data !== "string") {
+      client.badFrames++;
       hub.send(
         client,
         gatewayReplyFrame(identity, {
@@ -119,11 +173,12 @@ export async function startGateway(config: Config): Promise<Gateway> {
             'binary frames are not supported; send a JSON text frame {"consumer": "<actor>", "command_string": "<command>"}',
         }),
       );
-      log.info("client {client} ({peer}) sent a binary frame", { client: client.id, peer: client.peer });
+      log.debug("client {client} ({peer}) sent a binary frame", { client: client.id, peer: client.peer });
       return;
     }
     const parsed = parseClientCommand(data);
     if (parsed.kind === "error") {
+      client.badFrames++;
       hub.send(
         client,
         gatewayReplyFrame(identity, {
@@ -133,7 +188,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
           consumer: parsed.consumer,
         }),
       );
-      log.info("client {client} ({peer}) sent bad input: {error}", {
+      log.debug("client {client} ({peer}) sent bad input: {error}", {
         client: client.id,
         peer: client.peer,
         error: parsed.error,
@@ -149,8 +204,23 @@ export async function startGateway(config: Config): Promise<Gateway> {
     });
   }
 
+  let sockets = 0;
+  function admit(_request: Request, peer: string): Response | undefined {
+    if (stopping) return new Response("clu-ws is shutting down\n", { status: 503 });
+    if (sockets < limits.maxClients) return undefined;
+    log.warn("refused a client from {peer}: {clients} clients connected, the limit (--max-clients)", {
+      peer,
+      clients: sockets,
+    });
+    return new Response(
+      `clu-ws is serving its maximum of ${limits.maxClients} clients (--max-clients); try again later\n`,
+      { status: 503, headers: { "retry-after": "5" } },
+    );
+  }
+
   function onSocket(socket: WebSocket, peer: string): void {
     let client: Client | undefined;
+    sockets++;
     socket.onopen = () => {
       client = hub.add(socket, peer);
       log.info("client {client} connected from {peer} ({clients} connected)", {
@@ -163,16 +233,19 @@ export async function startGateway(config: Config): Promise<Gateway> {
       if (client) onClientMessage(client, event.data);
     };
     socket.onclose = (event) => {
+      sockets--;
       if (!client) return;
       hub.remove(client);
       log.info(
-        "client {client} from {peer} disconnected ({code}) after {seconds} s, {frames} frames sent ({clients} connected)",
+        "client {client} from {peer} disconnected ({code}) after {seconds} s: {frames} frames sent, {commands} commands, {bad} bad frames ({clients} connected)",
         {
           client: client.id,
           peer,
           code: event.code,
           seconds: ((Date.now() - client.connectedAt) / 1000).toFixed(1),
           frames: client.framesSent,
+          commands: client.commandsSent,
+          bad: client.badFrames,
           clients: hub.size,
         },
       );
@@ -187,6 +260,8 @@ export async function startGateway(config: Config): Promise<Gateway> {
   const server = startServer({
     host: config.host,
     port: config.port,
+    idleTimeoutSeconds: limits.idleTimeoutSeconds,
+    admit,
     onSocket,
     health() {
       const up = broker.state === "up";
@@ -229,4 +304,24 @@ export async function startGateway(config: Config): Promise<Gateway> {
       log.info("stopped");
     },
   };
+}
+
+const textEncoder = new TextEncoder();
+
+/** UTF-8 size of `text`, computed only when it could exceed `limit`. */
+function textBytes(text: string, limit: number): number {
+  return text.length * 3 <= limit ? text.length : textEncoder.encode(text).length;
+}
+
+function byteLength(data: unknown): number {
+  if (data instanceof ArrayBuffer) return data.byteLength;
+  if (ArrayBuffer.isView(data)) return data.byteLength;
+  if (data instanceof Blob) return data.size;
+  return 0;
+}
+
+function describeBytes(bytes: number): string {
+  if (bytes % (1024 * 1024) === 0) return `${bytes / 1024 / 1024} MiB`;
+  if (bytes % 1024 === 0) return `${bytes / 1024} KiB`;
+  return `${bytes} bytes`;
 }

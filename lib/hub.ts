@@ -3,8 +3,19 @@
  * frame to all of them. The reply path does no per-client JSON work: every
  * client is handed the same string.
  *
+ * Each client has an outgoing budget (the socket's `bufferedAmount`). A client
+ * over it never delays the others nor grows memory: it is closed (1008), or,
+ * with the `drop` policy, skipped until it has caught up and then told how
+ * many frames it missed.
+ *
  * @module
  */
+
+import type { SlowClientPolicy } from "./config.ts";
+import { TokenBucket } from "./rate_limit.ts";
+
+/** Close code for a client closed for being too slow (RFC 6455 policy violation). */
+export const CLOSE_TOO_SLOW = 1008;
 
 /** One connected websocket client. */
 export interface Client {
@@ -16,15 +27,54 @@ export interface Client {
   readonly socket: WebSocket;
   /** When it connected (ms since the epoch). */
   readonly connectedAt: number;
+  /** Its command allowance (rate limit). */
+  readonly allowance: TokenBucket;
   /** Frames sent to it so far. */
   framesSent: number;
+  /** Frames skipped since it fell behind (drop policy). */
+  dropped: number;
+  /** Bad frames it sent. */
+  badFrames: number;
+  /** Commands it sent. */
+  commandsSent: number;
 }
+
+/** Options for {@linkcode Hub}. */
+export interface HubOptions {
+  /** Outgoing bytes a client may have waiting. */
+  bufferBytes: number;
+  /** What to do with a client over its budget. */
+  policy: SlowClientPolicy;
+  /** Commands per second per client (0: unlimited). */
+  commandRate: number;
+  /** Commands a client may send at once. */
+  commandBurst: number;
+  /** The frame that tells a client how many frames it missed. */
+  droppedNotice: (dropped: number) => string;
+  /** Called when a client is closed for being too slow. */
+  onSlowClose?: (client: Client, buffered: number) => void;
+  /** Called when a client caught up after frames were dropped. */
+  onCaughtUp?: (client: Client, dropped: number) => void;
+}
+
+/** How often lagging clients are checked for having caught up, when no traffic does it. */
+const CATCH_UP_CHECK_MS = 500;
 
 /** The registry of connected clients. */
 export class Hub {
   readonly #clients = new Set<Client>();
+  readonly #lagging = new Set<Client>();
+  readonly #options: HubOptions;
+  #catchUpTimer: ReturnType<typeof setInterval> | undefined;
   #nextId = 1;
   #framesSent = 0;
+  #slowCloses = 0;
+  #framesDropped = 0;
+
+  /** An empty hub. */
+  constructor(options: HubOptions) {
+    this.#options = options;
+  }
 
   /** How many clients are connected. */
   get size(): number {
@@ -36,9 +86,29 @@ export class Hub {
     return this.#framesSent;
   }
 
+  /** Clients closed for being too slow since start. */
+  get slowCloses(): number {
+    return this.#slowCloses;
+  }
+
+  /** Frames skipped for slow clients since start (drop policy). */
+  get framesDropped(): number {
+    return this.#framesDropped;
+  }
+
   /** Registers an open socket and returns its client record. */
   add(socket: WebSocket, peer: string): Client {
-    const client: Client = { id: this.#nextId++, peer, socket, connectedAt: Date.now(), framesSent: 0 };
+    const client: Client = {
+      id: this.#nextId++,
+      peer,
+      socket,
+      connectedAt: Date.now(),
+      allowance: new TokenBucket(this.#options.commandRate, this.#options.commandBurst),
+      framesSent: 0,
+      dropped: 0,
+      badFrames: 0,
+      commandsSent: 0,
+    };
     this.#clients.add(client);
     return client;
   }
@@ -46,11 +116,30 @@ export class Hub {
   /** Forgets a client (idempotent). */
   remove(client: Client): void {
     this.#clients.delete(client);
+    this.#unlag(client);
   }
 
-  /** Sends one frame to one client if its socket is open. */
+  /** Sends one frame to one client, applying its budget. */
   send(client: Client, frame: string): void {
-    if (client.socket.readyState !== WebSocket.OPEN) return;
+    const socket = client.socket;
+    if (socket.readyState !== WebSocket.OPEN) return;
+    const buffered = socket.bufferedAmount;
+    if (client.dropped > 0) {
+      if (buffered > this.#options.bufferBytes / 2) {
+        client.dropped++;
+        this.#framesDropped++;
+        return;
+      }
+      this.#caughtUp(client);
+    }
+    if (buffered + frame.length > this.#options.bufferBytes && buffered > 0) {
+      this.#overBudget(client, buffered);
+      return;
+    }
+    this.#write(client, frame);
+  }
+
+  #write(client: Client, frame: string): void {
     try {
       client.socket.send(frame);
       client.framesSent++;
@@ -60,14 +149,62 @@ export class Hub {
     }
   }
 
+  #overBudget(client: Client, buffered: number): void {
+    if (this.#options.policy === "drop") {
+      client.dropped++;
+      this.#framesDropped++;
+      this.#lagging.add(client);
+      this.#catchUpTimer ??= setInterval(() => this.#checkLagging(), CATCH_UP_CHECK_MS);
+      return;
+    }
+    this.remove(client);
+    this.#slowCloses++;
+    this.#options.onSlowClose?.(client, buffered);
+    try {
+      client.socket.close(
+        CLOSE_TOO_SLOW,
+        `client too slow: over ${this.#options.bufferBytes} bytes waiting`,
+      );
+    } catch {
+      // Already closing.
+    }
+  }
+
+  #caughtUp(client: Client): void {
+    const dropped = client.dropped;
+    client.dropped = 0;
+    this.#unlag(client);
+    this.#write(client, this.#options.droppedNotice(dropped));
+    this.#options.onCaughtUp?.(client, dropped);
+  }
+
+  #checkLagging(): void {
+    for (const client of this.#lagging) {
+      if (client.socket.readyState !== WebSocket.OPEN) {
+        this.#unlag(client);
+      } else if (client.socket.bufferedAmount <= this.#options.bufferBytes / 2) {
+        this.#caughtUp(client);
+      }
+    }
+  }
+
+  #unlag(client: Client): void {
+    this.#lagging.delete(client);
+    if (this.#lagging.size === 0 && this.#catchUpTimer !== undefined) {
+      clearInterval(this.#catchUpTimer);
+      this.#catchUpTimer = undefined;
+    }
+  }
+
   /** Sends the same frame to every connected client. */
   broadcast(frame: string): void {
     for (const client of this.#clients) this.send(client, frame);
   }
 
-  /** Closes every client with the given code and reason. */
+  /** Closes every client with the given code and reason, and stops the hub's timer. */
   closeAll(code: number, reason: string): void {
     for (const client of this.#clients) {
+      this.#unlag(client);
       try {
         client.socket.close(code, reason);
       } catch {

@@ -26,6 +26,8 @@ export interface ServerOptions {
   port: number;
   /** Seconds without traffic before a ping; the peer is dropped if no pong follows. */
   idleTimeoutSeconds?: number;
+  /** Asked before each upgrade; a response refuses the client (e.g. 503 when full). */
+  admit?: (request: Request, peer: string) => Response | undefined;
   /** Called with every upgraded socket (not yet open) and the peer address. */
   onSocket: (socket: WebSocket, peer: string) => void;
   /** The current health. */
@@ -39,9 +41,12 @@ export function startServer(options: ServerOptions): Deno.HttpServer<Deno.NetAdd
   function handler(request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response {
     const peer = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
     if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      const refusal = options.admit?.(request, peer);
+      if (refusal) return refusal;
       try {
+        // Deno pings after half the idle timeout and drops the peer if no pong follows.
         const { socket, response } = Deno.upgradeWebSocket(request, {
-          idleTimeout: options.idleTimeoutSeconds ?? 30,
+          idleTimeout: options.idleTimeoutSeconds ?? 40,
         });
         options.onSocket(socket, peer);
         return response;
