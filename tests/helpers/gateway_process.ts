@@ -102,6 +102,24 @@ export class GatewayProcess {
     for (const wake of waiters) wake();
   }
 
+  /** The process id. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** Resident memory of the process now, in bytes (Linux). */
+  rssBytes(): number {
+    const status = Deno.readTextFileSync(`/proc/${this.pid}/status`);
+    return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) * 1024;
+  }
+
+  /** Open file descriptors of the process now (Linux): sockets, pipes, files. */
+  openFds(): number {
+    let count = 0;
+    for (const _ of Deno.readDirSync(`/proc/${this.pid}/fd`)) count++;
+    return count;
+  }
+
   /** The exit status once it has exited. */
   get status(): Deno.CommandStatus | undefined {
     return this.#status;

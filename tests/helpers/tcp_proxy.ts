@@ -1,6 +1,7 @@
 /**
  * A TCP fault proxy between the gateway and RabbitMQ that a test can take
- * down (refusing and cutting connections) and bring back on the same port.
+ * down (refusing and cutting connections), stall (connections stay open but
+ * no byte moves, as with a dead network path) and bring back on the same port.
  *
  * @module
  */
@@ -14,6 +15,7 @@ export class TcpProxy {
   #accepting: Promise<void> | undefined;
   readonly #connections = new Set<Deno.Conn>();
   readonly #pipes = new Set<Promise<void>>();
+  #stalled: PromiseWithResolvers<void> | undefined;
   /** Connections accepted so far. */
   accepted = 0;
 
@@ -48,6 +50,33 @@ export class TcpProxy {
     })();
   }
 
+  /** Open connections (each side counts). */
+  get connections(): number {
+    return this.#connections.size;
+  }
+
+  /** Holds every byte in both directions until {@linkcode TcpProxy.resume}; connections stay open. */
+  stall(): void {
+    this.#stalled ??= Promise.withResolvers<void>();
+  }
+
+  /** Lets bytes flow again after {@linkcode TcpProxy.stall}. */
+  resume(): void {
+    this.#stalled?.resolve();
+    this.#stalled = undefined;
+  }
+
+  async #pump(from: Deno.Conn, to: Deno.Conn): Promise<void> {
+    const buffer = new Uint8Array(64 * 1024);
+    while (true) {
+      const n = await from.read(buffer);
+      if (n === null) return;
+      while (this.#stalled) await this.#stalled.promise;
+      let written = 0;
+      while (written < n) written += await to.write(buffer.subarray(written, n));
+    }
+  }
+
   #forward(inbound: Deno.Conn): void {
     this.accepted++;
     this.#connections.add(inbound);
@@ -57,8 +86,8 @@ export class TcpProxy {
         outbound = await Deno.connect({ hostname: "127.0.0.1", port: this.#targetPort });
         this.#connections.add(outbound);
         await Promise.race([
-          inbound.readable.pipeTo(outbound.writable, { preventClose: true }).catch(() => {}),
-          outbound.readable.pipeTo(inbound.writable, { preventClose: true }).catch(() => {}),
+          this.#pump(inbound, outbound).catch(() => {}),
+          this.#pump(outbound, inbound).catch(() => {}),
         ]);
       } catch {
         // Target down, or a side was cut.
@@ -80,6 +109,7 @@ export class TcpProxy {
 
   /** Stops listening and cuts every open connection, as a dead broker would. */
   async down(): Promise<void> {
+    this.resume();
     this.#listener?.close();
     this.#listener = undefined;
     await this.#accepting;
