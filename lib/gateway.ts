@@ -205,6 +205,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
   }
 
   let sockets = 0;
+  let allClosed: PromiseWithResolvers<void> | undefined;
   function admit(_request: Request, peer: string): Response | undefined {
     if (stopping) return new Response("clu-ws is shutting down\n", { status: 503 });
     if (sockets < limits.maxClients) return undefined;
@@ -234,6 +235,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
     };
     socket.onclose = (event) => {
       sockets--;
+      if (sockets === 0) allClosed?.resolve();
       if (!client) return;
       hub.remove(client);
       log.info(
@@ -299,8 +301,12 @@ export async function startGateway(config: Config): Promise<Gateway> {
       stopping = true;
       log.info("stopping: answering commands in flight, closing clients and the RabbitMQ link");
       await broker.close({ graceMs: 1000 });
+      allClosed = Promise.withResolvers<void>();
+      if (sockets === 0) allClosed.resolve();
       hub.closeAll(CLOSE_GOING_AWAY, "clu-ws is shutting down");
-      await settleWithin(server.shutdown(), 300);
+      // Our close frames first: shutting the server down closes what is left with its own reason.
+      await settleWithin(allClosed.promise, 300);
+      await settleWithin(server.shutdown(), 200);
       log.info("stopped");
     },
   };

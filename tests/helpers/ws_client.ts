@@ -24,12 +24,14 @@ export class WsClient {
   /** Resolves with the close event once the socket closes. */
   readonly closed: Promise<CloseEvent>;
   readonly #socket: WebSocket;
+  #closeEvent: CloseEvent | undefined;
   #waiters: Array<() => void> = [];
 
   private constructor(socket: WebSocket) {
     this.#socket = socket;
     this.closed = new Promise((resolve) => {
       socket.addEventListener("close", (event) => {
+        this.#closeEvent = event;
         resolve(event);
         this.#wake();
       });
@@ -96,13 +98,16 @@ export class WsClient {
       const found = this.frames.find(match);
       if (found) return found;
       if (this.#socket.readyState === WebSocket.CLOSED) {
-        throw new Error(`socket closed while waiting for ${what}`);
+        const event = this.#closeEvent;
+        throw new Error(
+          `socket closed (${event?.code} ${event?.reason}) while waiting for ${what}, after ${this.raw.length} frames`,
+        );
       }
       const left = deadline - Date.now();
       if (left <= 0) {
         throw new Error(
-          `no frame matching ${what} within ${timeoutMs} ms; got ${this.raw.length}: ${
-            this.raw.slice(-5).join("\n")
+          `no frame matching ${what} within ${timeoutMs} ms; got ${this.raw.length} frames, the last: ${
+            this.raw.slice(-3).map((f) => f.slice(0, 300)).join("\n")
           }`,
         );
       }
@@ -115,16 +120,24 @@ export class WsClient {
     }
   }
 
-  /** Waits until `count` frames match. */
+  /** Waits until `count` frames match; resolves with them. */
   async count(
     what: string,
     match: (frame: Frame) => boolean,
     count: number,
     { timeoutMs = 10_000 } = {},
   ): Promise<Frame[]> {
-    let matches: Frame[] = [];
-    await this.next(what, () => (matches = this.frames.filter(match)).length >= count, { timeoutMs });
-    return matches;
+    const matches: Frame[] = [];
+    let seen = 0;
+    const enough = () => {
+      for (; seen < this.frames.length; seen++) {
+        if (match(this.frames[seen])) matches.push(this.frames[seen]);
+      }
+      return matches.length >= count;
+    };
+    // next() asks its predicate frame by frame; this one looks at what is new once per call.
+    await this.next(`${count} × ${what}`, enough, { timeoutMs });
+    return matches.slice(0, count);
   }
 
   /** Closes the socket and waits for the close to finish. */
