@@ -5,6 +5,7 @@
  * @module
  */
 
+import { TokensError } from "./lib/auth.ts";
 import { ConfigError, parseCli } from "./lib/config.ts";
 import { startGateway } from "./lib/gateway.ts";
 import { logger, setupLogging } from "./lib/log.ts";
@@ -38,7 +39,7 @@ async function main(): Promise<number> {
   setupLogging({
     level: config.logLevel,
     format: config.logFormat,
-    secrets: [config.broker.password],
+    secrets: [config.broker.password, config.access.metricsToken ?? ""],
   });
   const log = logger("main");
   for (const warning of config.warnings) log.warn(warning);
@@ -61,6 +62,10 @@ async function main(): Promise<number> {
   try {
     gateway = await startGateway(config);
   } catch (err) {
+    if (err instanceof TokensError) {
+      log.error("{error}", { error: err.message });
+      return EXIT_USAGE;
+    }
     const why = err instanceof Error ? err.message : String(err);
     log.error("cannot listen on {host}:{port} ({error}); choose another --port or --host", {
       host: config.host,
@@ -91,6 +96,10 @@ async function main(): Promise<number> {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => onSignal(signal));
   }
+  Deno.addSignalListener("SIGHUP", () => {
+    log.info("SIGHUP received; reloading the tokens file");
+    gateway!.reloadTokens();
+  });
   return await stopped.promise;
 }
 

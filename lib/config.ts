@@ -9,6 +9,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { parse as parseToml } from "smol-toml";
 
 /** Log levels accepted by `--log-level`, most verbose first. */
 export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
@@ -55,8 +56,30 @@ export interface Config {
   logFormat: LogFormat;
   /** Limits that protect the gateway and its clients from one client. */
   limits: Limits;
+  /** Who may connect and what they may command. */
+  access: AccessConfig;
+  /** TLS certificate and key (PEM text), when the gateway serves wss://. */
+  tls?: { cert: string; key: string };
   /** Warnings found while parsing (e.g. a password on the command line). */
   warnings: string[];
+}
+
+/** Where access tokens come from, and the gateway-wide command rules. */
+export interface AccessConfig {
+  /** A tokens file (TOML or JSON), reloaded on SIGHUP. */
+  tokensFile?: string;
+  /** Tokens as a JSON document, from CLU_WS_TOKENS or the config file. */
+  tokensText?: { text: string; source: string };
+  /** Allowed browser origins (exact or wildcard); empty allows any. */
+  allowOrigins: string[];
+  /** Refuse every command. */
+  readOnly: boolean;
+  /** Actor globs that may be commanded; empty allows any. */
+  allowActors: string[];
+  /** Actor globs that may never be commanded. */
+  denyActors: string[];
+  /** Bearer token for /metrics and /healthz. */
+  metricsToken?: string;
 }
 
 /** What to do with a client whose outgoing buffer is over budget. */
@@ -107,11 +130,15 @@ export class ConfigError extends Error {
 }
 
 interface OptionSpec {
-  /** Long flag without dashes. */
+  /** Long flag without dashes; also the option's key in a config file. */
   flag: string;
   short?: string;
   env?: string;
   boolean?: boolean;
+  /** May be given several times (flags), comma-separated (env) or as a list (file). */
+  multiple?: boolean;
+  /** A secret: no command-line flag, only the environment or a config file. */
+  noFlag?: boolean;
   /** Default as shown in --help. */
   shown?: string;
   help: string;
@@ -238,6 +265,56 @@ const OPTIONS: readonly OptionSpec[] = [
     help:
       "seconds: a silent client is pinged after half of it and dropped at the end without a pong (0: never)",
   },
+  {
+    flag: "config",
+    env: "CLU_WS_CONFIG",
+    help: "a TOML or JSON file with any of these options by their long names (flags > env > file)",
+  },
+  {
+    flag: "tokens-file",
+    env: "CLU_WS_TOKENS_FILE",
+    help:
+      "access tokens with roles (TOML or JSON, reloaded on SIGHUP); without it anyone may watch and command",
+  },
+  {
+    flag: "tokens",
+    env: "CLU_WS_TOKENS",
+    noFlag: true,
+    help: "access tokens as a JSON document, instead of --tokens-file",
+  },
+  {
+    flag: "allow-origin",
+    env: "CLU_WS_ALLOW_ORIGIN",
+    multiple: true,
+    help:
+      "browser origins allowed to connect, exact or with a wildcard host (https://*.example.org); others get 403",
+  },
+  {
+    flag: "read-only",
+    env: "CLU_WS_READ_ONLY",
+    boolean: true,
+    help: "refuse every command (clients only watch)",
+  },
+  {
+    flag: "allow-actor",
+    env: "CLU_WS_ALLOW_ACTOR",
+    multiple: true,
+    help: "only these actors may be commanded (globs such as lvm.*)",
+  },
+  {
+    flag: "deny-actor",
+    env: "CLU_WS_DENY_ACTOR",
+    multiple: true,
+    help: "these actors may never be commanded (globs); beats --allow-actor",
+  },
+  { flag: "tls-cert", env: "CLU_WS_TLS_CERT", help: "PEM certificate (chain): serve wss:// and https://" },
+  { flag: "tls-key", env: "CLU_WS_TLS_KEY", help: "PEM private key for --tls-cert" },
+  {
+    flag: "metrics-token",
+    env: "CLU_WS_METRICS_TOKEN",
+    noFlag: true,
+    help: "a bearer token that /metrics and /healthz then require",
+  },
   { flag: "version", short: "V", boolean: true, help: "print the version and exit" },
   { flag: "help", short: "h", boolean: true, help: "print this help and exit" },
 ];
@@ -245,8 +322,10 @@ const OPTIONS: readonly OptionSpec[] = [
 /** The `--help` text: every option with its default and its variable. */
 export function helpText(): string {
   const rows = OPTIONS.map((o) => {
-    const flags = (o.short ? `-${o.short}, ` : "    ") + `--${o.flag}` +
-      (o.boolean ? "" : " <value>");
+    const flags = o.noFlag
+      ? `    (${o.flag}: env or file)`
+      : (o.short ? `-${o.short}, ` : "    ") + `--${o.flag}` + (o.boolean ? "" : " <value>") +
+        (o.multiple ? " …" : "");
     const extra = [
       o.shown ? `default ${o.shown}` : "",
       o.env ? `env ${o.env}` : "",
@@ -258,7 +337,7 @@ export function helpText(): string {
     "",
     "Usage: clu-ws [options]",
     "",
-    "Options (flags win over environment variables, which win over defaults):",
+    "Options (flags win over environment variables, which win over a --config file, which wins over defaults):",
     ...rows,
     "",
   ].join("\n");
@@ -288,16 +367,25 @@ export function parseCli(
   if (flags.version) return { kind: "version" };
 
   const warnings: string[] = [];
-  /** The raw value and where it came from, flag first, then environment. */
-  function pick(flag: string): { value: string; source: string } | undefined {
+  const readTextFile = options.readTextFile ?? Deno.readTextFileSync;
+  const configPath = typeof flags.config === "string"
+    ? { value: flags.config, source: "--config" }
+    : env.CLU_WS_CONFIG
+    ? { value: env.CLU_WS_CONFIG, source: "CLU_WS_CONFIG" }
+    : undefined;
+  const file = configPath ? readConfigFile(configPath, readTextFile) : {};
+
+  /** The raw value and where it came from: flag, then environment, then config file. */
+  function pick(flag: string): Picked | undefined {
     const spec = OPTIONS.find((o) => o.flag === flag)!;
     const fromFlag = flags[flag];
-    if (typeof fromFlag === "string") {
-      return { value: fromFlag, source: `--${flag}` };
-    }
+    if (typeof fromFlag === "string") return { value: fromFlag, source: `--${flag}`, layer: 0 };
+    if (Array.isArray(fromFlag)) return { value: fromFlag.join(","), source: `--${flag}`, layer: 0 };
+    if (fromFlag === true) return { value: "true", source: `--${flag}`, layer: 0 };
     const fromEnv = spec.env ? env[spec.env] : undefined;
-    if (fromEnv !== undefined && fromEnv !== "") {
-      return { value: fromEnv, source: spec.env! };
+    if (fromEnv !== undefined && fromEnv !== "") return { value: fromEnv, source: spec.env!, layer: 1 };
+    if (Object.hasOwn(file, flag)) {
+      return { value: file[flag], source: `${configPath!.value}: ${flag}`, layer: 2 };
     }
     return undefined;
   }
@@ -305,13 +393,11 @@ export function parseCli(
   const port = parsePort(pick("port"), 9876);
   const host = pick("host")?.value ?? "0.0.0.0";
 
-  const readTextFile = options.readTextFile ?? Deno.readTextFileSync;
   let password = "guest";
   const passwordFile = pick("password-file");
   const passwordOption = pick("password");
-  // Flags beat variables: --password, --password-file, CLU_WS_PASSWORD, CLU_WS_PASSWORD_FILE.
-  const fileFromFlag = passwordFile?.source === "--password-file";
-  if (passwordOption && (passwordOption.source === "--password" || !fileFromFlag)) {
+  // Flags beat variables beat the config file; at the same level a password beats a password file.
+  if (passwordOption && (!passwordFile || passwordOption.layer <= passwordFile.layer)) {
     password = passwordOption.value;
     if (passwordOption.source === "--password") {
       warnings.push(
@@ -334,7 +420,7 @@ export function parseCli(
   const url = pick("url");
   if (url) {
     broker = applyBrokerUrl(broker, url);
-    if (url.source === "--url" && new URL(url.value).password) {
+    if (url.layer === 0 && new URL(url.value).password) {
       warnings.push(
         "a password in --url is visible to every user of this machine (ps); use CLU_WS_URL, CLU_WS_PASSWORD or --password-file instead",
       );
@@ -383,9 +469,118 @@ export function parseCli(
           max: 86_400,
         }),
       },
+      access: {
+        tokensFile: pick("tokens-file")?.value,
+        tokensText: pick("tokens") && { text: pick("tokens")!.value, source: pick("tokens")!.source },
+        allowOrigins: parseList(pick("allow-origin")).map((o) =>
+          checkOriginPattern(o, pick("allow-origin")!)
+        ),
+        readOnly: parseBoolean(pick("read-only")),
+        allowActors: parseList(pick("allow-actor")),
+        denyActors: parseList(pick("deny-actor")),
+        metricsToken: pick("metrics-token")?.value,
+      },
+      tls: readTls(pick("tls-cert"), pick("tls-key"), readTextFile),
       warnings,
     },
   };
+}
+
+/** A raw option value, where it came from, and its precedence (0 flag, 1 env, 2 file). */
+interface Picked {
+  value: string;
+  source: string;
+  layer: number;
+}
+
+/** Reads a TOML or JSON config file into option strings, rejecting unknown keys. */
+function readConfigFile(
+  path: { value: string; source: string },
+  readTextFile: (path: string) => string,
+): Record<string, string> {
+  let text: string;
+  try {
+    text = readTextFile(path.value);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new ConfigError(`${path.source}: cannot read config file '${path.value}' (${why})`);
+  }
+  let data: Record<string, unknown>;
+  try {
+    data = path.value.endsWith(".json") ? JSON.parse(text) : parseToml(text);
+  } catch (err) {
+    const why = err instanceof Error ? err.message.split("\n")[0] : String(err);
+    throw new ConfigError(
+      `${path.value}: not valid ${path.value.endsWith(".json") ? "JSON" : "TOML"} (${why})`,
+    );
+  }
+  if (data === null || typeof data !== "object" || Array.isArray(data)) {
+    throw new ConfigError(`${path.value}: the config file must hold a table of options`);
+  }
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(data)) {
+    const spec = OPTIONS.find((o) => o.flag === key);
+    if (!spec || key === "config" || key === "help" || key === "version") {
+      throw new ConfigError(
+        `${path.value}: unknown option '${key}'; the keys are the long flag names (see --help)`,
+      );
+    }
+    if (Array.isArray(value) && spec.multiple) {
+      out[key] = value.map(String).join(",");
+    } else if (["string", "number", "boolean"].includes(typeof value)) {
+      out[key] = String(value);
+    } else if (key === "tokens" && value !== null && typeof value === "object") {
+      out[key] = JSON.stringify(value);
+    } else {
+      throw new ConfigError(
+        `${path.value}: option '${key}' must be a ${spec.multiple ? "list or " : ""}single value`,
+      );
+    }
+  }
+  return out;
+}
+
+function parseList(picked: Picked | undefined): string[] {
+  if (!picked) return [];
+  return picked.value.split(",").map((item) => item.trim()).filter(Boolean);
+}
+
+function parseBoolean(picked: Picked | undefined): boolean {
+  if (!picked) return false;
+  const value = picked.value.trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(value)) return true;
+  if (["0", "false", "no", "off", ""].includes(value)) return false;
+  throw new ConfigError(`${picked.source}: '${picked.value}' is not true or false`);
+}
+
+/** Origins are `scheme://host[:port]`, optionally with `*.` before the host. */
+function checkOriginPattern(pattern: string, picked: Picked): string {
+  if (!/^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/.test(pattern)) {
+    throw new ConfigError(
+      `${picked.source}: '${pattern}' is not an origin; use e.g. https://ops.example.org or https://*.example.org`,
+    );
+  }
+  return pattern.toLowerCase();
+}
+
+function readTls(
+  cert: Picked | undefined,
+  key: Picked | undefined,
+  readTextFile: (path: string) => string,
+): { cert: string; key: string } | undefined {
+  if (!cert && !key) return undefined;
+  if (!cert || !key) {
+    throw new ConfigError(`${(cert ?? key)!.source} needs its pair: give both --tls-cert and --tls-key`);
+  }
+  const read = (picked: Picked, what: string) => {
+    try {
+      return readTextFile(picked.value);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      throw new ConfigError(`${picked.source}: cannot read TLS ${what} '${picked.value}' (${why})`);
+    }
+  };
+  return { cert: read(cert, "certificate"), key: read(key, "key") };
 }
 
 /**
@@ -402,10 +597,15 @@ function hostForUrl(hostname: string): string {
   return hostname.includes(":") && !hostname.startsWith("[") ? `[${hostname}]` : hostname;
 }
 
-function parseFlags(args: readonly string[]): Record<string, string | boolean | undefined> {
-  const spec: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+function parseFlags(args: readonly string[]): Record<string, string | boolean | string[] | undefined> {
+  const spec: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {};
   for (const o of OPTIONS) {
-    spec[o.flag] = { type: o.boolean ? "boolean" : "string", ...(o.short ? { short: o.short } : {}) };
+    if (o.noFlag) continue;
+    spec[o.flag] = {
+      type: o.boolean ? "boolean" : "string",
+      ...(o.short ? { short: o.short } : {}),
+      ...(o.multiple ? { multiple: true } : {}),
+    };
   }
   try {
     const { values } = parseArgs({
@@ -414,7 +614,7 @@ function parseFlags(args: readonly string[]): Record<string, string | boolean | 
       strict: true,
       allowPositionals: false,
     });
-    return values as Record<string, string | boolean | undefined>;
+    return values as Record<string, string | boolean | string[] | undefined>;
   } catch (err) {
     throw new ConfigError(describeParseArgsError(err));
   }

@@ -9,8 +9,9 @@
  * @module
  */
 
+import { Access, type Grant } from "./access.ts";
 import { BrokerLink, type LinkState } from "./broker.ts";
-import { type CommandResult, sendCommand } from "./commands.ts";
+import { sendCommand } from "./commands.ts";
 import type { Config } from "./config.ts";
 import {
   type ClientCommand,
@@ -22,7 +23,8 @@ import {
 import { type Client, Hub } from "./hub.ts";
 import { settleWithin } from "./deadline.ts";
 import { logger } from "./log.ts";
-import { startServer } from "./server.ts";
+import { type CommandOutcome, Metrics } from "./metrics.ts";
+import { type Admission, startServer } from "./server.ts";
 import { VERSION } from "./version.ts";
 
 const log = logger("gateway");
@@ -39,13 +41,17 @@ export interface Gateway {
   readonly port: number;
   /** Stops accepting, answers commands in flight, closes clients (1001) and the broker link. */
   stop(): Promise<void>;
+  /** Re-reads the tokens file (SIGHUP). */
+  reloadTokens(): Promise<void>;
 }
 
 /** Starts serving clients at once and connects to RabbitMQ in the background. */
 export async function startGateway(config: Config): Promise<Gateway> {
   const identity: GatewayIdentity = { name: config.name, exchange: config.exchange };
   const { limits } = config;
-  const hub = new Hub({
+  const access = new Access(config.access);
+  await access.load();
+  const hub = new Hub<Grant>({
     bufferBytes: limits.clientBufferBytes,
     policy: limits.slowClient,
     commandRate: limits.commandRate,
@@ -85,6 +91,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
     name: config.name,
     onReply(message) {
       const reply = encodeReply(message);
+      metrics.reply(reply.kind === "reply", message.properties.timestamp);
       if (reply.kind === "dropped") {
         log.warn("dropped a reply on {routingKey}: {reason}", {
           routingKey: message.fields.routingKey,
@@ -103,7 +110,18 @@ export async function startGateway(config: Config): Promise<Gateway> {
     },
   });
 
-  function answer(client: Client, command: ClientCommand, reason: string): void {
+  const metrics = new Metrics({
+    clients: () => hub.size,
+    framesSent: () => hub.framesSent,
+    bytesSent: () => hub.bytesSent,
+    slowCloses: () => hub.slowCloses,
+    framesSkipped: () => hub.framesDropped,
+    reconnects: () => broker.reconnects,
+    linkUp: () => broker.state === "up" ? 1 : 0,
+    blocked: () => broker.blockedReason === undefined ? 0 : 1,
+  });
+
+  function answer(client: Client<Grant>, command: ClientCommand, reason: string): void {
     hub.send(
       client,
       gatewayReplyFrame(identity, {
@@ -115,27 +133,49 @@ export async function startGateway(config: Config): Promise<Gateway> {
     );
   }
 
-  async function runCommand(client: Client, command: ClientCommand): Promise<void> {
-    client.commandsSent++;
-    const result: CommandResult = stopping
-      ? { status: "failed", reason: "clu-ws is shutting down; the command was not sent" }
-      : !client.allowance.take()
-      ? {
-        status: "failed",
+  /** Decides and, if allowed, sends a command; every path ends in one outcome. */
+  async function decide(
+    client: Client<Grant>,
+    command: ClientCommand,
+  ): Promise<{ outcome: CommandOutcome; reason?: string; announced?: boolean }> {
+    if (stopping) return { outcome: "failed", reason: "clu-ws is shutting down; the command was not sent" };
+    const denial = access.commandDenial(client.grant, command.consumer);
+    if (denial) return { outcome: "denied", reason: denial };
+    if (!client.allowance.take()) {
+      return {
+        outcome: "rate_limited",
         reason:
           `rate limit exceeded: at most ${limits.commandRate} commands a second (bursts of ${limits.commandBurst}) per client; the command was not sent`,
-      }
-      : await sendCommand(broker, identity, command);
-    log.info("command {commandId} to {consumer} from client {client}: {outcome}", {
+      };
+    }
+    const result = await sendCommand(broker, identity, command);
+    if (result.status === "failed") return { outcome: "failed", reason: result.reason };
+    if (result.status === "unroutable") return { outcome: "unroutable", announced: result.announced };
+    return { outcome: "published" };
+  }
+
+  async function runCommand(client: Client<Grant>, command: ClientCommand): Promise<void> {
+    client.commandsSent++;
+    metrics.commandReceived();
+    const { outcome, reason, announced } = await decide(client, command);
+    metrics.command(outcome);
+    const record = {
       commandId: command.commandId,
       consumer: command.consumer,
       client: client.id,
-      outcome: result.status,
-      reason: result.status === "failed" ? result.reason : undefined,
-    });
-    if (result.status === "failed") {
-      answer(client, command, result.reason);
-    } else if (result.status === "unroutable" && !result.announced) {
+      peer: client.peer,
+      token: client.grant.token?.name,
+      outcome,
+      reason,
+    };
+    if (outcome === "denied") {
+      log.warn("command {commandId} to {consumer} from client {client}: {outcome} ({reason})", record);
+    } else {
+      log.info("command {commandId} to {consumer} from client {client}: {outcome}", record);
+    }
+    if (reason !== undefined) {
+      answer(client, command, reason);
+    } else if (outcome === "unroutable" && !announced) {
       hub.send(
         client,
         gatewayReplyFrame(identity, {
@@ -149,7 +189,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
     }
   }
 
-  function onClientMessage(client: Client, data: unknown): void {
+  function onClientMessage(client: Client<Grant>, data: unknown): void {
     const size = typeof data === "string" ? textBytes(data, limits.maxMessageBytes) : byteLength(data);
     if (size > limits.maxMessageBytes) {
       client.badFrames++;
@@ -206,9 +246,9 @@ export async function startGateway(config: Config): Promise<Gateway> {
 
   let sockets = 0;
   let allClosed: PromiseWithResolvers<void> | undefined;
-  function admit(_request: Request, peer: string): Response | undefined {
+  function admit(request: Request, peer: string): Promise<Admission<Grant> | Response> | Response {
     if (stopping) return new Response("clu-ws is shutting down\n", { status: 503 });
-    if (sockets < limits.maxClients) return undefined;
+    if (sockets < limits.maxClients) return access.admit(request, peer);
     log.warn("refused a client from {peer}: {clients} clients connected, the limit (--max-clients)", {
       peer,
       clients: sockets,
@@ -219,14 +259,15 @@ export async function startGateway(config: Config): Promise<Gateway> {
     );
   }
 
-  function onSocket(socket: WebSocket, peer: string): void {
-    let client: Client | undefined;
+  function onSocket(socket: WebSocket, peer: string, grant: Grant): void {
+    let client: Client<Grant> | undefined;
     sockets++;
     socket.onopen = () => {
-      client = hub.add(socket, peer);
-      log.info("client {client} connected from {peer} ({clients} connected)", {
+      client = hub.add(socket, peer, grant);
+      log.info("client {client} connected from {peer} with token {token} ({clients} connected)", {
         client: client.id,
         peer,
+        token: grant.token?.name ?? "(none)",
         clients: hub.size,
       });
     };
@@ -239,10 +280,11 @@ export async function startGateway(config: Config): Promise<Gateway> {
       if (!client) return;
       hub.remove(client);
       log.info(
-        "client {client} from {peer} disconnected ({code}) after {seconds} s: {frames} frames sent, {commands} commands, {bad} bad frames ({clients} connected)",
+        "client {client} from {peer} ({token}) disconnected ({code}) after {seconds} s: {frames} frames sent, {commands} commands, {bad} bad frames ({clients} connected)",
         {
           client: client.id,
           peer,
+          token: client.grant.token?.name ?? "no token",
           code: event.code,
           seconds: ((Date.now() - client.connectedAt) / 1000).toFixed(1),
           frames: client.framesSent,
@@ -262,9 +304,14 @@ export async function startGateway(config: Config): Promise<Gateway> {
   const server = startServer({
     host: config.host,
     port: config.port,
+    tls: config.tls,
     idleTimeoutSeconds: limits.idleTimeoutSeconds,
     admit,
     onSocket,
+    guardOps: (request) => access.guardOps(request),
+    async metrics() {
+      return { text: await metrics.render(), contentType: metrics.contentType };
+    },
     health() {
       const up = broker.state === "up";
       return {
@@ -282,8 +329,9 @@ export async function startGateway(config: Config): Promise<Gateway> {
       };
     },
     onListen({ hostname, port }) {
-      log.info("clu-ws {version} listening on ws://{host}:{port}/ as {name}", {
+      log.info("clu-ws {version} listening on {scheme}://{host}:{port}/ as {name}", {
         version: VERSION,
+        scheme: config.tls ? "wss" : "ws",
         host: hostname.includes(":") ? `[${hostname}]` : hostname,
         port,
         name: config.name,
@@ -292,10 +340,17 @@ export async function startGateway(config: Config): Promise<Gateway> {
     },
   });
   const port = await boundPort;
+  if (!access.usesTokens && !isLoopback(config.host)) {
+    log.warn(
+      "no access tokens: anyone who reaches port {port} can watch and command every actor; set --tokens-file (or --read-only)",
+      { port },
+    );
+  }
   await broker.start();
 
   return {
     port,
+    reloadTokens: () => access.reload(),
     async stop() {
       if (stopping) return;
       stopping = true;
@@ -307,6 +362,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
       // Our close frames first: shutting the server down closes what is left with its own reason.
       await settleWithin(allClosed.promise, 300);
       await settleWithin(server.shutdown(), 200);
+      metrics.close();
       log.info("stopped");
     },
   };
@@ -330,4 +386,8 @@ function describeBytes(bytes: number): string {
   if (bytes % (1024 * 1024) === 0) return `${bytes / 1024 / 1024} MiB`;
   if (bytes % 1024 === 0) return `${bytes / 1024} KiB`;
   return `${bytes} bytes`;
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
 }

@@ -17,14 +17,16 @@ import { TokenBucket } from "./rate_limit.ts";
 /** Close code for a client closed for being too slow (RFC 6455 policy violation). */
 export const CLOSE_TOO_SLOW = 1008;
 
-/** One connected websocket client. */
-export interface Client {
+/** One connected websocket client; `grant` is what admission attached to it (e.g. its token). */
+export interface Client<G = unknown> {
   /** A short id for logs. */
   readonly id: number;
   /** The peer address, `host:port`. */
   readonly peer: string;
   /** The socket. */
   readonly socket: WebSocket;
+  /** What admission granted it. */
+  readonly grant: G;
   /** When it connected (ms since the epoch). */
   readonly connectedAt: number;
   /** Its command allowance (rate limit). */
@@ -52,22 +54,23 @@ export interface HubOptions {
   /** The frame that tells a client how many frames it missed. */
   droppedNotice: (dropped: number) => string;
   /** Called when a client is closed for being too slow. */
-  onSlowClose?: (client: Client, buffered: number) => void;
+  onSlowClose?: (client: Client<unknown>, buffered: number) => void;
   /** Called when a client caught up after frames were dropped. */
-  onCaughtUp?: (client: Client, dropped: number) => void;
+  onCaughtUp?: (client: Client<unknown>, dropped: number) => void;
 }
 
 /** How often lagging clients are checked for having caught up, when no traffic does it. */
 const CATCH_UP_CHECK_MS = 500;
 
 /** The registry of connected clients. */
-export class Hub {
-  readonly #clients = new Set<Client>();
-  readonly #lagging = new Set<Client>();
+export class Hub<G = unknown> {
+  readonly #clients = new Set<Client<G>>();
+  readonly #lagging = new Set<Client<G>>();
   readonly #options: HubOptions;
   #catchUpTimer: ReturnType<typeof setInterval> | undefined;
   #nextId = 1;
   #framesSent = 0;
+  #bytesSent = 0;
   #slowCloses = 0;
   #framesDropped = 0;
 
@@ -86,6 +89,11 @@ export class Hub {
     return this.#framesSent;
   }
 
+  /** Characters of frames handed to sockets since start (bytes, for ASCII JSON). */
+  get bytesSent(): number {
+    return this.#bytesSent;
+  }
+
   /** Clients closed for being too slow since start. */
   get slowCloses(): number {
     return this.#slowCloses;
@@ -97,11 +105,12 @@ export class Hub {
   }
 
   /** Registers an open socket and returns its client record. */
-  add(socket: WebSocket, peer: string): Client {
-    const client: Client = {
+  add(socket: WebSocket, peer: string, grant: G): Client<G> {
+    const client: Client<G> = {
       id: this.#nextId++,
       peer,
       socket,
+      grant,
       connectedAt: Date.now(),
       allowance: new TokenBucket(this.#options.commandRate, this.#options.commandBurst),
       framesSent: 0,
@@ -114,13 +123,13 @@ export class Hub {
   }
 
   /** Forgets a client (idempotent). */
-  remove(client: Client): void {
+  remove(client: Client<G>): void {
     this.#clients.delete(client);
     this.#unlag(client);
   }
 
   /** Sends one frame to one client, applying its budget. */
-  send(client: Client, frame: string): void {
+  send(client: Client<G>, frame: string): void {
     const socket = client.socket;
     if (socket.readyState !== WebSocket.OPEN) return;
     const buffered = socket.bufferedAmount;
@@ -139,17 +148,18 @@ export class Hub {
     this.#write(client, frame);
   }
 
-  #write(client: Client, frame: string): void {
+  #write(client: Client<G>, frame: string): void {
     try {
       client.socket.send(frame);
       client.framesSent++;
       this.#framesSent++;
+      this.#bytesSent += frame.length;
     } catch {
       // The socket closed between the check and the send; its close handler removes it.
     }
   }
 
-  #overBudget(client: Client, buffered: number): void {
+  #overBudget(client: Client<G>, buffered: number): void {
     if (this.#options.policy === "drop") {
       client.dropped++;
       this.#framesDropped++;
@@ -170,7 +180,7 @@ export class Hub {
     }
   }
 
-  #caughtUp(client: Client): void {
+  #caughtUp(client: Client<G>): void {
     const dropped = client.dropped;
     client.dropped = 0;
     this.#unlag(client);
@@ -188,7 +198,7 @@ export class Hub {
     }
   }
 
-  #unlag(client: Client): void {
+  #unlag(client: Client<G>): void {
     this.#lagging.delete(client);
     if (this.#lagging.size === 0 && this.#catchUpTimer !== undefined) {
       clearInterval(this.#catchUpTimer);

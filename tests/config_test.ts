@@ -75,6 +75,14 @@ const ALL_OPTIONS: { flag: string; short?: string; env?: string }[] = [
   { flag: "command-rate", env: "CLU_WS_COMMAND_RATE" },
   { flag: "command-burst", env: "CLU_WS_COMMAND_BURST" },
   { flag: "idle-timeout", env: "CLU_WS_IDLE_TIMEOUT" },
+  { flag: "config", env: "CLU_WS_CONFIG" },
+  { flag: "tokens-file", env: "CLU_WS_TOKENS_FILE" },
+  { flag: "allow-origin", env: "CLU_WS_ALLOW_ORIGIN" },
+  { flag: "read-only", env: "CLU_WS_READ_ONLY" },
+  { flag: "allow-actor", env: "CLU_WS_ALLOW_ACTOR" },
+  { flag: "deny-actor", env: "CLU_WS_DENY_ACTOR" },
+  { flag: "tls-cert", env: "CLU_WS_TLS_CERT" },
+  { flag: "tls-key", env: "CLU_WS_TLS_KEY" },
   { flag: "version", short: "V" },
   { flag: "help", short: "h" },
 ];
@@ -108,6 +116,16 @@ Deno.test("config: no flags and no environment give CLU's defaults", () => {
       commandBurst: 40,
       idleTimeoutSeconds: 40,
     },
+    access: {
+      tokensFile: undefined,
+      tokensText: undefined,
+      allowOrigins: [],
+      readOnly: false,
+      allowActors: [],
+      denyActors: [],
+      metricsToken: undefined,
+    },
+    tls: undefined,
     warnings: [],
   });
 });
@@ -280,6 +298,16 @@ Deno.test("config: every CLU_WS_* variable sets its value", () => {
       commandBurst: 3,
       idleTimeoutSeconds: 0,
     },
+    access: {
+      tokensFile: undefined,
+      tokensText: undefined,
+      allowOrigins: [],
+      readOnly: false,
+      allowActors: [],
+      denyActors: [],
+      metricsToken: undefined,
+    },
+    tls: undefined,
     warnings: [],
   });
 });

@@ -1,0 +1,146 @@
+/**
+ * Access control at the door and on every command: browser origin, access
+ * token (from a file reloaded on SIGHUP, or the environment), and the command
+ * rules. Refusals are HTTP answers before the upgrade; denied commands get a
+ * reason naming the rule.
+ *
+ * @module
+ */
+
+import {
+  authenticate,
+  offeredProtocols,
+  parseTokens,
+  presentedToken,
+  SUBPROTOCOL,
+  type TokenEntry,
+  TokensError,
+  type TokenSet,
+} from "./auth.ts";
+import type { AccessConfig } from "./config.ts";
+import { logger } from "./log.ts";
+import { commandDenial, type CommandRules, commandRules, originAllowed } from "./policy.ts";
+import type { Admission } from "./server.ts";
+
+const log = logger("access");
+
+/** What an admitted client carries: its token, when the gateway uses tokens. */
+export interface Grant {
+  /** The client's token entry, or undefined on an open gateway. */
+  token?: TokenEntry;
+}
+
+/** The gateway's access rules. */
+export class Access {
+  readonly #config: AccessConfig;
+  readonly #rules: CommandRules;
+  #tokens: TokenSet | undefined;
+
+  /** Rules from the configuration; call {@linkcode Access.load} before use. */
+  constructor(config: AccessConfig) {
+    this.#config = config;
+    this.#rules = commandRules({
+      readOnly: config.readOnly,
+      allow: config.allowActors,
+      deny: config.denyActors,
+    });
+  }
+
+  /** Whether clients need a token. */
+  get usesTokens(): boolean {
+    return this.#tokens !== undefined;
+  }
+
+  /**
+   * Reads the tokens (file or document).
+   *
+   * @throws {TokensError} when they cannot be used; the gateway must not start open by mistake.
+   */
+  async load(): Promise<void> {
+    const { tokensFile, tokensText } = this.#config;
+    if (tokensFile) {
+      this.#tokens = await parseTokens(await readTokensFile(tokensFile), tokensFile);
+    } else if (tokensText) {
+      this.#tokens = await parseTokens(tokensText.text, tokensText.source);
+    }
+    for (const warning of this.#tokens?.warnings ?? []) log.warn(warning);
+    if (this.#tokens) log.info("{count} access tokens loaded", { count: this.#tokens.entries.length });
+  }
+
+  /** Re-reads the tokens file (SIGHUP); on any error the tokens in use stay. */
+  async reload(): Promise<void> {
+    if (!this.#config.tokensFile) {
+      log.info("SIGHUP: no --tokens-file to reload");
+      return;
+    }
+    try {
+      await this.load();
+    } catch (err) {
+      log.error("SIGHUP: kept the tokens in use; {error}", {
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+
+  /** Admits or refuses an upgrade: origin first (403), then the token (401). */
+  async admit(request: Request, peer: string): Promise<Admission<Grant> | Response> {
+    const origin = request.headers.get("origin");
+    if (origin !== null && !originAllowed(origin, request.headers.get("host"), this.#config.allowOrigins)) {
+      log.warn("refused a client from {peer}: origin {origin} is not allowed (--allow-origin)", {
+        peer,
+        origin,
+      });
+      return new Response(`origin ${origin} is not allowed to connect (--allow-origin)\n`, { status: 403 });
+    }
+    const protocols = offeredProtocols(request);
+    // A browser fails the connection unless one of its offered subprotocols is answered.
+    const protocol = protocols.includes(SUBPROTOCOL) ? SUBPROTOCOL : protocols[0];
+    if (!this.#tokens) return { protocol, grant: {} };
+    const presented = presentedToken(request, protocols);
+    const token = presented === undefined ? undefined : await authenticate(this.#tokens, presented);
+    if (!token) {
+      log.warn("refused a client from {peer}: {why}", {
+        peer,
+        why: presented === undefined ? "no token" : "unknown token",
+      });
+      return new Response(
+        'a valid token is required: offer the subprotocols ["clu-ws", "token.<token>"], add ?token=<token>, or send Authorization: Bearer <token>\n',
+        { status: 401, headers: { "www-authenticate": 'Bearer realm="clu-ws"' } },
+      );
+    }
+    return { protocol, grant: { token } };
+  }
+
+  /** Why this client may not command `actor`, or undefined. */
+  commandDenial(grant: Grant, actor: string): string | undefined {
+    return commandDenial(this.#rules, grant.token, actor);
+  }
+
+  /** Refuses `/healthz` and `/metrics` without the metrics token, when one is set. */
+  guardOps(request: Request): Response | undefined {
+    const expected = this.#config.metricsToken;
+    if (!expected) return undefined;
+    const presented = /^Bearer\s+(.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1]?.trim() ?? "";
+    if (constantTimeEqual(presented, expected)) return undefined;
+    return new Response("this endpoint needs Authorization: Bearer <metrics token>\n", {
+      status: 401,
+      headers: { "www-authenticate": 'Bearer realm="clu-ws metrics"' },
+    });
+  }
+}
+
+async function readTokensFile(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    throw new TokensError(`cannot read tokens file '${path}' (${err instanceof Error ? err.message : err})`);
+  }
+}
+
+function constantTimeEqual(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
