@@ -15,9 +15,9 @@ export class ChildClient {
   readonly #reading: Promise<void>;
   #waiters: Array<() => void> = [];
 
-  private constructor(url: string) {
+  private constructor(url: string, denoArgs: string[]) {
     this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-net", "--quiet", new URL(import.meta.url).pathname, url],
+      args: ["run", "--allow-net", "--quiet", ...denoArgs, new URL(import.meta.url).pathname, url],
       stdin: "null",
       stdout: "piped",
       stderr: "inherit",
@@ -25,11 +25,18 @@ export class ChildClient {
     this.#reading = this.#read();
   }
 
-  /** Starts a child client on `url` and resolves once its socket is open. */
-  static async open(url: string): Promise<ChildClient> {
-    const client = new ChildClient(url);
+  /** Starts a child client on `url` and resolves once its socket is open (`denoArgs` e.g. `--cert ca.pem`). */
+  static async open(url: string, { denoArgs = [] as string[] } = {}): Promise<ChildClient> {
+    const client = new ChildClient(url, denoArgs);
     await client.waitFor("open", (line) => line === "open");
     return client;
+  }
+
+  /** Starts a child client that is expected to fail; resolves with its output lines once it exits. */
+  static async failing(url: string, { denoArgs = [] as string[] } = {}): Promise<string[]> {
+    await using client = new ChildClient(url, denoArgs);
+    await client.#reading;
+    return client.lines;
   }
 
   async #read(): Promise<void> {
@@ -113,6 +120,7 @@ if (import.meta.main) {
   };
   socket.onopen = () => print("open");
   socket.onmessage = (event) => print(String(event.data));
+  socket.onerror = (event) => print(`error ${(event as ErrorEvent).message ?? ""}`);
   socket.onclose = (event) => {
     print(`close ${event.code} ${event.reason}`);
     Deno.exit(0);

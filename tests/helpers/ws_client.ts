@@ -44,10 +44,18 @@ export class WsClient {
     });
   }
 
-  /** Opens a client to `url` and resolves once it is open. */
-  static connect(url: string, { timeoutMs = 10_000 } = {}): Promise<WsClient> {
+  /**
+   * Opens a client to `url` and resolves once it is open; `protocols` are
+   * offered subprotocols, `headers` extra handshake headers (a Deno extension).
+   */
+  static connect(
+    url: string,
+    { timeoutMs = 10_000, protocols = [] as string[], headers = {} as Record<string, string> } = {},
+  ): Promise<WsClient> {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url);
+      const socket = Object.keys(headers).length > 0
+        ? new WebSocket(url, { protocols, headers } as unknown as string[])
+        : new WebSocket(url, protocols);
       const client = new WsClient(socket);
       const timer = setTimeout(() => {
         socket.close();
@@ -62,6 +70,11 @@ export class WsClient {
         reject(new Error(`websocket to ${url} failed to open`));
       }, { once: true });
     });
+  }
+
+  /** The subprotocol the server answered. */
+  get protocol(): string {
+    return this.#socket.protocol;
   }
 
   /** The socket's ready state. */
