@@ -24,6 +24,9 @@ import type { Admission } from "./server.ts";
 
 const log = logger("access");
 
+/** The subprotocol that opts a connection into clu-ws v1 (docs/protocol.md). */
+export const V1_SUBPROTOCOL = "clu-ws.v1";
+
 /** What an admitted client carries: its token, when the gateway uses tokens. */
 export interface Grant {
   /** The client's token entry, or undefined on an open gateway. */
@@ -94,7 +97,9 @@ export class Access {
     }
     const protocols = offeredProtocols(request);
     // A browser fails the connection unless one of its offered subprotocols is answered.
-    const protocol = protocols.includes(SUBPROTOCOL) ? SUBPROTOCOL : protocols[0];
+    const protocol = protocols.find((p) => p === V1_SUBPROTOCOL) ??
+      protocols.find((p) => p === SUBPROTOCOL) ??
+      protocols[0];
     if (!this.#tokens) return { protocol, grant: {} };
     const presented = presentedToken(request, protocols);
     const token = presented === undefined ? undefined : await authenticate(this.#tokens, presented);
@@ -109,6 +114,25 @@ export class Access {
       );
     }
     return { protocol, grant: { token } };
+  }
+
+  /** Authenticates a plain HTTP request (`Authorization: Bearer` or `?token=`), or refuses it with 401. */
+  async authorizeHttp(request: Request, peer: string): Promise<Grant | Response> {
+    if (!this.#tokens) return {};
+    const presented = presentedToken(request, []);
+    const token = presented === undefined ? undefined : await authenticate(this.#tokens, presented);
+    if (token) return { token };
+    log.warn("refused an HTTP request from {peer}: {why}", {
+      peer,
+      why: presented ? "unknown token" : "no token",
+    });
+    return new Response(
+      JSON.stringify({ error: "a valid token is required: Authorization: Bearer <token>" }),
+      {
+        status: 401,
+        headers: { "content-type": "application/json", "www-authenticate": 'Bearer realm="clu-ws"' },
+      },
+    );
   }
 
   /** Why this client may not command `actor`, or undefined. */

@@ -57,9 +57,15 @@ const ENTRY_KEYS = new Set(["name", "role", "actors", "sha256", "token"]);
 export async function parseTokens(text: string, source: string): Promise<TokenSet> {
   let data: unknown;
   try {
-    data = /^\s*[[{]/.test(text) && !/^\s*\[\[/.test(text) ? JSON.parse(text) : parseToml(text);
-  } catch (err) {
-    throw new TokensError(`${source}: not valid TOML or JSON (${(err as Error).message.split("\n")[0]})`);
+    data = JSON.parse(text);
+  } catch (jsonError) {
+    try {
+      data = parseToml(text);
+    } catch (tomlError) {
+      const looksJson = /^\s*\{/.test(text) || /^\s*\[\s*[{\]]/.test(text);
+      const why = ((looksJson ? jsonError : tomlError) as Error).message.split("\n")[0];
+      throw new TokensError(`${source}: not valid ${looksJson ? "JSON" : "TOML"} (${why})`);
+    }
   }
   const list = Array.isArray(data) ? data : (data as { tokens?: unknown })?.tokens;
   if (!Array.isArray(list)) {
@@ -68,6 +74,7 @@ export async function parseTokens(text: string, source: string): Promise<TokenSe
   const entries: TokenEntry[] = [];
   const warnings: string[] = [];
   const names = new Set<string>();
+  const digests = new Map<string, string>();
   for (const [i, raw] of list.entries()) {
     const where = `${source}: token #${i + 1}`;
     if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
@@ -118,6 +125,13 @@ export async function parseTokens(text: string, source: string): Promise<TokenSe
     } else {
       throw new TokensError(`${where} (${name}): give 'sha256' (the token's SHA-256 in hex) or 'token'`);
     }
+    const hex = bytesToHex(digest);
+    if (digests.has(hex)) {
+      throw new TokensError(
+        `${where} (${name}): the same token as '${digests.get(hex)}'; every token must differ`,
+      );
+    }
+    digests.set(hex, name);
     entries.push({ name, role, actors: compileGlobs(actors as string[]), digest });
   }
   return { entries, warnings };
@@ -155,7 +169,7 @@ export function offeredProtocols(request: Request): string[] {
  * subprotocol, a `token` query parameter, or `Authorization: Bearer`.
  */
 export function presentedToken(request: Request, protocols: string[]): string | undefined {
-  const fromProtocol = protocols.find((p) => p.startsWith(TOKEN_PROTOCOL_PREFIX));
+  const fromProtocol = protocols.find((p) => p.startsWith(TOKEN_PROTOCOL_PREFIX) && p.length > 6);
   if (fromProtocol) return fromProtocol.slice(TOKEN_PROTOCOL_PREFIX.length);
   const fromQuery = new URL(request.url).searchParams.get("token");
   if (fromQuery) return fromQuery;

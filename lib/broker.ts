@@ -68,6 +68,15 @@ export interface BrokerLinkOptions {
 /** Why a command was not sent when the link is down. */
 export const UNREACHABLE = "RabbitMQ is unreachable; the command was not sent";
 
+interface Pending {
+  /** Set when the broker returned the message as unroutable (before its confirm). */
+  returned: boolean;
+  /** Ends the publish with this outcome (once). */
+  finish: (outcome: PublishOutcome) => void;
+  /** The outcome. */
+  outcome: Promise<PublishOutcome>;
+}
+
 interface LiveChannels {
   model: ChannelModel;
   consume: Channel;
@@ -82,8 +91,8 @@ export class BrokerLink {
   #live: LiveChannels | undefined;
   #state: LinkState = "connecting";
   #blocked: string | undefined;
-  #returned = new Set<string>();
-  #inFlight = new Set<Promise<unknown>>();
+  /** Publishes awaiting their confirm, by message id. */
+  readonly #pending = new Map<string, Pending>();
   #reconnects = 0;
 
   /** Prepares the link; nothing happens until {@linkcode BrokerLink.start}. */
@@ -178,6 +187,14 @@ export class BrokerLink {
       log.warn("RabbitMQ blocks publishes ({reason}); commands fail until it unblocks", {
         reason: this.#blocked,
       });
+      // What is in flight is held by the broker: say so now rather than at the confirm timeout.
+      for (const pending of this.#pending.values()) {
+        pending.finish({
+          ok: false,
+          reason:
+            `RabbitMQ is blocking publishes: ${this.#blocked}; it holds the command and may still deliver it when it unblocks`,
+        });
+      }
     });
     recovering.on("unblocked", () => {
       this.#blocked = undefined;
@@ -210,8 +227,8 @@ export class BrokerLink {
       });
     }
     confirm.on("return", (message: ConsumeMessage) => {
-      const id = message.properties.messageId;
-      if (typeof id === "string") this.#returned.add(id);
+      const pending = this.#pending.get(String(message.properties.messageId));
+      if (pending) pending.returned = true;
     });
     // Exactly CLU's arguments: any other declaration makes RabbitMQ close the channel (406).
     await consume.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
@@ -253,52 +270,53 @@ export class BrokerLink {
     }
     const timeoutMs = this.#options.confirmTimeoutMs ?? 10_000;
     const { messageId } = properties;
-    const outcome = new Promise<PublishOutcome>((resolve) => {
-      let done = false;
-      const finish = (result: PublishOutcome) => {
-        if (done) return;
-        done = true;
+    const { promise, resolve } = Promise.withResolvers<PublishOutcome>();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const pending: Pending = {
+      returned: false,
+      outcome: promise,
+      finish: (result) => {
+        if (this.#pending.get(messageId) !== pending) return;
+        this.#pending.delete(messageId);
         clearTimeout(timer);
-        this.#returned.delete(messageId);
         resolve(result);
-      };
-      const timer = setTimeout(() => {
-        finish({
-          ok: false,
-          reason: `RabbitMQ did not confirm the command within ${
-            timeoutMs / 1000
-          } s; it may or may not reach the actor`,
-        });
-      }, timeoutMs);
-      try {
-        live.confirm.publish(this.#options.exchange, routingKey, Buffer.from(body), {
-          headers: properties.headers,
-          messageId,
-          correlationId: properties.correlationId,
-          replyTo: properties.replyTo,
-          contentType: "text/json",
-          mandatory: properties.mandatory ?? false,
-        }, (err: unknown) => {
-          if (!err) {
-            finish({ ok: true, returned: this.#returned.has(messageId) });
-          } else if (this.#live !== live) {
-            finish({
-              ok: false,
-              reason:
-                "the RabbitMQ link was lost before the broker confirmed the command; it may not have been sent",
-            });
-          } else {
-            finish({ ok: false, reason: "RabbitMQ refused the command (nack); it was not delivered" });
-          }
-        });
-      } catch (err) {
-        log.error("publish to {routingKey} failed: {error}", { routingKey, error: describe(err) });
-        finish({ ok: false, reason: `the command could not be published: ${describe(err)}` });
-      }
-    });
-    this.#inFlight.add(outcome);
-    outcome.finally(() => this.#inFlight.delete(outcome));
-    return outcome;
+      },
+    };
+    this.#pending.set(messageId, pending);
+    timer = setTimeout(() => {
+      pending.finish({
+        ok: false,
+        reason: `RabbitMQ did not confirm the command within ${
+          timeoutMs / 1000
+        } s; it may or may not reach the actor`,
+      });
+    }, timeoutMs);
+    try {
+      live.confirm.publish(this.#options.exchange, routingKey, Buffer.from(body), {
+        headers: properties.headers,
+        messageId,
+        correlationId: properties.correlationId,
+        replyTo: properties.replyTo,
+        contentType: "text/json",
+        mandatory: properties.mandatory ?? false,
+      }, (err: unknown) => {
+        if (!err) {
+          pending.finish({ ok: true, returned: pending.returned });
+        } else if (err instanceof Error && /nack/i.test(err.message)) {
+          pending.finish({ ok: false, reason: "RabbitMQ refused the command (nack); it was not delivered" });
+        } else {
+          pending.finish({
+            ok: false,
+            reason:
+              "the RabbitMQ link was lost before the broker confirmed the command; it may not have been sent",
+          });
+        }
+      });
+    } catch (err) {
+      log.error("publish to {routingKey} failed: {error}", { routingKey, error: describe(err) });
+      pending.finish({ ok: false, reason: `the command could not be published: ${describe(err)}` });
+    }
+    return promise;
   }
 
   /**
@@ -306,7 +324,9 @@ export class BrokerLink {
    * closes channels and connection; the link stays closed.
    */
   async close({ graceMs = 1000 }: { graceMs?: number } = {}): Promise<void> {
-    if (this.#inFlight.size > 0) await settleWithin(Promise.allSettled([...this.#inFlight]), graceMs);
+    if (this.#pending.size > 0) {
+      await settleWithin(Promise.allSettled([...this.#pending.values()].map((p) => p.outcome)), graceMs);
+    }
     this.#setState("closed");
     this.#live = undefined;
     await this.#recovering?.close().catch((err: unknown) => {

@@ -101,6 +101,10 @@ export interface Limits {
   commandBurst: number;
   /** Seconds of silence before a client is dropped (pinged at half); 0 never. */
   idleTimeoutSeconds: number;
+  /** Replies kept for resuming clients. */
+  historySize: number;
+  /** Seconds a reply is kept for resuming clients. */
+  historyAgeSeconds: number;
 }
 
 /** The limits used when none are given. */
@@ -112,6 +116,8 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   commandRate: 20,
   commandBurst: 40,
   idleTimeoutSeconds: 40,
+  historySize: 10_000,
+  historyAgeSeconds: 600,
 };
 
 /** What the command line asked for besides running the gateway. */
@@ -264,6 +270,18 @@ const OPTIONS: readonly OptionSpec[] = [
     shown: "40",
     help:
       "seconds: a silent client is pinged after half of it and dropped at the end without a pong (0: never)",
+  },
+  {
+    flag: "history-size",
+    env: "CLU_WS_HISTORY_SIZE",
+    shown: "10000",
+    help: "replies kept for clients that reconnect and resume (clu-ws v1; 0 keeps none)",
+  },
+  {
+    flag: "history-age",
+    env: "CLU_WS_HISTORY_AGE",
+    shown: "600",
+    help: "seconds a reply is kept for resuming clients",
   },
   {
     flag: "config",
@@ -419,7 +437,15 @@ export function parseCli(
   };
   const url = pick("url");
   if (url) {
+    const separate = broker;
     broker = applyBrokerUrl(broker, url);
+    // A part given on its own at a higher level (flag over env over file) beats the URL's.
+    const higher = (...flags: string[]) => flags.some((f) => (pick(f)?.layer ?? 3) < url.layer);
+    if (higher("rabbitmq-host")) broker.hostname = separate.hostname;
+    if (higher("rabbitmq-port")) broker.port = separate.port;
+    if (higher("user")) broker.username = separate.username;
+    if (higher("password", "password-file")) broker.password = separate.password;
+    if (higher("vhost")) broker.vhost = separate.vhost;
     if (url.layer === 0 && new URL(url.value).password) {
       warnings.push(
         "a password in --url is visible to every user of this machine (ps); use CLU_WS_URL, CLU_WS_PASSWORD or --password-file instead",
@@ -468,6 +494,11 @@ export function parseCli(
           min: 0,
           max: 86_400,
         }),
+        historySize: parseCount(pick("history-size"), DEFAULT_LIMITS.historySize, { min: 0, max: 1_000_000 }),
+        historyAgeSeconds: parseCount(pick("history-age"), DEFAULT_LIMITS.historyAgeSeconds, {
+          min: 1,
+          max: 86_400,
+        }),
       },
       access: {
         tokensFile: pick("tokens-file")?.value,
@@ -478,7 +509,7 @@ export function parseCli(
         readOnly: parseBoolean(pick("read-only")),
         allowActors: parseList(pick("allow-actor")),
         denyActors: parseList(pick("deny-actor")),
-        metricsToken: pick("metrics-token")?.value,
+        metricsToken: pick("metrics-token")?.value || undefined,
       },
       tls: readTls(pick("tls-cert"), pick("tls-key"), readTextFile),
       warnings,
@@ -526,7 +557,10 @@ function readConfigFile(
       );
     }
     if (Array.isArray(value) && spec.multiple) {
-      out[key] = value.map(String).join(",");
+      if (!value.every((item) => typeof item === "string")) {
+        throw new ConfigError(`${path.value}: option '${key}' must be a list of strings`);
+      }
+      out[key] = value.join(",");
     } else if (["string", "number", "boolean"].includes(typeof value)) {
       out[key] = String(value);
     } else if (key === "tokens" && value !== null && typeof value === "object") {
@@ -555,7 +589,7 @@ function parseBoolean(picked: Picked | undefined): boolean {
 
 /** Origins are `scheme://host[:port]`, optionally with `*.` before the host. */
 function checkOriginPattern(pattern: string, picked: Picked): string {
-  if (!/^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/.test(pattern)) {
+  if (!/^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/i.test(pattern)) {
     throw new ConfigError(
       `${picked.source}: '${pattern}' is not an origin; use e.g. https://ops.example.org or https://*.example.org`,
     );

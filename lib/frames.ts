@@ -32,6 +32,8 @@ export interface EncodedReply {
   headers: Record<string, unknown>;
   /** The routing key the reply was published with. */
   routingKey: string;
+  /** The parsed body (for the actors' keyword state). */
+  body: unknown;
 }
 
 /** A reply the gateway does not forward, and why. */
@@ -68,10 +70,11 @@ export function encodeReply(message: AmqpMessageLike): EncodedReply | DroppedRep
       }`,
     };
   }
-  const body = bodyJsonText(message.content);
-  if (body === undefined) {
+  const parsed = parseBody(message.content);
+  if (parsed === undefined) {
     return { kind: "dropped", reason: "body is not JSON" };
   }
+  const body = parsed.text;
   const { exchange, routingKey } = message.fields;
   const frame = `{"headers":${JSON.stringify(headers)},"exchange":${JSON.stringify(exchange)},"message_id":${
     JSON.stringify(message.properties.messageId ?? null)
@@ -80,7 +83,7 @@ export function encodeReply(message: AmqpMessageLike): EncodedReply | DroppedRep
       message.properties.timestamp === undefined ? null : isoTimestamp(message.properties.timestamp),
     )
   },"body":${body}}`;
-  return { kind: "reply", frame, headers, routingKey };
+  return { kind: "reply", frame, headers, routingKey, body: parsed.value };
 }
 
 /**
@@ -90,17 +93,20 @@ export function encodeReply(message: AmqpMessageLike): EncodedReply | DroppedRep
  * such floats; those become `null` so browsers can still parse the frame.
  */
 export function bodyJsonText(content: Uint8Array): string | undefined {
+  return parseBody(content)?.text;
+}
+
+/** The body's JSON text (as received, or with NaN/Infinity nulled) and its parsed value. */
+function parseBody(content: Uint8Array): { text: string; value: unknown } | undefined {
   const text = decoder.decode(content).trim();
   if (text === "") return undefined;
   try {
-    JSON.parse(text);
-    return text;
+    return { text, value: JSON.parse(text) };
   } catch {
     const patched = replaceNonFiniteNumbers(text);
     if (patched === text) return undefined;
     try {
-      JSON.parse(patched);
-      return patched;
+      return { text: patched, value: JSON.parse(patched) };
     } catch {
       return undefined;
     }
@@ -183,6 +189,25 @@ export interface ClientCommand {
   commandString: string;
   /** The id the client gave, or a new UUID4. */
   commandId: string;
+  /** v1: acknowledge receipt and publication. */
+  ack: boolean;
+  /** v1: report the end of the command. */
+  track: boolean;
+  /** v1: seconds before a tracked command is failed as timed out. */
+  timeoutSeconds?: number;
+}
+
+/** Longest tracking timeout a client may ask for, in seconds. */
+export const MAX_TRACK_TIMEOUT_SECONDS = 3600;
+
+/** The key that marks a control frame (clu-ws v1); no CLU frame has it. */
+export const CONTROL_KEY = "clu-ws";
+
+/** A clu-ws v1 control frame, not yet validated (see `control.ts`). */
+export interface ControlFrame {
+  kind: "control";
+  /** The frame's fields. */
+  fields: Record<string, unknown>;
 }
 
 /** Bad input from a client: what it was, and the id to fail if one was given. */
@@ -210,7 +235,7 @@ const encoder = new TextEncoder();
 export function parseClientCommand(
   text: string,
   options: { newCommandId?: () => string } = {},
-): ClientCommand | ClientInputError {
+): ClientCommand | ControlFrame | ClientInputError {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -230,6 +255,7 @@ export function parseClientCommand(
     };
   }
   const fields = value as Record<string, unknown>;
+  if (Object.hasOwn(fields, CONTROL_KEY)) return { kind: "control", fields };
   const rawId = Object.hasOwn(fields, "command_id") ? fields.command_id : undefined;
   let commandId: string | undefined;
   let idError: string | undefined;
@@ -280,11 +306,26 @@ export function parseClientCommand(
     );
   }
   if (idError) return fail(idError);
+  for (const flag of ["ack", "track"]) {
+    if (Object.hasOwn(fields, flag) && typeof fields[flag] !== "boolean") {
+      return fail(`"${flag}" must be true or false`);
+    }
+  }
+  const timeout = Object.hasOwn(fields, "timeout") ? fields.timeout : undefined;
+  if (
+    timeout !== undefined &&
+    (typeof timeout !== "number" || !(timeout > 0) || timeout > MAX_TRACK_TIMEOUT_SECONDS)
+  ) {
+    return fail(`"timeout" must be a number of seconds above 0 and at most ${MAX_TRACK_TIMEOUT_SECONDS}`);
+  }
   return {
     kind: "command",
     consumer,
     commandString: rawCommand,
     commandId: commandId ?? (options.newCommandId ?? (() => crypto.randomUUID()))(),
+    ack: fields.ack === true,
+    track: fields.track === true,
+    ...(typeof timeout === "number" ? { timeoutSeconds: timeout } : {}),
   };
 }
 

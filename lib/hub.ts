@@ -12,6 +12,7 @@
  */
 
 import type { SlowClientPolicy } from "./config.ts";
+import type { ReplyFilter, ReplyMeta } from "./filter.ts";
 import { TokenBucket } from "./rate_limit.ts";
 
 /** Close code for a client closed for being too slow (RFC 6455 policy violation). */
@@ -39,6 +40,31 @@ export interface Client<G = unknown> {
   badFrames: number;
   /** Commands it sent. */
   commandsSent: number;
+  /** Speaks clu-ws v1 (frames with `seq`, control frames). */
+  readonly v1: boolean;
+  /** Its subscription (v1); everything when undefined. */
+  filter: ReplyFilter | undefined;
+  /** Ids of its recent commands, for `mine` subscriptions (bounded). */
+  readonly mine: Set<string>;
+}
+
+/** One reply as the hub hands it out: CLU text, v1 text, and what filters look at. */
+export interface Delivery {
+  /** The CLU frame. */
+  plain: string;
+  /** The v1 frame (with `seq`). */
+  v1: string;
+  /** For subscription filters. */
+  meta: ReplyMeta;
+}
+
+/** How many command ids a client's `mine` set remembers. */
+const MINE_LIMIT = 1000;
+
+/** Remembers a command id as the client's own, forgetting the oldest beyond the limit. */
+export function rememberMine(client: Client<unknown>, commandId: string): void {
+  client.mine.add(commandId);
+  if (client.mine.size > MINE_LIMIT) client.mine.delete(client.mine.values().next().value!);
 }
 
 /** Options for {@linkcode Hub}. */
@@ -105,8 +131,11 @@ export class Hub<G = unknown> {
   }
 
   /** Registers an open socket and returns its client record. */
-  add(socket: WebSocket, peer: string, grant: G): Client<G> {
+  add(socket: WebSocket, peer: string, grant: G, { v1 = false } = {}): Client<G> {
     const client: Client<G> = {
+      v1,
+      filter: undefined,
+      mine: new Set(),
       id: this.#nextId++,
       peer,
       socket,
@@ -209,6 +238,14 @@ export class Hub<G = unknown> {
   /** Sends the same frame to every connected client. */
   broadcast(frame: string): void {
     for (const client of this.#clients) this.send(client, frame);
+  }
+
+  /** Hands a reply to every client that wants it, in its dialect; no per-client encoding. */
+  deliver(delivery: Delivery): void {
+    for (const client of this.#clients) {
+      if (client.filter && !client.filter.matches(delivery.meta, (id) => client.mine.has(id))) continue;
+      this.send(client, client.v1 ? delivery.v1 : delivery.plain);
+    }
   }
 
   /** Closes every client with the given code and reason, and stops the hub's timer. */

@@ -64,9 +64,14 @@ export function originAllowed(origin: string, host: string | null, allowed: read
   }
   if (host !== null && url.host === host.toLowerCase()) return true;
   const normalized = `${url.protocol}//${url.host}`;
-  return allowed.some((pattern) => {
+  return allowed.map(withoutDefaultPort).some((pattern) => {
     if (!pattern.includes("*.")) return pattern === normalized;
     const [scheme, rest] = pattern.split("//");
     return scheme === url.protocol && url.host.endsWith(rest.slice(1)) && url.host.length > rest.length - 1;
   });
+}
+
+/** Browsers leave the scheme's default port out of Origin, so patterns must too. */
+function withoutDefaultPort(pattern: string): string {
+  return pattern.replace(/^(https:\/\/.*):443$/, "$1").replace(/^(http:\/\/.*):80$/, "$1");
 }

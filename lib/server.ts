@@ -40,8 +40,10 @@ export interface ServerOptions<T> {
   idleTimeoutSeconds?: number;
   /** Decides on each upgrade: an admission, or the HTTP response that refuses it. */
   admit: (request: Request, peer: string) => Promise<Admission<T> | Response> | Admission<T> | Response;
-  /** Called with every upgraded socket (not yet open), the peer address and the grant. */
-  onSocket: (socket: WebSocket, peer: string, grant: T) => void;
+  /** Called with every upgraded socket (not yet open), the peer address, the grant and the subprotocol. */
+  onSocket: (socket: WebSocket, peer: string, grant: T, protocol: string | undefined) => void;
+  /** Application routes (plain HTTP): a response, or undefined to fall through. */
+  routes?: (request: Request, peer: string) => Promise<Response | undefined>;
   /** Refuses a request for `/healthz` or `/metrics`, or undefined to serve it. */
   guardOps?: (request: Request) => Response | undefined;
   /** The current health. */
@@ -63,7 +65,7 @@ export function startServer<T>(options: ServerOptions<T>): Deno.HttpServer<Deno.
         idleTimeout: options.idleTimeoutSeconds ?? 40,
         ...(admission.protocol ? { protocol: admission.protocol } : {}),
       });
-      options.onSocket(socket, peer, admission.grant);
+      options.onSocket(socket, peer, admission.grant, admission.protocol);
       return response;
     } catch (err) {
       log.info("refused a bad websocket upgrade from {peer}: {error}", {
@@ -77,6 +79,8 @@ export function startServer<T>(options: ServerOptions<T>): Deno.HttpServer<Deno.
   async function handler(request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Promise<Response> {
     const peer = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
     if (request.headers.get("upgrade")?.toLowerCase() === "websocket") return await upgrade(request, peer);
+    const routed = await options.routes?.(request, peer);
+    if (routed) return routed;
     const { pathname } = new URL(request.url);
     if (pathname === "/healthz" || pathname === "/metrics") {
       const refusal = options.guardOps?.(request);

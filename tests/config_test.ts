@@ -75,6 +75,8 @@ const ALL_OPTIONS: { flag: string; short?: string; env?: string }[] = [
   { flag: "command-rate", env: "CLU_WS_COMMAND_RATE" },
   { flag: "command-burst", env: "CLU_WS_COMMAND_BURST" },
   { flag: "idle-timeout", env: "CLU_WS_IDLE_TIMEOUT" },
+  { flag: "history-size", env: "CLU_WS_HISTORY_SIZE" },
+  { flag: "history-age", env: "CLU_WS_HISTORY_AGE" },
   { flag: "config", env: "CLU_WS_CONFIG" },
   { flag: "tokens-file", env: "CLU_WS_TOKENS_FILE" },
   { flag: "allow-origin", env: "CLU_WS_ALLOW_ORIGIN" },
@@ -115,6 +117,8 @@ Deno.test("config: no flags and no environment give CLU's defaults", () => {
       commandRate: 20,
       commandBurst: 40,
       idleTimeoutSeconds: 40,
+      historySize: 10000,
+      historyAgeSeconds: 600,
     },
     access: {
       tokensFile: undefined,
@@ -297,6 +301,8 @@ Deno.test("config: every CLU_WS_* variable sets its value", () => {
       commandRate: 0,
       commandBurst: 3,
       idleTimeoutSeconds: 0,
+      historySize: 10000,
+      historyAgeSeconds: 600,
     },
     access: {
       tokensFile: undefined,

@@ -410,7 +410,7 @@ Deno.test("isoTimestamp: whole seconds in UTC with +00:00", () => {
 
 function command(text: string, newCommandId?: () => string): ClientCommand {
   const result = parseClientCommand(text, newCommandId ? { newCommandId } : {});
-  if (result.kind !== "command") throw new Error(`expected a command, got error: ${result.error}`);
+  if (result.kind !== "command") throw new Error(`expected a command, got ${JSON.stringify(result)}`);
   return result;
 }
 
@@ -436,6 +436,8 @@ Deno.test("parseClientCommand: a valid CLU client frame", () => {
       consumer: "testactor",
       commandString: "ping",
       commandId: "id-1",
+      ack: false,
+      track: false,
     },
   );
 });
@@ -453,7 +455,7 @@ Deno.test("parseClientCommand: extra fields are ignored", () => {
     command(
       frameText({ consumer: "a", command_string: "ping", command_id: "x", extra: 1, headers: { y: 2 } }),
     ),
-    { kind: "command", consumer: "a", commandString: "ping", commandId: "x" },
+    { kind: "command", consumer: "a", commandString: "ping", commandId: "x", ack: false, track: false },
   );
 });
 
@@ -746,6 +748,8 @@ const PING: ClientCommand = {
   consumer: "testactor",
   commandString: "ping",
   commandId: "id-1",
+  ack: false,
+  track: false,
 };
 
 Deno.test("commandHeaders: exactly CLU's command headers", () => {
@@ -790,7 +794,14 @@ Deno.test("unroutableReply: the command's headers plus message_code f and sender
 });
 
 Deno.test("unroutableReply: published as CLU does, it becomes the frame PROTOCOL.md describes", () => {
-  const cmd: ClientCommand = { kind: "command", consumer: "ghost", commandString: "ping", commandId: "id-7" };
+  const cmd: ClientCommand = {
+    kind: "command",
+    consumer: "ghost",
+    commandString: "ping",
+    commandId: "id-7",
+    ack: false,
+    track: false,
+  };
   const reply = unroutableReply(GATEWAY, cmd);
   const frame = frameOf({
     fields: { exchange: GATEWAY.exchange, routingKey: `reply.${GATEWAY.name}` },
@@ -812,4 +823,38 @@ Deno.test("unroutableReply: published as CLU does, it becomes the frame PROTOCOL
     timestamp: null,
     body: { error: "Failed routing message to consumer 'ghost'." },
   });
+});
+
+Deno.test("parseClientCommand: v1 fields ack, track and timeout are read and checked", () => {
+  const parsed = command(
+    frameText({
+      consumer: "a",
+      command_string: "ping",
+      command_id: "x",
+      ack: true,
+      track: true,
+      timeout: 2.5,
+    }),
+  );
+  assert.equal(parsed.ack, true);
+  assert.equal(parsed.track, true);
+  assert.equal(parsed.timeoutSeconds, 2.5);
+  for (
+    const [extra, pattern] of [
+      [{ ack: "yes" }, /"ack" must be true or false/],
+      [{ track: 1 }, /"track" must be true or false/],
+      [{ timeout: 0 }, /"timeout" must be a number of seconds above 0/],
+      [{ timeout: 4000 }, /at most 3600/],
+      [{ timeout: "5" }, /"timeout"/],
+    ] as const
+  ) {
+    const result = parseClientCommand(frameText({ consumer: "a", command_string: "ping", ...extra }));
+    assert.equal(result.kind, "error");
+    assert.match((result as { error: string }).error, pattern);
+  }
+});
+
+Deno.test("parseClientCommand: a frame with the clu-ws key is a control frame, never a command", () => {
+  const result = parseClientCommand('{"clu-ws":"subscribe","consumer":"a","command_string":"ping"}');
+  assert.equal(result.kind, "control");
 });

@@ -82,14 +82,19 @@ async function reply(
  */
 export async function startActor(exchange: string, name: string): Promise<TestActor> {
   const connection: ChannelModel = await connectBroker();
+  // A broker restart in a test kills this connection; that is expected, not a crash.
+  connection.on("error", () => {});
   const channel = await connection.createConfirmChannel();
+  channel.on("error", () => {});
   await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
   const queue = `${name}_commands`;
   await channel.assertQueue(queue, { exclusive: true, autoDelete: true });
   await channel.bindQueue(queue, exchange, `command.${name}.#`);
   const received: ReceivedCommand[] = [];
-  await channel.consume(queue, async (message) => {
-    if (!message) return;
+  await channel.consume(queue, (message) => {
+    if (message) answer(message).catch(() => {/* the connection closed mid-reply */});
+  });
+  async function answer(message: ConsumeMessage): Promise<void> {
     channel.ack(message);
     const body = JSON.parse(message.content.toString());
     received.push({
@@ -113,7 +118,7 @@ export async function startActor(exchange: string, name: string): Promise<TestAc
     } else {
       await reply(channel, exchange, name, message, ":", { echo: text });
     }
-  });
+  }
   return {
     name,
     received,

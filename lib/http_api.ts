@@ -1,0 +1,106 @@
+/**
+ * The plain-HTTP API for scripts and cron: `POST /commands` runs a command and
+ * answers when it ends; `GET /actors` and `GET /actors/<name>` read the
+ * actors' keyword state. Same tokens and command rules as websockets.
+ *
+ * @module
+ */
+
+import type { ActorState } from "./actor_state.ts";
+import type { Grant } from "./access.ts";
+import { dispatch, type DispatchContext } from "./dispatch.ts";
+import { parseClientCommand } from "./frames.ts";
+import type { Tracker } from "./tracker.ts";
+
+/** What the API needs from the gateway. */
+export interface HttpApiContext extends DispatchContext {
+  /** Tracked commands. */
+  tracker: Tracker;
+  /** The actors' keywords. */
+  state: ActorState;
+  /** Authenticates a plain HTTP request (bearer or ?token=), or refuses it. */
+  authorize(request: Request): Promise<Grant | Response>;
+}
+
+const DEFAULT_TIMEOUT_SECONDS = 30;
+const STATUS_BY_OUTCOME: Record<string, number> = { denied: 403, rate_limited: 429 };
+
+/** Answers an API request, or undefined when the path is not the API's. */
+export async function handleApi(
+  context: HttpApiContext,
+  request: Request,
+  peer: string,
+): Promise<Response | undefined> {
+  const { pathname } = new URL(request.url);
+  if (pathname !== "/commands" && pathname !== "/actors" && !pathname.startsWith("/actors/")) {
+    return undefined;
+  }
+  const grant = await context.authorize(request);
+  if (grant instanceof Response) return grant;
+  if (pathname === "/commands") {
+    if (request.method !== "POST") {
+      return problem(405, 'use POST with {"consumer", "command_string", "timeout"?}');
+    }
+    return await runCommand(context, request, peer, grant);
+  }
+  if (request.method !== "GET") return problem(405, "use GET");
+  if (pathname === "/actors") return Response.json({ actors: context.state.list() });
+  const name = decodeURIComponent(pathname.slice("/actors/".length));
+  const json = context.state.actorJson(name);
+  if (json === undefined) return problem(404, `no reply from an actor named '${name}' has been seen`);
+  return new Response(`{"name":${JSON.stringify(name)},${json.slice(1)}`, {
+    headers: { "content-type": "application/json" },
+  });
+}
+
+async function runCommand(
+  context: HttpApiContext,
+  request: Request,
+  peer: string,
+  grant: Grant,
+): Promise<Response> {
+  const text = await request.text();
+  if (text.length > 64 * 1024) return problem(413, "the request body is over 64 KiB");
+  const parsed = parseClientCommand(text);
+  if (parsed.kind === "error") return problem(400, parsed.error);
+  if (parsed.kind === "control") return problem(400, "send a command, not a control frame");
+  const timeoutSeconds = parsed.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
+  const refusal = context.tracker.refusal(parsed.commandId);
+  if (refusal) return problem(409, refusal);
+  const ended = Promise.withResolvers<Response>();
+  context.tracker.start({
+    commandId: parsed.commandId,
+    commanderId: `${context.identity.name}.${parsed.consumer}`,
+    timeoutMs: timeoutSeconds * 1000,
+    collect: true,
+    onEnd(end, frames) {
+      const status = end.status === "done" ? 200 : end.status === "timeout" ? 504 : 502;
+      ended.resolve(
+        new Response(
+          `{"command_id":${JSON.stringify(parsed.commandId)},"consumer":${
+            JSON.stringify(parsed.consumer)
+          },"status":"${end.status}","code":${JSON.stringify(end.code)},"elapsed_ms":${end.elapsedMs}${
+            end.error ? `,"error":${JSON.stringify(end.error)}` : ""
+          },"replies":[${frames.join(",")}]}`,
+          { status, headers: { "content-type": "application/json" } },
+        ),
+      );
+    },
+  });
+  const result = await dispatch(context, { grant, client: "http", peer }, parsed);
+  if (result.reason !== undefined) {
+    context.tracker.fail(parsed.commandId, result.reason);
+    const status = STATUS_BY_OUTCOME[result.outcome] ??
+      (context.broker.state === "up" ? 502 : 503);
+    const body = await (await ended.promise).json();
+    return Response.json(body, { status });
+  }
+  if (result.outcome === "unroutable" && !result.announced) {
+    context.tracker.fail(parsed.commandId, `Failed routing message to consumer '${parsed.consumer}'.`);
+  }
+  return await ended.promise;
+}
+
+function problem(status: number, error: string): Response {
+  return Response.json({ error }, { status });
+}

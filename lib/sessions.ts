@@ -1,0 +1,392 @@
+/**
+ * Websocket sessions: what happens on each client's socket from open to close.
+ * Text frames are commands (CLU) or control frames (clu-ws v1); anything else
+ * gets a reply-shaped error for that client alone; oversized frames close it.
+ *
+ * @module
+ */
+
+import type { ActorState } from "./actor_state.ts";
+import { type Grant, V1_SUBPROTOCOL } from "./access.ts";
+import type { Limits } from "./config.ts";
+import { dispatch, type DispatchContext } from "./dispatch.ts";
+import { compileFilter } from "./filter.ts";
+import {
+  type ClientCommand,
+  CONTROL_KEY,
+  type GatewayIdentity,
+  gatewayReplyFrame,
+  parseClientCommand,
+} from "./frames.ts";
+import { compileGlobs } from "./glob.ts";
+import type { History } from "./history.ts";
+import { type Client, type Hub, rememberMine } from "./hub.ts";
+import { logger } from "./log.ts";
+import type { Tracker } from "./tracker.ts";
+
+const log = logger("sessions");
+
+/** Close code for a client frame over the size limit (RFC 6455 "message too big"). */
+export const CLOSE_TOO_BIG = 1009;
+/** The subprotocol that opts a connection into clu-ws v1. */
+export const V1_PROTOCOL = V1_SUBPROTOCOL;
+/** Seconds a tracked command may run when the client gives no timeout. */
+const DEFAULT_TRACK_TIMEOUT_SECONDS = 60;
+
+/** What sessions need from the gateway. */
+export interface SessionContext extends DispatchContext {
+  /** The gateway's name and exchange. */
+  identity: GatewayIdentity;
+  /** The connected clients. */
+  hub: Hub<Grant>;
+  /** Tracked commands. */
+  tracker: Tracker;
+  /** Recent replies for `resume`. */
+  history: History;
+  /** The actors' keywords for `state`. */
+  state: ActorState;
+  /** Per-client limits. */
+  limits: Limits;
+  /** This run's epoch. */
+  epoch: string;
+  /** The newest reply's position. */
+  latestSeq(): number;
+  /** The broker link's state. */
+  brokerState(): string;
+  /** Whether the gateway refuses every command. */
+  readOnly: boolean;
+}
+
+/** The open sockets, from upgrade to close. */
+export class Sessions {
+  readonly #context: SessionContext;
+  #sockets = 0;
+  #allClosed: PromiseWithResolvers<void> | undefined;
+
+  /** Sessions for a gateway. */
+  constructor(context: SessionContext) {
+    this.#context = context;
+  }
+
+  /** Sockets upgraded and not yet closed (open or opening). */
+  get count(): number {
+    return this.#sockets;
+  }
+
+  /** Resolves when every socket has closed. */
+  allClosed(): Promise<void> {
+    this.#allClosed ??= Promise.withResolvers<void>();
+    if (this.#sockets === 0) this.#allClosed.resolve();
+    return this.#allClosed.promise;
+  }
+
+  /** Takes over a freshly upgraded socket. */
+  attach(socket: WebSocket, peer: string, grant: Grant, { v1 = false } = {}): void {
+    const { hub } = this.#context;
+    let client: Client<Grant> | undefined;
+    this.#sockets++;
+    socket.onopen = () => {
+      client = hub.add(socket, peer, grant, { v1 });
+      log.info("client {client} connected from {peer} with token {token} ({clients} connected{dialect})", {
+        client: client.id,
+        peer,
+        token: grant.token?.name ?? "(none)",
+        clients: hub.size,
+        dialect: v1 ? ", clu-ws v1" : "",
+      });
+      if (v1) this.#welcome(client);
+    };
+    socket.onmessage = (event) => {
+      if (client) this.#onMessage(client, event.data);
+    };
+    socket.onclose = (event) => {
+      this.#sockets--;
+      if (this.#sockets === 0) this.#allClosed?.resolve();
+      if (!client) return;
+      hub.remove(client);
+      log.info(
+        "client {client} from {peer} ({token}) disconnected ({code}) after {seconds} s: {frames} frames sent, {commands} commands, {bad} bad frames ({clients} connected)",
+        {
+          client: client.id,
+          peer,
+          token: client.grant.token?.name ?? "no token",
+          code: event.code,
+          seconds: ((Date.now() - client.connectedAt) / 1000).toFixed(1),
+          frames: client.framesSent,
+          commands: client.commandsSent,
+          bad: client.badFrames,
+          clients: hub.size,
+        },
+      );
+    };
+    socket.onerror = () => {
+      // Followed by a close event, which does the bookkeeping.
+    };
+  }
+
+  #welcome(client: Client<Grant>): void {
+    const { identity, epoch, readOnly } = this.#context;
+    const role = readOnly ? "watch" : client.grant.token?.role ?? "command";
+    this.#control(client, {
+      "clu-ws": "welcome",
+      version: 1,
+      epoch,
+      seq: this.#context.latestSeq(),
+      name: identity.name,
+      exchange: identity.exchange,
+      broker: this.#context.brokerState(),
+      role,
+    });
+  }
+
+  #control(client: Client<Grant>, frame: Record<string, unknown>): void {
+    this.#context.hub.send(client, JSON.stringify(frame));
+  }
+
+  #badInput(
+    client: Client<Grant>,
+    error: string,
+    extra: { commandId?: string | number; consumer?: string } = {},
+  ) {
+    client.badFrames++;
+    this.#context.hub.send(
+      client,
+      gatewayReplyFrame(this.#context.identity, {
+        code: extra.commandId === undefined ? "e" : "f",
+        error,
+        ...extra,
+      }),
+    );
+    log.debug("client {client} ({peer}) sent bad input: {error}", {
+      client: client.id,
+      peer: client.peer,
+      error,
+    });
+  }
+
+  #onMessage(client: Client<Grant>, data: unknown): void {
+    const { limits, hub } = this.#context;
+    const size = typeof data === "string" ? textBytes(data, limits.maxMessageBytes) : byteLength(data);
+    if (size > limits.maxMessageBytes) {
+      client.badFrames++;
+      log.warn("closed client {client} from {peer}: sent {size} bytes in one frame, limit {limit}", {
+        client: client.id,
+        peer: client.peer,
+        size,
+        limit: limits.maxMessageBytes,
+      });
+      hub.remove(client);
+      client.socket.close(CLOSE_TOO_BIG, `message too big: limit ${describeBytes(limits.maxMessageBytes)}`);
+      return;
+    }
+    if (typeof data !== "string") {
+      this.#badInput(
+        client,
+        'binary frames are not supported; send a JSON text frame {"consumer": "<actor>", "command_string": "<command>"}',
+      );
+      return;
+    }
+    const parsed = parseClientCommand(data);
+    if (parsed.kind === "error") {
+      this.#badInput(client, parsed.error, { commandId: parsed.commandId, consumer: parsed.consumer });
+    } else if (parsed.kind === "control") {
+      this.#onControl(client, parsed.fields);
+    } else {
+      this.#onCommand(client, parsed).catch((err) => {
+        log.error("command {commandId} failed unexpectedly: {error}", {
+          commandId: parsed.commandId,
+          error: err instanceof Error ? err.stack ?? err.message : String(err),
+        });
+        this.#fail(client, parsed, "clu-ws failed to send the command; see its log");
+      });
+    }
+  }
+
+  #fail(client: Client<Grant>, command: ClientCommand, reason: string): void {
+    this.#context.hub.send(
+      client,
+      gatewayReplyFrame(this.#context.identity, {
+        code: "f",
+        error: reason,
+        commandId: command.commandId,
+        consumer: command.consumer,
+      }),
+    );
+  }
+
+  async #onCommand(client: Client<Grant>, command: ClientCommand): Promise<void> {
+    const { tracker, identity } = this.#context;
+    client.commandsSent++;
+    const ack = client.v1 && command.ack;
+    const track = client.v1 && command.track;
+    if (client.v1) rememberMine(client, command.commandId);
+    if (track) {
+      const refusal = tracker.refusal(command.commandId);
+      if (refusal) {
+        this.#fail(client, command, refusal);
+        return;
+      }
+    }
+    if (ack) {
+      this.#control(client, {
+        "clu-ws": "accepted",
+        command_id: command.commandId,
+        consumer: command.consumer,
+      });
+    }
+    if (track) {
+      tracker.start({
+        commandId: command.commandId,
+        commanderId: `${identity.name}.${command.consumer}`,
+        timeoutMs: (command.timeoutSeconds ?? DEFAULT_TRACK_TIMEOUT_SECONDS) * 1000,
+        onEnd: (end) => {
+          this.#control(client, {
+            "clu-ws": "done",
+            command_id: command.commandId,
+            consumer: command.consumer,
+            status: end.status,
+            code: end.code,
+            elapsed_ms: end.elapsedMs,
+            ...(end.error ? { error: end.error } : {}),
+          });
+        },
+      });
+    }
+    const result = await dispatch(this.#context, {
+      grant: client.grant,
+      allowance: client.allowance,
+      client: client.id,
+      peer: client.peer,
+    }, command);
+    if (result.outcome === "published" && ack) {
+      this.#control(client, { "clu-ws": "published", command_id: command.commandId });
+    }
+    if (result.reason !== undefined) {
+      this.#fail(client, command, result.reason);
+      tracker.fail(command.commandId, result.reason);
+    } else if (result.outcome === "unroutable" && !result.announced) {
+      const error = `Failed routing message to consumer '${command.consumer}'.`;
+      this.#context.hub.send(
+        client,
+        gatewayReplyFrame(identity, {
+          code: "f",
+          error,
+          commandId: command.commandId,
+          consumer: command.consumer,
+          sender: command.consumer,
+        }),
+      );
+      tracker.fail(command.commandId, error);
+    }
+  }
+
+  #onControl(client: Client<Grant>, fields: Record<string, unknown>): void {
+    const id = fields.id ?? null;
+    const error = (message: string) => {
+      client.badFrames++;
+      this.#control(client, { "clu-ws": "error", id, error: message });
+    };
+    if (!client.v1) {
+      this.#badInput(
+        client,
+        `control frames need the clu-ws v1 subprotocol: connect offering "${V1_PROTOCOL}" (see docs/protocol.md)`,
+      );
+      return;
+    }
+    switch (fields[CONTROL_KEY]) {
+      case "subscribe": {
+        const filter = compileFilter(fields);
+        if (typeof filter === "string") return error(filter);
+        const empty = Object.keys(filter.spec).length === 0;
+        client.filter = empty ? undefined : filter;
+        return this.#control(client, { "clu-ws": "subscribed", id, filter: filter.spec });
+      }
+      case "resume":
+        return this.#resume(client, fields, id, error);
+      case "state": {
+        const actors = fields.actors;
+        if (
+          actors !== undefined &&
+          (!Array.isArray(actors) || actors.some((a) => typeof a !== "string" || a === ""))
+        ) {
+          return error(`"actors" must be a list of actor names or globs`);
+        }
+        const globs = actors === undefined ? undefined : compileGlobs(actors as string[]);
+        const snapshot = this.#context.state.snapshotJson(globs);
+        return this.#context.hub.send(
+          client,
+          `{"clu-ws":"state","id":${
+            JSON.stringify(id)
+          },"seq":${this.#context.latestSeq()},"actors":${snapshot}}`,
+        );
+      }
+      default:
+        return error(
+          `unknown operation ${
+            JSON.stringify(fields[CONTROL_KEY])
+          }; use subscribe, resume or state (docs/protocol.md)`,
+        );
+    }
+  }
+
+  #resume(
+    client: Client<Grant>,
+    fields: Record<string, unknown>,
+    id: unknown,
+    error: (m: string) => void,
+  ): void {
+    const { epoch, history, hub } = this.#context;
+    const seq = fields.seq;
+    if (typeof fields.epoch !== "string" || typeof seq !== "number" || !Number.isInteger(seq) || seq < 0) {
+      return error(`resume needs "epoch" (text) and "seq" (a whole number) from the frames received`);
+    }
+    const latest = this.#context.latestSeq();
+    const oldest = history.oldest() ?? latest + 1;
+    const gap = (reason: string) =>
+      this.#control(client, { "clu-ws": "gap", id, reason, epoch, oldest, latest });
+    if (fields.epoch !== epoch) {
+      return gap("the gateway restarted since (another epoch); nothing can be replayed");
+    }
+    if (seq > latest) return gap(`seq ${seq} is ahead of this gateway's latest (${latest})`);
+    const entries = history.after(seq, latest);
+    if (entries === undefined) {
+      return gap(`replies after ${seq} are no longer kept (the history starts at ${oldest})`);
+    }
+    let count = 0;
+    // Synchronous: no live reply can slip in between the replay and the answer.
+    for (const entry of entries) {
+      if (client.filter && !client.filter.matches(entry.meta, (commandId) => client.mine.has(commandId))) {
+        continue;
+      }
+      hub.send(client, entry.frame);
+      count++;
+    }
+    this.#control(client, { "clu-ws": "resumed", id, from: seq, to: latest, count });
+  }
+
+  /** Closes every client with the given code and reason. */
+  closeAll(code: number, reason: string): void {
+    this.#context.hub.closeAll(code, reason);
+  }
+}
+
+const textEncoder = new TextEncoder();
+
+/** UTF-8 size of `text`, computed only when it could exceed `limit`. */
+function textBytes(text: string, limit: number): number {
+  return text.length * 3 <= limit ? text.length : textEncoder.encode(text).length;
+}
+
+function byteLength(data: unknown): number {
+  if (data instanceof ArrayBuffer) return data.byteLength;
+  if (ArrayBuffer.isView(data)) return data.byteLength;
+  if (data instanceof Blob) return data.size;
+  return 0;
+}
+
+/** A byte count in words, e.g. `64 KiB`. */
+export function describeBytes(bytes: number): string {
+  if (bytes % (1024 * 1024) === 0) return `${bytes / 1024 / 1024} MiB`;
+  if (bytes % 1024 === 0) return `${bytes / 1024} KiB`;
+  return `${bytes} bytes`;
+}
