@@ -271,7 +271,6 @@ export class BrokerLink {
     const timeoutMs = this.#options.confirmTimeoutMs ?? 10_000;
     const { messageId } = properties;
     const { promise, resolve } = Promise.withResolvers<PublishOutcome>();
-    let timer: ReturnType<typeof setTimeout> | undefined;
     const pending: Pending = {
       returned: false,
       outcome: promise,
@@ -283,7 +282,7 @@ export class BrokerLink {
       },
     };
     this.#pending.set(messageId, pending);
-    timer = setTimeout(() => {
+    const timer = setTimeout(() => {
       pending.finish({
         ok: false,
         reason: `RabbitMQ did not confirm the command within ${
