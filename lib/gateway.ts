@@ -25,6 +25,7 @@ import { logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { type Admission, startServer } from "./server.ts";
 import { describeBytes, Sessions, V1_PROTOCOL } from "./sessions.ts";
+import { staticFile } from "./static.ts";
 import { Tracker } from "./tracker.ts";
 import { VERSION } from "./version.ts";
 
@@ -88,6 +89,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
   const history = new History({ maxEntries: limits.historySize, maxAgeSeconds: limits.historyAgeSeconds });
   const state = new ActorState();
   const tracker = new Tracker();
+  const ownReplies = `reply.${config.name}`;
 
   const broker = new BrokerLink({
     broker: config.broker,
@@ -113,7 +115,8 @@ export async function startGateway(config: Config): Promise<Gateway> {
       seq++;
       const v1 = `{"seq":${seq},${reply.frame.slice(1)}`;
       history.push({ seq, at: Date.now(), frame: v1, meta });
-      state.update(meta.sender, meta.code, reply.body);
+      // CLU's failed-routing reply names the missing actor as sender: it says nothing of that actor's state.
+      if (reply.routingKey !== ownReplies) state.update(meta.sender, meta.code, reply.body);
       log.debug("reply {seq} on {routingKey} to {clients} clients", {
         seq,
         routingKey: reply.routingKey,
@@ -121,6 +124,9 @@ export async function startGateway(config: Config): Promise<Gateway> {
       });
       hub.deliver({ plain: reply.frame, v1, meta });
       tracker.observe(headers.command_id, headers.commander_id, meta.code, reply.frame);
+    },
+    onStateChange(linkState) {
+      hub.broadcastV1(JSON.stringify({ "clu-ws": "broker", state: linkState }));
     },
   });
 
@@ -180,8 +186,8 @@ export async function startGateway(config: Config): Promise<Gateway> {
     onSocket(socket, peer, grant, protocol) {
       sessions.attach(socket, peer, grant, { v1: protocol === V1_PROTOCOL });
     },
-    routes: (request, peer) =>
-      handleApi(
+    routes: async (request, peer) =>
+      staticFile(request) ?? await handleApi(
         {
           ...dispatchContext,
           tracker,

@@ -240,6 +240,11 @@ export class Hub<G = unknown> {
     for (const client of this.#clients) this.send(client, frame);
   }
 
+  /** Sends a control frame to every clu-ws v1 client. */
+  broadcastV1(frame: string): void {
+    for (const client of this.#clients) if (client.v1) this.send(client, frame);
+  }
+
   /** Hands a reply to every client that wants it, in its dialect; no per-client encoding. */
   deliver(delivery: Delivery): void {
     for (const client of this.#clients) {

@@ -1,7 +1,7 @@
 /**
  * The HTTP side: `Deno.serve` (TLS when configured) with a websocket upgrade
  * on any path (old apps reach the gateway through reverse-proxy paths),
- * `/healthz`, `/metrics`, and a short text page elsewhere. Whether a client may
+ * `/healthz`, `/metrics`, and the caller's routes (the console, the API). Whether a client may
  * connect is asked of the caller's `admit` before the upgrade, so a refusal is
  * a plain HTTP answer (401, 403, 503) that any client can show.
  *
@@ -94,12 +94,6 @@ export function startServer<T>(options: ServerOptions<T>): Deno.HttpServer<Deno.
       }
       const { text, contentType } = await options.metrics();
       return new Response(text, { headers: { "content-type": contentType } });
-    }
-    if (pathname === "/") {
-      return new Response(
-        "clu-ws: connect a websocket to this address to receive CLU replies and send commands; GET /healthz for the gateway's state\n",
-        { headers: { "content-type": "text/plain; charset=utf-8" } },
-      );
     }
     return new Response("not found\n", { status: 404 });
   }

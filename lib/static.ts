@@ -1,0 +1,33 @@
+/**
+ * The web console and the client module, embedded in the program (text
+ * imports land in the bundle and the compiled binary alike), so the gateway
+ * serves them with nothing fetched from anywhere else.
+ *
+ * @module
+ */
+
+import clientJs from "../web/dist/client.js" with { type: "text" };
+import consoleJs from "../web/dist/console.js" with { type: "text" };
+import consoleHtml from "../web/console.html" with { type: "text" };
+
+const FILES: Record<string, { body: string; type: string }> = {
+  "/": { body: consoleHtml, type: "text/html; charset=utf-8" },
+  "/console.js": { body: consoleJs, type: "text/javascript; charset=utf-8" },
+  "/client.js": { body: clientJs, type: "text/javascript; charset=utf-8" },
+};
+
+/** The embedded file at `pathname`, or undefined. */
+export function staticFile(request: Request): Response | undefined {
+  if (request.method !== "GET" && request.method !== "HEAD") return undefined;
+  const file = FILES[new URL(request.url).pathname];
+  if (!file) return undefined;
+  return new Response(request.method === "HEAD" ? null : file.body, {
+    headers: {
+      "content-type": file.type,
+      "cache-control": "no-cache",
+      "x-content-type-options": "nosniff",
+      "content-security-policy":
+        "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+    },
+  });
+}
