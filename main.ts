@@ -39,7 +39,7 @@ async function main(): Promise<number> {
   setupLogging({
     level: config.logLevel,
     format: config.logFormat,
-    secrets: [config.broker.password, config.access.metricsToken ?? ""],
+    secrets: [...config.brokers.map((b) => b.password), config.access.metricsToken ?? ""],
   });
   const log = logger("main");
   for (const warning of config.warnings) log.warn(warning);

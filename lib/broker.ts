@@ -1,6 +1,6 @@
 /**
- * The RabbitMQ link: connects (and reconnects with backoff and jitter through
- * amqplib's own recovery), declares the CLU exchange and the gateway's
+ * The RabbitMQ link: connects to the first broker that answers (and, after a
+ * loss, to the next of a cluster's nodes) with backoff and jitter, declares the CLU exchange and the gateway's
  * exclusive replies queue, consumes replies, and publishes with publisher
  * confirms so that every publish ends in exactly one {@linkcode PublishOutcome}.
  *
@@ -15,7 +15,6 @@ import {
   connect,
   type ConsumeMessage,
   type Options,
-  type RecoveringChannelModel,
 } from "amqplib";
 import { type BrokerConfig, brokerDisplayUrl } from "./config.ts";
 import { settleWithin } from "./deadline.ts";
@@ -47,8 +46,8 @@ export interface PublishProperties {
 
 /** Options for {@linkcode BrokerLink}. */
 export interface BrokerLinkOptions {
-  /** How to reach RabbitMQ. */
-  broker: BrokerConfig;
+  /** How to reach RabbitMQ: one broker, or the nodes of a cluster to try in turn. */
+  brokers: BrokerConfig[];
   /** The CLU topic exchange. */
   exchange: string;
   /** The gateway's client name; its queue is `<name>_replies`. */
@@ -86,8 +85,10 @@ interface LiveChannels {
 /** The gateway's one connection to RabbitMQ. */
 export class BrokerLink {
   readonly #options: BrokerLinkOptions;
-  readonly #display: string;
-  #recovering: RecoveringChannelModel | undefined;
+  readonly #displays: string[];
+  #running: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #node: string | undefined;
   #live: LiveChannels | undefined;
   #state: LinkState = "connecting";
   #blocked: string | undefined;
@@ -98,7 +99,7 @@ export class BrokerLink {
   /** Prepares the link; nothing happens until {@linkcode BrokerLink.start}. */
   constructor(options: BrokerLinkOptions) {
     this.#options = options;
-    this.#display = brokerDisplayUrl(options.broker);
+    this.#displays = options.brokers.map(brokerDisplayUrl);
   }
 
   /** The link's state now. */
@@ -121,68 +122,124 @@ export class BrokerLink {
     return `${this.#options.name}_replies`;
   }
 
+  /** The broker node the link is on (`host:port`), or undefined when down. */
+  get node(): string | undefined {
+    return this.#node;
+  }
+
   /**
    * Starts connecting in the background and returns at once: the gateway
    * serves clients whether or not RabbitMQ is there yet.
    */
-  async start(): Promise<void> {
-    const { broker, name } = this.#options;
-    log.info("connecting to RabbitMQ at {url}", { url: this.#display });
-    const connectOptions: Options.Connect = {
-      protocol: broker.protocol,
-      hostname: broker.hostname,
-      port: broker.port,
-      username: broker.username,
-      password: broker.password,
-      vhost: broker.vhost,
-      heartbeat: broker.heartbeat,
-    };
-    this.#recovering = await connect(connectOptions, {
-      timeout: 5000,
-      clientProperties: { connection_name: name, product: "clu-ws" },
-      recovery: {
-        initialDelay: this.#options.initialDelayMs ?? 500,
-        maxDelay: this.#options.maxDelayMs ?? 30_000,
-        factor: 2,
-        jitter: 0.3,
-        waitForConnect: false,
-        setup: (model: ChannelModel) => this.#setup(model),
-      },
+  start(): Promise<void> {
+    log.info("connecting to RabbitMQ at {url}", { url: this.#displays.join(", ") });
+    this.#running = this.#run().catch((err) => {
+      log.error("the RabbitMQ link loop stopped: {error} (please report it)", { error: describe(err) });
     });
-    this.#watch(this.#recovering);
+    return Promise.resolve();
   }
 
-  #watch(recovering: RecoveringChannelModel): void {
+  /**
+   * Connects to the first broker that answers and stays there until the link
+   * is lost; then moves to the next (the same one when there is only one),
+   * waiting between attempts with exponential backoff and jitter.
+   */
+  async #run(): Promise<void> {
+    const brokers = this.#options.brokers;
+    let index = 0;
+    let attempt = 0;
     let everUp = false;
-    recovering.on("connect", () => {
-      if (everUp) this.#reconnects++;
-      everUp = true;
-      this.#setState("up");
-      log.info("RabbitMQ link up at {url}: exchange {exchange}, queue {queue} bound to reply.#", {
-        url: this.#display,
-        exchange: this.#options.exchange,
-        queue: this.queue,
-      });
+    while (!this.#closed()) {
+      const display = this.#displays[index];
+      let model: ChannelModel | undefined;
+      let failure: unknown;
+      try {
+        model = await connect(connectOptions(brokers[index]), {
+          timeout: 5000,
+          clientProperties: { connection_name: this.#options.name, product: "clu-ws" },
+        });
+        if (this.#closed()) {
+          await model.close().catch(() => {});
+          return;
+        }
+        const closed = new Promise<Error | undefined>((resolve) => model!.once("close", resolve));
+        this.#watch(model);
+        await this.#setup(model);
+        attempt = 0;
+        if (everUp) this.#reconnects++;
+        everUp = true;
+        this.#node = `${brokers[index].hostname}:${brokers[index].port}`;
+        this.#setState("up");
+        log.info("RabbitMQ link up at {url}: exchange {exchange}, queue {queue} bound to reply.#", {
+          url: display,
+          exchange: this.#options.exchange,
+          queue: this.queue,
+        });
+        const reason = await closed;
+        this.#live = undefined;
+        this.#blocked = undefined;
+        this.#node = undefined;
+        if (this.#closed()) return;
+        this.#setState("down");
+        log.warn("RabbitMQ link lost at {url} ({error}); reconnecting", {
+          url: display,
+          error: reason ? describe(reason) : "connection closed",
+        });
+      } catch (err) {
+        failure = err;
+        this.#live = undefined;
+        if (model) await model.close().catch(() => {});
+        if (this.#closed()) return;
+        this.#setState("down");
+      }
+      index = (index + 1) % brokers.length;
+      attempt++;
+      const delay = this.#backoff(attempt);
+      if (failure !== undefined) {
+        log.warn(
+          "cannot reach RabbitMQ at {url} ({error}); retrying {next} in {delay} s (attempt {attempt}); is it running? `rabbitmq-server -detached` starts it",
+          {
+            url: display,
+            next: this.#displays[index],
+            error: describe(failure),
+            delay: (delay / 1000).toFixed(1),
+            attempt,
+          },
+        );
+      }
+      await this.#pause(delay);
+    }
+  }
+
+  /** Whether close() was called (a method, so TypeScript does not narrow it away across awaits). */
+  #closed(): boolean {
+    return this.#state === "closed";
+  }
+
+  #backoff(attempt: number): number {
+    const initial = this.#options.initialDelayMs ?? 500;
+    const max = this.#options.maxDelayMs ?? 30_000;
+    const base = Math.min(max / 1.3, initial * 2 ** (attempt - 1));
+    return Math.round(base * (0.7 + Math.random() * 0.6));
+  }
+
+  /** Waits `ms`, or less if the link is closed meanwhile. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wake = undefined;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
     });
-    recovering.on("disconnect", (err: Error) => {
-      this.#live = undefined;
-      this.#blocked = undefined;
-      this.#setState("down");
-      log.warn("RabbitMQ link lost ({error}); reconnecting", { error: describe(err) });
-    });
-    recovering.on("reconnect-scheduled", (info: { attempt: number; delay: number; error: Error }) => {
-      if (this.#state === "connecting" || this.#state === "up") this.#setState("down");
-      log.warn(
-        "cannot reach RabbitMQ at {url} ({error}); retrying in {delay} s (attempt {attempt}); is it running? `rabbitmq-server -detached` starts it",
-        {
-          url: this.#display,
-          error: describe(info.error),
-          delay: (info.delay / 1000).toFixed(1),
-          attempt: info.attempt,
-        },
-      );
-    });
-    recovering.on("blocked", (reason: string) => {
+  }
+
+  #watch(model: ChannelModel): void {
+    model.on("blocked", (reason: string) => {
       this.#blocked = reason || "resource alarm";
       log.warn("RabbitMQ blocks publishes ({reason}); commands fail until it unblocks", {
         reason: this.#blocked,
@@ -196,15 +253,12 @@ export class BrokerLink {
         });
       }
     });
-    recovering.on("unblocked", () => {
+    model.on("unblocked", () => {
       this.#blocked = undefined;
       log.info("RabbitMQ unblocked publishes");
     });
-    recovering.on("error", (err: Error) => {
+    model.on("error", (err: Error) => {
       log.warn("RabbitMQ connection error: {error}", { error: describe(err) });
-    });
-    recovering.on("reconnect-failed", (err: Error) => {
-      log.error("RabbitMQ recovery gave up: {error}", { error: describe(err) });
     });
   }
 
@@ -326,13 +380,28 @@ export class BrokerLink {
     if (this.#pending.size > 0) {
       await settleWithin(Promise.allSettled([...this.#pending.values()].map((p) => p.outcome)), graceMs);
     }
+    const live = this.#live;
     this.#setState("closed");
     this.#live = undefined;
-    await this.#recovering?.close().catch((err: unknown) => {
+    this.#wake?.();
+    await live?.model.close().catch((err: unknown) => {
       log.debug("closing the RabbitMQ connection: {error}", { error: describe(err) });
     });
+    await this.#running;
     log.info("RabbitMQ link closed");
   }
+}
+
+function connectOptions(broker: BrokerConfig): Options.Connect {
+  return {
+    protocol: broker.protocol,
+    hostname: broker.hostname,
+    port: broker.port,
+    username: broker.username,
+    password: broker.password,
+    vhost: broker.vhost,
+    heartbeat: broker.heartbeat,
+  };
 }
 
 /** A short, password-free description of an error. */

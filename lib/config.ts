@@ -44,8 +44,10 @@ export interface Config {
   host: string;
   /** Port the websocket server listens on (0 picks a free one). */
   port: number;
-  /** The RabbitMQ link. */
+  /** The RabbitMQ link (the first of `brokers`). */
   broker: BrokerConfig;
+  /** Every broker node to try, in order (one unless several URLs are given). */
+  brokers: BrokerConfig[];
   /** The CLU topic exchange. */
   exchange: string;
   /** The gateway's AMQP client name (`<name>_replies`, `<name>.<consumer>`). */
@@ -182,8 +184,9 @@ const OPTIONS: readonly OptionSpec[] = [
   {
     flag: "url",
     env: "CLU_WS_URL",
+    multiple: true,
     help:
-      "RabbitMQ URL, amqp://user:pass@host:port/vhost or amqps://…; overrides host, port, user, password and vhost it names",
+      "RabbitMQ URL, amqp://user:pass@host:port/vhost or amqps://…; overrides host, port, user, password and vhost it names; several (repeated, or comma-separated) are a cluster's nodes, tried in turn",
   },
   { flag: "user", env: "CLU_WS_USER", shown: "guest", help: "RabbitMQ user" },
   {
@@ -436,17 +439,23 @@ export function parseCli(
     heartbeat: parseHeartbeat(pick("heartbeat")),
   };
   const url = pick("url");
+  let brokers = [broker];
   if (url) {
     const separate = broker;
-    broker = applyBrokerUrl(broker, url);
+    const urls = parseList(url);
     // A part given on its own at a higher level (flag over env over file) beats the URL's.
     const higher = (...flags: string[]) => flags.some((f) => (pick(f)?.layer ?? 3) < url.layer);
-    if (higher("rabbitmq-host")) broker.hostname = separate.hostname;
-    if (higher("rabbitmq-port")) broker.port = separate.port;
-    if (higher("user")) broker.username = separate.username;
-    if (higher("password", "password-file")) broker.password = separate.password;
-    if (higher("vhost")) broker.vhost = separate.vhost;
-    if (url.layer === 0 && new URL(url.value).password) {
+    brokers = urls.map((one) => {
+      const merged = applyBrokerUrl(separate, { ...url, value: one });
+      if (urls.length === 1 && higher("rabbitmq-host")) merged.hostname = separate.hostname;
+      if (urls.length === 1 && higher("rabbitmq-port")) merged.port = separate.port;
+      if (higher("user")) merged.username = separate.username;
+      if (higher("password", "password-file")) merged.password = separate.password;
+      if (higher("vhost")) merged.vhost = separate.vhost;
+      return merged;
+    });
+    broker = brokers[0];
+    if (url.layer === 0 && urls.some((one) => new URL(one).password)) {
       warnings.push(
         "a password in --url is visible to every user of this machine (ps); use CLU_WS_URL, CLU_WS_PASSWORD or --password-file instead",
       );
@@ -479,6 +488,7 @@ export function parseCli(
       host,
       port,
       broker,
+      brokers,
       exchange,
       name,
       logLevel: parseChoice(pick("log-level"), LOG_LEVELS, "info"),

@@ -92,7 +92,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
   const ownReplies = `reply.${config.name}`;
 
   const broker = new BrokerLink({
-    broker: config.broker,
+    brokers: config.brokers,
     exchange: config.exchange,
     name: config.name,
     onReply(message) {
@@ -139,6 +139,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
     reconnects: () => broker.reconnects,
     linkUp: () => broker.state === "up" ? 1 : 0,
     blocked: () => broker.blockedReason === undefined ? 0 : 1,
+    node: () => broker.node,
   });
 
   const dispatchContext: DispatchContext = {
@@ -208,6 +209,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
         body: {
           status: up ? "ok" : "broker link down",
           broker: broker.state,
+          node: broker.node ?? null,
           blocked: broker.blockedReason ?? null,
           uptime_s: Math.round((Date.now() - startedAt) / 1000),
           clients: hub.size,

@@ -30,6 +30,8 @@ export interface MetricSources {
   linkUp(): number;
   /** 1 when the broker blocks publishes. */
   blocked(): number;
+  /** The broker node the link is on (`host:port`), or undefined when down. */
+  node(): string | undefined;
 }
 
 /** The gateway's metrics registry. */
@@ -101,6 +103,17 @@ export class Metrics {
       sources.blocked,
       "gauge",
     );
+    new Gauge({
+      name: "cluws_broker_node",
+      help: "1 for the RabbitMQ node (host:port) the link is on; absent while the link is down.",
+      labelNames: ["node"],
+      registers,
+      collect() {
+        this.reset();
+        const node = sources.node();
+        if (node !== undefined) this.set({ node }, 1);
+      },
+    });
     this.#replies = new Counter({
       name: "cluws_replies_received_total",
       help: "Replies consumed from RabbitMQ, by result (forwarded or dropped as invalid).",

@@ -139,7 +139,7 @@ metrics-token = "metrics-secret"
 /** What EVERY_OPTION gives: the defaults (so options added later keep their defaults) with every value set. */
 function everyOptionConfig(): Config {
   const defaults = run([]);
-  return {
+  const config: Config = {
     ...defaults,
     host: "127.0.0.1",
     port: 8000,
@@ -179,6 +179,8 @@ function everyOptionConfig(): Config {
     tls: { cert: CERT_PEM, key: KEY_PEM },
     warnings: [],
   };
+  config.brokers = [config.broker];
+  return config;
 }
 
 // ---------------------------------------------------------------- reading the file

@@ -92,7 +92,8 @@ const ALL_OPTIONS: { flag: string; short?: string; env?: string }[] = [
 // ---------------------------------------------------------------- defaults
 
 Deno.test("config: no flags and no environment give CLU's defaults", () => {
-  const config = run([], {});
+  const { brokers, ...config } = run([], {});
+  assert.deepEqual(brokers, [config.broker]);
   assert.deepEqual(config, {
     host: "0.0.0.0",
     port: 9876,
@@ -256,7 +257,7 @@ Deno.test("config: port 0 (pick a free one) is accepted for the websocket port",
 // ---------------------------------------------------------------- environment
 
 Deno.test("config: every CLU_WS_* variable sets its value", () => {
-  const config = run([], {
+  const { brokers, ...config } = run([], {
     CLU_WS_PORT: "7000",
     CLU_WS_HOST: "::",
     CLU_WS_RABBITMQ_HOST: "mq",
@@ -277,6 +278,7 @@ Deno.test("config: every CLU_WS_* variable sets its value", () => {
     CLU_WS_COMMAND_BURST: "3",
     CLU_WS_IDLE_TIMEOUT: "0",
   });
+  assert.deepEqual(brokers, [config.broker]);
   assert.deepEqual(config, {
     host: "::",
     port: 7000,
@@ -865,3 +867,17 @@ for (
     assert.match(configError([...args]), pattern);
   });
 }
+
+Deno.test("config: several URLs are a cluster's nodes, tried in order", () => {
+  const config = run(["--url", "amqp://a:5672/", "--url", "amqp://b:5673/"], { CLU_WS_PASSWORD: "pw" });
+  assert.deepEqual(config.brokers.map((b) => `${b.hostname}:${b.port}:${b.password}`), [
+    "a:5672:pw",
+    "b:5673:pw",
+  ]);
+  assert.equal(config.broker, config.brokers[0]);
+  const fromEnv = run([], { CLU_WS_URL: "amqp://u:p@a/, amqps://u:p@b/" });
+  assert.deepEqual(fromEnv.brokers.map((b) => `${b.protocol}://${b.hostname}:${b.port}`), [
+    "amqp://a:5672",
+    "amqps://b:5671",
+  ]);
+});
