@@ -46,6 +46,12 @@ export interface Client<G = unknown> {
   filter: ReplyFilter | undefined;
   /** Ids of its recent commands, for `mine` subscriptions (bounded). */
   readonly mine: Set<string>;
+  /** v1 batched delivery: replies go out as JSON arrays, one websocket message per flush. */
+  batch: boolean;
+  /** Batched replies waiting for the flush (filtered batch clients only). */
+  pending: string[];
+  /** How many of this turn's shared batched replies it has already been sent. */
+  turnSent: number;
 }
 
 /** One reply as the hub hands it out: CLU text, v1 text, and what filters look at. */
@@ -92,6 +98,9 @@ const CATCH_UP_CHECK_MS = 500;
 export class Hub<G = unknown> {
   readonly #clients = new Set<Client<G>>();
   readonly #lagging = new Set<Client<G>>();
+  readonly #batchers = new Set<Client<G>>();
+  #turn: string[] = [];
+  #flushScheduled = false;
   readonly #options: HubOptions;
   #catchUpTimer: ReturnType<typeof setInterval> | undefined;
   #nextId = 1;
@@ -136,6 +145,9 @@ export class Hub<G = unknown> {
       v1,
       filter: undefined,
       mine: new Set(),
+      batch: false,
+      pending: [],
+      turnSent: 0,
       id: this.#nextId++,
       peer,
       socket,
@@ -154,44 +166,54 @@ export class Hub<G = unknown> {
   /** Forgets a client (idempotent). */
   remove(client: Client<G>): void {
     this.#clients.delete(client);
+    this.#batchers.delete(client);
     this.#unlag(client);
   }
 
-  /** Sends one frame to one client, applying its budget. */
+  /**
+   * Sends one frame (a control frame, an error, a notice) to one client,
+   * applying its budget; a batching client first gets the replies batched for
+   * it so far, so nothing overtakes them.
+   */
   send(client: Client<G>, frame: string): void {
+    if (client.batch) this.#flushClient(client);
+    this.#sendRaw(client, frame, 1);
+  }
+
+  #sendRaw(client: Client<G>, frame: string, frames: number): void {
     const socket = client.socket;
     if (socket.readyState !== WebSocket.OPEN) return;
     const buffered = socket.bufferedAmount;
     if (client.dropped > 0) {
       if (buffered > this.#options.bufferBytes / 2) {
-        client.dropped++;
-        this.#framesDropped++;
+        client.dropped += frames;
+        this.#framesDropped += frames;
         return;
       }
       this.#caughtUp(client);
     }
     if (buffered + frame.length > this.#options.bufferBytes && buffered > 0) {
-      this.#overBudget(client, buffered);
+      this.#overBudget(client, buffered, frames);
       return;
     }
-    this.#write(client, frame);
+    this.#write(client, frame, frames);
   }
 
-  #write(client: Client<G>, frame: string): void {
+  #write(client: Client<G>, frame: string, frames = 1): void {
     try {
       client.socket.send(frame);
-      client.framesSent++;
-      this.#framesSent++;
+      client.framesSent += frames;
+      this.#framesSent += frames;
       this.#bytesSent += frame.length;
     } catch {
       // The socket closed between the check and the send; its close handler removes it.
     }
   }
 
-  #overBudget(client: Client<G>, buffered: number): void {
+  #overBudget(client: Client<G>, buffered: number, frames: number): void {
     if (this.#options.policy === "drop") {
-      client.dropped++;
-      this.#framesDropped++;
+      client.dropped += frames;
+      this.#framesDropped += frames;
       this.#lagging.add(client);
       this.#catchUpTimer ??= setInterval(() => this.#checkLagging(), CATCH_UP_CHECK_MS);
       return;
@@ -247,10 +269,63 @@ export class Hub<G = unknown> {
 
   /** Hands a reply to every client that wants it, in its dialect; no per-client encoding. */
   deliver(delivery: Delivery): void {
+    let shared = false;
     for (const client of this.#clients) {
       if (client.filter && !client.filter.matches(delivery.meta, (id) => client.mine.has(id))) continue;
-      this.send(client, client.v1 ? delivery.v1 : delivery.plain);
+      if (!client.batch) {
+        this.#sendRaw(client, client.v1 ? delivery.v1 : delivery.plain, 1);
+      } else if (client.filter) {
+        client.pending.push(delivery.v1);
+      } else {
+        shared = true;
+      }
     }
+    // Unfiltered batching clients all get the same replies: one list, one join per flush.
+    if (shared) this.#turn.push(delivery.v1);
+    if (this.#batchers.size > 0 && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setTimeout(() => this.#flush(), 0);
+    }
+  }
+
+  /** Changes a client's subscription; what was batched under the old one goes out first. */
+  setFilter(client: Client<G>, filter: ReplyFilter | undefined): void {
+    if (client.batch) this.#flushClient(client);
+    client.filter = filter;
+    client.turnSent = this.#turn.length;
+  }
+
+  /** Turns batched delivery on or off for a v1 client. */
+  setBatch(client: Client<G>, on: boolean): void {
+    if (client.batch === on) return;
+    if (!on) this.#flushClient(client);
+    client.batch = on;
+    client.turnSent = this.#turn.length;
+    if (on) this.#batchers.add(client);
+    else this.#batchers.delete(client);
+  }
+
+  /** Sends a batching client what was batched for it since the last flush. */
+  #flushClient(client: Client<G>): void {
+    const frames = client.filter ? client.pending : this.#turn.slice(client.turnSent);
+    if (client.filter) client.pending = [];
+    else client.turnSent = this.#turn.length;
+    if (frames.length > 0) this.#sendRaw(client, `[${frames.join(",")}]`, frames.length);
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const turn = this.#turn;
+    const whole = turn.length > 0 ? `[${turn.join(",")}]` : "";
+    for (const client of this.#batchers) {
+      if (client.filter || client.turnSent > 0) {
+        this.#flushClient(client);
+      } else if (whole) {
+        this.#sendRaw(client, whole, turn.length);
+      }
+      client.turnSent = 0;
+    }
+    this.#turn = [];
   }
 
   /** Closes every client with the given code and reason, and stops the hub's timer. */

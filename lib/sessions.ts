@@ -298,11 +298,18 @@ export class Sessions {
         const filter = compileFilter(fields);
         if (typeof filter === "string") return error(filter);
         const empty = Object.keys(filter.spec).length === 0;
-        client.filter = empty ? undefined : filter;
+        this.#context.hub.setFilter(client, empty ? undefined : filter);
         return this.#control(client, { "clu-ws": "subscribed", id, filter: filter.spec });
       }
       case "resume":
         return this.#resume(client, fields, id, error);
+      case "options": {
+        if (fields.batch !== undefined && typeof fields.batch !== "boolean") {
+          return error(`"batch" must be true or false`);
+        }
+        if (typeof fields.batch === "boolean") this.#context.hub.setBatch(client, fields.batch);
+        return this.#control(client, { "clu-ws": "options", id, batch: client.batch });
+      }
       case "state": {
         const actors = fields.actors;
         if (
@@ -324,7 +331,7 @@ export class Sessions {
         return error(
           `unknown operation ${
             JSON.stringify(fields[CONTROL_KEY])
-          }; use subscribe, resume or state (docs/protocol.md)`,
+          }; use subscribe, resume, state or options (docs/protocol.md)`,
         );
     }
   }

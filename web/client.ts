@@ -131,6 +131,8 @@ export interface ClientOptions {
   subscribe?: Subscription;
   /** Default command timeout in seconds (default 30). */
   commandTimeout?: number;
+  /** Ask for batched delivery (arrays of replies; fewer messages at high rates). */
+  batch?: boolean;
 }
 
 interface Events {
@@ -292,12 +294,16 @@ export class CluClient {
   }
 
   #onFrame(text: string): void {
-    let frame: Frame | ControlFrame;
+    let data: Frame | ControlFrame | Frame[];
     try {
-      frame = JSON.parse(text);
+      data = JSON.parse(text);
     } catch {
       return;
     }
+    for (const frame of Array.isArray(data) ? data : [data]) this.#onParsed(frame);
+  }
+
+  #onParsed(frame: Frame | ControlFrame): void {
     if ("clu-ws" in frame) {
       this.#onControl(frame as ControlFrame);
       return;
@@ -380,14 +386,15 @@ export class CluClient {
     this.#setState("open");
     this.#emit("broker", welcome.broker);
     try {
+      // Live replies may overtake the replay of a resume: hold them until it is answered.
+      if (this.#epoch === welcome.epoch) this.#held = [];
+      if (this.#options.batch) await this.#request("options", { batch: true });
       if (this.#epoch === undefined) {
         this.#epoch = welcome.epoch;
         this.#lastSeq = welcome.seq;
         if (this.#subscription) await this.#request("subscribe", { ...this.#subscription });
         await this.#refreshWatchers();
       } else if (this.#epoch === welcome.epoch) {
-        // Live replies may overtake the replay: hold them until the resume is answered.
-        this.#held = [];
         if (this.#subscription) await this.#request("subscribe", { ...this.#subscription });
         const answer = await this.#request("resume", { epoch: this.#epoch, seq: this.#lastSeq });
         this.#releaseHeld();
