@@ -17,8 +17,6 @@ interface KeywordValue {
   /** Seconds since the epoch. */
   seen: number;
   code: string;
-  /** JSON text of the value, kept to answer snapshots without re-encoding. */
-  json: string;
 }
 
 interface ActorRecord {
@@ -41,11 +39,11 @@ export class ActorState {
     }
     actor.lastSeen = now;
     if (body === null || typeof body !== "object" || Array.isArray(body)) return;
-    for (const [key, value] of Object.entries(body)) {
-      const json = JSON.stringify(value) ?? "null";
-      if (json.length > STATE_LIMITS.valueBytes) continue;
+    for (const key in body) {
+      const value = (body as Record<string, unknown>)[key];
+      if (tooLarge(value)) continue;
       if (!actor.keywords.has(key) && actor.keywords.size >= STATE_LIMITS.keywordsPerActor) continue;
-      actor.keywords.set(key, { value, seen: now, code, json });
+      actor.keywords.set(key, { value, seen: now, code });
     }
   }
 
@@ -63,9 +61,9 @@ export class ActorState {
     const record = this.#actors.get(name);
     if (!record) return undefined;
     const keywords = [...record.keywords.entries()].map(([key, kw]) =>
-      `${JSON.stringify(key)}:{"value":${kw.json},"seen":"${isoTimestamp(kw.seen)}","code":${
-        JSON.stringify(kw.code)
-      }}`
+      `${JSON.stringify(key)}:{"value":${JSON.stringify(kw.value) ?? "null"},"seen":"${
+        isoTimestamp(kw.seen)
+      }","code":${JSON.stringify(kw.code)}}`
     );
     return `{"last_seen":"${isoTimestamp(record.lastSeen)}","keywords":{${keywords.join(",")}}}`;
   }
@@ -79,4 +77,11 @@ export class ActorState {
     }
     return `{${parts.join(",")}}`;
   }
+}
+
+/** Whether a keyword value is over the size limit; only structured values are encoded to tell. */
+function tooLarge(value: unknown): boolean {
+  if (typeof value === "string") return value.length > STATE_LIMITS.valueBytes;
+  if (value === null || typeof value !== "object") return false;
+  return (JSON.stringify(value)?.length ?? 0) > STATE_LIMITS.valueBytes;
 }
