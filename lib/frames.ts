@@ -278,11 +278,16 @@ export function parseClientCommand(
   }
   const rawConsumer = Object.hasOwn(fields, "consumer") ? fields.consumer : undefined;
   const consumer = typeof rawConsumer === "string" && rawConsumer.trim() !== "" ? rawConsumer : undefined;
+  // Only a well-formed actor name is echoed back: a hostile one must not be amplified into the answer.
+  const echoConsumer = consumer !== undefined && !/\s/.test(consumer) &&
+      encoder.encode(`command.${consumer}`).length <= MAX_ROUTING_KEY_BYTES
+    ? consumer
+    : undefined;
   const fail = (error: string): ClientInputError => ({
     kind: "error",
     error,
     ...(echoId !== undefined ? { commandId: echoId } : {}),
-    ...(consumer !== undefined ? { consumer } : {}),
+    ...(echoConsumer !== undefined ? { consumer: echoConsumer } : {}),
   });
   if (rawConsumer === undefined) return fail(`missing "consumer": name the actor to command`);
   if (typeof rawConsumer !== "string") {
@@ -290,7 +295,7 @@ export function parseClientCommand(
   }
   if (consumer === undefined) return fail(`"consumer" is empty: name the actor to command`);
   if (/[\s]/.test(consumer)) {
-    return fail(`"consumer" ${JSON.stringify(consumer)} contains white space; actor names have none`);
+    return fail(`"consumer" ${JSON.stringify(clip(consumer))} contains white space; actor names have none`);
   }
   if (encoder.encode(`command.${consumer}`).length > MAX_ROUTING_KEY_BYTES) {
     return fail(`"consumer" is too long: the routing key command.<consumer> is limited to 255 bytes`);
@@ -327,6 +332,11 @@ export function parseClientCommand(
     track: fields.track === true,
     ...(typeof timeout === "number" ? { timeoutSeconds: timeout } : {}),
   };
+}
+
+/** A value quoted in an error message, cut to 64 characters. */
+function clip(text: string): string {
+  return text.length > 64 ? `${text.slice(0, 61)}...` : text;
 }
 
 function describeType(value: unknown): string {

@@ -99,18 +99,20 @@ export class Sessions {
     socket.onmessage = (event) => {
       if (client) this.#onMessage(client, event.data);
     };
+    let failure: string | undefined;
     socket.onclose = (event) => {
       this.#sockets--;
       if (this.#sockets === 0) this.#allClosed?.resolve();
       if (!client) return;
       hub.remove(client);
       log.info(
-        "client {client} from {peer} ({token}) disconnected ({code}) after {seconds} s: {frames} frames sent, {commands} commands, {bad} bad frames ({clients} connected)",
+        "client {client} from {peer} ({token}) disconnected ({code}{error}) after {seconds} s: {frames} frames sent, {commands} commands, {bad} bad frames ({clients} connected)",
         {
           client: client.id,
           peer,
           token: client.grant.token?.name ?? "no token",
           code: event.code,
+          error: failure ? `: ${failure}` : event.reason ? `: ${event.reason}` : "",
           seconds: ((Date.now() - client.connectedAt) / 1000).toFixed(1),
           frames: client.framesSent,
           commands: client.commandsSent,
@@ -119,8 +121,9 @@ export class Sessions {
         },
       );
     };
-    socket.onerror = () => {
-      // Followed by a close event, which does the bookkeeping.
+    socket.onerror = (event) => {
+      // Followed by a close event, which logs it (e.g. a text frame that is not UTF-8).
+      failure = (event as ErrorEvent).message || undefined;
     };
   }
 

@@ -584,8 +584,15 @@ Deno.test("parseClientCommand: a consumer with white space is an error that name
     const result = inputError(frameText({ consumer, command_string: "status" }));
     assert.match(result.error, /white space/, JSON.stringify(consumer));
     assert.ok(result.error.includes(JSON.stringify(consumer)), result.error);
-    assert.equal(result.consumer, consumer);
+    assert.equal(result.consumer, undefined, "a malformed name is not echoed as the commander");
   }
+});
+
+Deno.test("parseClientCommand: a huge bad consumer name is clipped in the error, not amplified", () => {
+  const consumer = "x ".repeat(20_000);
+  const result = inputError(frameText({ consumer, command_string: "status" }));
+  assert.ok(result.error.length < 200, `error is ${result.error.length} characters`);
+  assert.equal(result.consumer, undefined);
 });
 
 Deno.test("parseClientCommand: a routing key command.<consumer> over 255 bytes is an error", () => {
