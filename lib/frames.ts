@@ -234,7 +234,7 @@ const encoder = new TextEncoder();
  */
 export function parseClientCommand(
   text: string,
-  options: { newCommandId?: () => string } = {},
+  options: { newCommandId?: () => string; v1?: boolean } = {},
 ): ClientCommand | ControlFrame | ClientInputError {
   let value: unknown;
   try {
@@ -311,6 +311,14 @@ export function parseClientCommand(
     );
   }
   if (idError) return fail(idError);
+  const base = {
+    kind: "command" as const,
+    consumer,
+    commandString: rawCommand,
+    commandId: commandId ?? (options.newCommandId ?? (() => crypto.randomUUID()))(),
+  };
+  // CLU ignores extra fields; only a clu-ws v1 sender (or the HTTP API) means these.
+  if (options.v1 === false) return { ...base, ack: false, track: false };
   for (const flag of ["ack", "track"]) {
     if (Object.hasOwn(fields, flag) && typeof fields[flag] !== "boolean") {
       return fail(`"${flag}" must be true or false`);
@@ -324,10 +332,7 @@ export function parseClientCommand(
     return fail(`"timeout" must be a number of seconds above 0 and at most ${MAX_TRACK_TIMEOUT_SECONDS}`);
   }
   return {
-    kind: "command",
-    consumer,
-    commandString: rawCommand,
-    commandId: commandId ?? (options.newCommandId ?? (() => crypto.randomUUID()))(),
+    ...base,
     ack: fields.ack === true,
     track: fields.track === true,
     ...(typeof timeout === "number" ? { timeoutSeconds: timeout } : {}),

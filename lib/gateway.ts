@@ -19,7 +19,7 @@ import { settleWithin } from "./deadline.ts";
 import type { DispatchContext } from "./dispatch.ts";
 import { encodeReply, type GatewayIdentity, gatewayReplyFrame } from "./frames.ts";
 import { History } from "./history.ts";
-import { handleApi } from "./http_api.ts";
+import { handleApi, HttpAllowances } from "./http_api.ts";
 import { Hub } from "./hub.ts";
 import { logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -163,6 +163,8 @@ export async function startGateway(config: Config): Promise<Gateway> {
     readOnly: config.access.readOnly,
   });
 
+  const httpAllowances = new HttpAllowances(limits.commandRate, limits.commandBurst);
+
   function admit(request: Request, peer: string): Promise<Admission<Grant> | Response> | Response {
     if (stopping) return new Response("clu-ws is shutting down\n", { status: 503 });
     if (sessions.count < limits.maxClients) return access.admit(request, peer);
@@ -194,6 +196,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
           tracker,
           state,
           authorize: (r) => access.authorizeHttp(r, peer),
+          allowances: httpAllowances,
         },
         request,
         peer,

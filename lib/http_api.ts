@@ -10,6 +10,7 @@ import type { ActorState } from "./actor_state.ts";
 import type { Grant } from "./access.ts";
 import { dispatch, type DispatchContext } from "./dispatch.ts";
 import { parseClientCommand } from "./frames.ts";
+import { TokenBucket } from "./rate_limit.ts";
 import type { Tracker } from "./tracker.ts";
 
 /** What the API needs from the gateway. */
@@ -20,9 +21,38 @@ export interface HttpApiContext extends DispatchContext {
   state: ActorState;
   /** Authenticates a plain HTTP request (bearer or ?token=), or refuses it. */
   authorize(request: Request): Promise<Grant | Response>;
+  /** Per-caller rate limits. */
+  allowances: HttpAllowances;
 }
 
 const DEFAULT_TIMEOUT_SECONDS = 30;
+/** Callers remembered for rate limiting; the oldest is forgotten beyond this. */
+const MAX_ALLOWANCES = 10_000;
+
+/** Per-caller command allowances for the HTTP API: by token name, or by address on an open gateway. */
+export class HttpAllowances {
+  readonly #buckets = new Map<string, TokenBucket>();
+  readonly #rate: number;
+  readonly #burst: number;
+
+  /** Allowances of `rate` commands a second with bursts of `burst`. */
+  constructor(rate: number, burst: number) {
+    this.#rate = rate;
+    this.#burst = burst;
+  }
+
+  /** The allowance of the caller with this token (or from this host). */
+  of(grant: Grant, peer: string): TokenBucket {
+    const key = grant.token ? `token:${grant.token.name}` : `host:${peer.replace(/:\d+$/, "")}`;
+    let bucket = this.#buckets.get(key);
+    if (!bucket) {
+      bucket = new TokenBucket(this.#rate, this.#burst);
+      this.#buckets.set(key, bucket);
+      if (this.#buckets.size > MAX_ALLOWANCES) this.#buckets.delete(this.#buckets.keys().next().value!);
+    }
+    return bucket;
+  }
+}
 const STATUS_BY_OUTCOME: Record<string, number> = { denied: 403, rate_limited: 429 };
 
 /** Answers an API request, or undefined when the path is not the API's. */
@@ -45,7 +75,12 @@ export async function handleApi(
   }
   if (request.method !== "GET") return problem(405, "use GET");
   if (pathname === "/actors") return Response.json({ actors: context.state.list() });
-  const name = decodeURIComponent(pathname.slice("/actors/".length));
+  let name: string;
+  try {
+    name = decodeURIComponent(pathname.slice("/actors/".length));
+  } catch {
+    return problem(400, "the actor name in the path is not valid percent-encoding");
+  }
   const json = context.state.actorJson(name);
   if (json === undefined) return problem(404, `no reply from an actor named '${name}' has been seen`);
   return new Response(`{"name":${JSON.stringify(name)},${json.slice(1)}`, {
@@ -87,7 +122,12 @@ async function runCommand(
       );
     },
   });
-  const result = await dispatch(context, { grant, client: "http", peer }, parsed);
+  const result = await dispatch(context, {
+    grant,
+    allowance: context.allowances.of(grant, peer),
+    client: "http",
+    peer,
+  }, parsed);
   if (result.reason !== undefined) {
     context.tracker.fail(parsed.commandId, result.reason);
     const status = STATUS_BY_OUTCOME[result.outcome] ??

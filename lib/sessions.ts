@@ -189,7 +189,7 @@ export class Sessions {
       );
       return;
     }
-    const parsed = parseClientCommand(data);
+    const parsed = parseClientCommand(data, { v1: client.v1 });
     if (parsed.kind === "error") {
       this.#badInput(client, parsed.error, { commandId: parsed.commandId, consumer: parsed.consumer });
     } else if (parsed.kind === "control") {

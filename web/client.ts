@@ -192,6 +192,8 @@ export class CluClient {
   #opened: PromiseWithResolvers<Welcome>;
   /** Replies held while a resume is answered, so the replay comes first. */
   #held: Frame[] | undefined;
+  /** Command ends that arrived while replies were held. */
+  #heldSettles: Array<() => void> = [];
 
   /** Starts connecting to `url` (ws:// or wss://); see {@linkcode CluClient.connect}. */
   constructor(url: string, options: ClientOptions = {}) {
@@ -276,11 +278,19 @@ export class CluClient {
     this.#socket = undefined;
     this.#welcome = undefined;
     this.#held = undefined;
+    this.#heldSettles = [];
     for (const request of this.#requests.values()) request.reject(new Error("connection lost"));
     this.#requests.clear();
     this.#setState("closed");
+    // connect() settles on the first attempt; a client made with `new` keeps trying.
+    this.#opened.reject(
+      new Error(
+        `connection closed before ${this.#url} welcomed this client (${event.code}${
+          event.reason ? ` ${event.reason}` : ""
+        }): is it a clu-ws gateway, and is the token right?`,
+      ),
+    );
     if (this.#closed || this.#options.reconnect === false) {
-      this.#opened.reject(new Error(`connection closed (${event.code} ${event.reason})`));
       this.#failAll("the connection closed");
       return;
     }
@@ -344,7 +354,7 @@ export class CluClient {
   #feedWatchers(actor: string, body: Record<string, unknown>, frame?: Frame, seq = frame?.seq ?? 0): void {
     if (body === null || typeof body !== "object") return;
     for (const watcher of this.#watchers) {
-      if (watcher.actor !== actor || !Object.hasOwn(body, watcher.keyword) || seq < watcher.seq) continue;
+      if (watcher.actor !== actor || !Object.hasOwn(body, watcher.keyword) || seq <= watcher.seq) continue;
       watcher.seq = seq;
       try {
         watcher.callback(body[watcher.keyword], frame);
@@ -365,11 +375,16 @@ export class CluClient {
       return;
     }
     if (kind === "done") {
-      const status = frame.status as CommandResult["status"];
-      const id = String(frame.command_id);
-      if (status !== "done") {
-        this.#settle(id, status, (frame.code as string | null) ?? null, frame.error as string);
-      }
+      const settle = () =>
+        this.#settle(
+          String(frame.command_id),
+          frame.status as CommandResult["status"],
+          (frame.code as string | null) ?? null,
+          frame.error as string | undefined,
+        );
+      // After a resume, the held replies of that command come first.
+      if (this.#held) this.#heldSettles.push(settle);
+      else settle();
       return;
     }
     if (typeof frame.id === "number" && this.#requests.has(frame.id)) {
@@ -400,8 +415,12 @@ export class CluClient {
         this.#releaseHeld();
         if (answer["clu-ws"] === "gap") await this.#afterGap(String(answer.reason), welcome);
       } else {
+        // A new epoch: positions restart, so forget the old ones before anything else arrives.
+        const previous = this.#epoch;
+        this.#epoch = welcome.epoch;
+        this.#lastSeq = welcome.seq;
         if (this.#subscription) await this.#request("subscribe", { ...this.#subscription });
-        await this.#afterGap("the gateway restarted", welcome);
+        await this.#afterGap(`the gateway restarted (epoch ${previous} → ${welcome.epoch})`, welcome);
       }
     } catch {
       // The connection dropped while setting up; the next welcome starts over.
@@ -417,6 +436,9 @@ export class CluClient {
     this.#held = undefined;
     held.sort((a, b) => a.seq! - b.seq!);
     for (const frame of held) this.#onFrameObject(frame);
+    const settles = this.#heldSettles;
+    this.#heldSettles = [];
+    for (const settle of settles) settle();
   }
 
   async #afterGap(reason: string, welcome: Welcome): Promise<void> {

@@ -1,0 +1,2 @@
+// ../../tmp/ph/console.ts
+document.getElementById("app").textContent = "clu-ws console";
