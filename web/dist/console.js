@@ -1,2 +1,1512 @@
-// ../../tmp/ph/console.ts
-document.getElementById("app").textContent = "clu-ws console";
+// web/client.ts
+var CommandError = class extends Error {
+  /** The command's end. */
+  result;
+  /** Builds the error from a result. */
+  constructor(result) {
+    super(`${result.consumer} ${result.status === "timeout" ? "timed out" : "failed"}: ${result.error ?? JSON.stringify(result.replies.at(-1)?.body ?? {})}`);
+    this.name = "CommandError";
+    this.result = result;
+  }
+};
+var CluClient = class _CluClient {
+  #url;
+  #options;
+  #listeners = {
+    reply: /* @__PURE__ */ new Set(),
+    connection: /* @__PURE__ */ new Set(),
+    broker: /* @__PURE__ */ new Set(),
+    gap: /* @__PURE__ */ new Set(),
+    welcome: /* @__PURE__ */ new Set()
+  };
+  #commands = /* @__PURE__ */ new Map();
+  #requests = /* @__PURE__ */ new Map();
+  #watchers = /* @__PURE__ */ new Set();
+  #socket;
+  #welcome;
+  #epoch;
+  #lastSeq = 0;
+  #nextId = 1;
+  #subscription;
+  #closed = false;
+  #delay;
+  #retry;
+  #state = "connecting";
+  #opened;
+  /** Replies held while a resume is answered, so the replay comes first. */
+  #held;
+  /** Command ends that arrived while replies were held. */
+  #heldSettles = [];
+  /** Starts connecting to `url` (ws:// or wss://); see {@linkcode CluClient.connect}. */
+  constructor(url, options = {}) {
+    this.#url = url;
+    this.#options = options;
+    this.#subscription = options.subscribe;
+    this.#delay = options.minDelayMs ?? 500;
+    this.#opened = Promise.withResolvers();
+    this.#opened.promise.catch(() => {
+    });
+    this.#open();
+  }
+  /** Connects and resolves once the gateway has welcomed this client. */
+  static async connect(url, options = {}) {
+    const client2 = new _CluClient(url, options);
+    try {
+      await client2.#opened.promise;
+    } catch (err) {
+      client2.close();
+      throw err;
+    }
+    return client2;
+  }
+  /** The gateway's welcome on the current connection, if connected. */
+  get welcome() {
+    return this.#welcome;
+  }
+  /** The connection's state. */
+  get state() {
+    return this.#state;
+  }
+  /** The position of the newest reply received. */
+  get lastSeq() {
+    return this.#lastSeq;
+  }
+  /** Listens to `reply`, `connection`, `broker`, `gap` or `welcome`; returns the function that stops it. */
+  on(event, listener) {
+    this.#listeners[event].add(listener);
+    return () => this.#listeners[event].delete(listener);
+  }
+  #emit(event, value) {
+    for (const listener of this.#listeners[event]) {
+      try {
+        listener(value);
+      } catch (err) {
+        console.error(`clu-ws client: a ${event} listener threw`, err);
+      }
+    }
+  }
+  #setState(state) {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#emit("connection", state);
+  }
+  #open() {
+    this.#setState("connecting");
+    const protocols = [
+      "clu-ws.v1",
+      ...this.#options.token ? [
+        `token.${this.#options.token}`
+      ] : []
+    ];
+    let socket;
+    try {
+      socket = new WebSocket(this.#url, protocols);
+    } catch (err) {
+      this.#opened.reject(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.#socket = socket;
+    socket.onmessage = (event) => this.#onFrame(String(event.data));
+    socket.onclose = (event) => this.#onClose(socket, event);
+    socket.onerror = () => {
+    };
+  }
+  #onClose(socket, event) {
+    if (this.#socket !== socket) return;
+    this.#socket = void 0;
+    this.#welcome = void 0;
+    this.#held = void 0;
+    this.#heldSettles = [];
+    for (const request of this.#requests.values()) request.reject(new Error("connection lost"));
+    this.#requests.clear();
+    this.#setState("closed");
+    this.#opened.reject(new Error(`connection closed before ${this.#url} welcomed this client (${event.code}${event.reason ? ` ${event.reason}` : ""}): is it a clu-ws gateway, and is the token right?`));
+    if (this.#closed || this.#options.reconnect === false) {
+      this.#failAll("the connection closed");
+      return;
+    }
+    const maxDelay = this.#options.maxDelayMs ?? 3e4;
+    const delay = this.#delay * (0.7 + Math.random() * 0.6);
+    this.#delay = Math.min(maxDelay, this.#delay * 2);
+    this.#retry = setTimeout(() => {
+      this.#retry = void 0;
+      if (!this.#closed) this.#open();
+    }, delay);
+  }
+  #onFrame(text) {
+    let data;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      return;
+    }
+    for (const frame of Array.isArray(data) ? data : [
+      data
+    ]) this.#onParsed(frame);
+  }
+  #onParsed(frame) {
+    if ("clu-ws" in frame) {
+      this.#onControl(frame);
+      return;
+    }
+    if (this.#held && frame.seq !== void 0) {
+      this.#held.push(frame);
+      return;
+    }
+    this.#onFrameObject(frame);
+  }
+  #onFrameObject(reply) {
+    if (reply.seq !== void 0) {
+      if (reply.seq <= this.#lastSeq) return;
+      this.#lastSeq = reply.seq;
+    }
+    this.#onReply(reply);
+  }
+  #onReply(frame) {
+    const id = frame.headers.command_id;
+    const pending2 = typeof id === "string" ? this.#commands.get(id) : void 0;
+    if (pending2) {
+      pending2.replies.push(frame);
+      const code = String(frame.headers.message_code).toLowerCase();
+      if (code === ":") this.#settle(id, "done", frame.headers.message_code);
+      else if (code === "f" || code === "!") {
+        this.#settle(id, "failed", frame.headers.message_code, errorOf(frame));
+      }
+    }
+    if (frame.seq !== void 0 && frame.headers.sender) {
+      this.#feedWatchers(frame.headers.sender, frame.body, frame);
+    }
+    this.#emit("reply", frame);
+  }
+  #feedWatchers(actor, body, frame, seq = frame?.seq ?? 0) {
+    if (body === null || typeof body !== "object") return;
+    for (const watcher of this.#watchers) {
+      if (watcher.actor !== actor || !Object.hasOwn(body, watcher.keyword) || seq <= watcher.seq) continue;
+      watcher.seq = seq;
+      try {
+        watcher.callback(body[watcher.keyword], frame);
+      } catch (err) {
+        console.error("clu-ws client: a watch callback threw", err);
+      }
+    }
+  }
+  #onControl(frame) {
+    const kind = frame["clu-ws"];
+    if (kind === "welcome") {
+      this.#onWelcome(frame);
+      return;
+    }
+    if (kind === "broker") {
+      this.#emit("broker", String(frame.state));
+      return;
+    }
+    if (kind === "done") {
+      const settle = () => this.#settle(String(frame.command_id), frame.status, frame.code ?? null, frame.error);
+      if (this.#held) this.#heldSettles.push(settle);
+      else settle();
+      return;
+    }
+    if (typeof frame.id === "number" && this.#requests.has(frame.id)) {
+      const request = this.#requests.get(frame.id);
+      this.#requests.delete(frame.id);
+      if (kind === "error") request.reject(new Error(String(frame.error)));
+      else request.resolve(frame);
+    }
+  }
+  async #onWelcome(welcome2) {
+    this.#welcome = welcome2;
+    this.#delay = this.#options.minDelayMs ?? 500;
+    this.#setState("open");
+    this.#emit("broker", welcome2.broker);
+    try {
+      if (this.#epoch === welcome2.epoch) this.#held = [];
+      if (this.#options.batch) await this.#request("options", {
+        batch: true
+      });
+      if (this.#epoch === void 0) {
+        this.#epoch = welcome2.epoch;
+        this.#lastSeq = welcome2.seq;
+        if (this.#subscription) await this.#request("subscribe", {
+          ...this.#subscription
+        });
+        await this.#refreshWatchers();
+      } else if (this.#epoch === welcome2.epoch) {
+        if (this.#subscription) await this.#request("subscribe", {
+          ...this.#subscription
+        });
+        const answer = await this.#request("resume", {
+          epoch: this.#epoch,
+          seq: this.#lastSeq
+        });
+        this.#releaseHeld();
+        if (answer["clu-ws"] === "gap") await this.#afterGap(String(answer.reason), welcome2);
+      } else {
+        const previous = this.#epoch;
+        this.#epoch = welcome2.epoch;
+        this.#lastSeq = welcome2.seq;
+        if (this.#subscription) await this.#request("subscribe", {
+          ...this.#subscription
+        });
+        await this.#afterGap(`the gateway restarted (epoch ${previous} \u2192 ${welcome2.epoch})`, welcome2);
+      }
+    } catch {
+      this.#held = void 0;
+      return;
+    }
+    this.#emit("welcome", welcome2);
+    this.#opened.resolve(welcome2);
+  }
+  #releaseHeld() {
+    const held2 = this.#held ?? [];
+    this.#held = void 0;
+    held2.sort((a, b) => a.seq - b.seq);
+    for (const frame of held2) this.#onFrameObject(frame);
+    const settles = this.#heldSettles;
+    this.#heldSettles = [];
+    for (const settle of settles) settle();
+  }
+  async #afterGap(reason, welcome2) {
+    this.#epoch = welcome2.epoch;
+    this.#lastSeq = welcome2.seq;
+    for (const watcher of this.#watchers) watcher.seq = 0;
+    this.#emit("gap", {
+      reason,
+      epoch: welcome2.epoch
+    });
+    await this.#refreshWatchers();
+  }
+  async #refreshWatchers() {
+    const actors2 = [
+      ...new Set([
+        ...this.#watchers
+      ].map((w) => w.actor))
+    ];
+    if (actors2.length === 0) return;
+    const snapshot = await this.actorState(actors2);
+    for (const [actor, record] of Object.entries(snapshot.actors)) {
+      const values = {};
+      for (const [keyword, kw] of Object.entries(record.keywords)) values[keyword] = kw.value;
+      this.#feedWatchers(actor, values, void 0, snapshot.seq);
+    }
+  }
+  #request(operation, fields) {
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) return Promise.reject(new Error("not connected"));
+    const id = this.#nextId++;
+    const { promise, resolve, reject } = Promise.withResolvers();
+    this.#requests.set(id, {
+      resolve,
+      reject
+    });
+    socket.send(JSON.stringify({
+      "clu-ws": operation,
+      id,
+      ...fields
+    }));
+    return promise;
+  }
+  /** Changes what this client receives (also after reconnects). */
+  async subscribe(subscription = {}) {
+    this.#subscription = subscription;
+    await this.#request("subscribe", {
+      ...subscription
+    });
+  }
+  /** The actors' latest keywords (all actors, or those matching the names or globs given). */
+  async actorState(actors2) {
+    const answer = await this.#request("state", actors2 ? {
+      actors: actors2
+    } : {});
+    return answer;
+  }
+  /**
+   * Runs `commandString` on `actor`; resolves with its replies when it ends
+   * with `:`, rejects with a {@linkcode CommandError} on `f`, `!`, a refusal
+   * or the timeout (seconds).
+   */
+  command(actor, commandString, { timeout, commandId } = {}) {
+    const seconds = timeout ?? this.#options.commandTimeout ?? 30;
+    const id = commandId ?? newId();
+    const { promise, resolve, reject } = Promise.withResolvers();
+    const socket = this.#socket;
+    const pending2 = {
+      consumer: actor,
+      started: performance.now(),
+      replies: [],
+      resolve,
+      reject,
+      // The gateway times tracked commands out; this catches a connection that never comes back.
+      timer: setTimeout(() => this.#settle(id, "timeout", null, `no end within ${seconds} s`), seconds * 1e3 + 5e3)
+    };
+    this.#commands.set(id, pending2);
+    if (!socket || socket.readyState !== WebSocket.OPEN) {
+      this.#settle(id, "failed", null, "not connected to the gateway");
+      return promise;
+    }
+    socket.send(JSON.stringify({
+      consumer: actor,
+      command_string: commandString,
+      command_id: id,
+      ack: true,
+      track: true,
+      timeout: seconds
+    }));
+    return promise;
+  }
+  #settle(id, status, code, error) {
+    const pending2 = this.#commands.get(id);
+    if (!pending2) return;
+    this.#commands.delete(id);
+    clearTimeout(pending2.timer);
+    const result = {
+      commandId: id,
+      consumer: pending2.consumer,
+      status,
+      code,
+      ...error !== void 0 ? {
+        error
+      } : {},
+      replies: pending2.replies,
+      elapsedMs: Math.round(performance.now() - pending2.started)
+    };
+    if (status === "done") pending2.resolve(result);
+    else pending2.reject(new CommandError(result));
+  }
+  #failAll(error) {
+    for (const id of [
+      ...this.#commands.keys()
+    ]) this.#settle(id, "failed", null, error);
+  }
+  /**
+   * Calls `callback` with the latest value of `actor`'s `keyword`: first from
+   * the gateway's state, then on every reply that carries it. Returns the
+   * function that stops watching.
+   */
+  watch(actor, keyword, callback) {
+    const watcher = {
+      actor,
+      keyword,
+      callback,
+      seq: 0
+    };
+    this.#watchers.add(watcher);
+    if (this.#welcome) {
+      this.actorState([
+        actor
+      ]).then((snapshot) => {
+        const kw = snapshot.actors[actor]?.keywords[keyword];
+        if (kw && this.#watchers.has(watcher)) {
+          this.#feedWatchers(actor, {
+            [keyword]: kw.value
+          }, void 0, snapshot.seq);
+        }
+      }).catch(() => {
+      });
+    }
+    return () => this.#watchers.delete(watcher);
+  }
+  /** Closes for good: no reconnect; commands still pending fail. */
+  close() {
+    this.#closed = true;
+    if (this.#retry !== void 0) clearTimeout(this.#retry);
+    this.#failAll("the client was closed");
+    const socket = this.#socket;
+    if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1e3, "client closed");
+    else this.#setState("closed");
+  }
+};
+function errorOf(frame) {
+  const error = frame.body?.error;
+  return typeof error === "string" ? error : error === void 0 ? void 0 : JSON.stringify(error);
+}
+function newId() {
+  if (typeof crypto !== "undefined" && typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  return Array.from({
+    length: 4
+  }, () => Math.random().toString(16).slice(2, 10)).join("-");
+}
+
+// web/console.ts
+var MAX_ROWS = 2e3;
+var CHUNK_ROWS = 100;
+var MAX_BUFFER = 5e3;
+var MAX_COMMANDS = 50;
+var HISTORY_SIZE = 100;
+var VALUE_CHARS = 160;
+var MIN_RENDER_MS = 100;
+var ROW_KEYWORDS = 24;
+var THEME_KEY = "clu-ws.theme";
+var TOKEN_KEY = "clu-ws.token";
+var HISTORY_KEY = "clu-ws.history";
+var CODES = [
+  {
+    code: ">",
+    meaning: "running",
+    kind: "running"
+  },
+  {
+    code: ":",
+    meaning: "done",
+    kind: "done"
+  },
+  {
+    code: "f",
+    meaning: "failed",
+    kind: "failed"
+  },
+  {
+    code: "!",
+    meaning: "failed (fatal)",
+    kind: "failed"
+  },
+  {
+    code: "e",
+    meaning: "error",
+    kind: "error"
+  },
+  {
+    code: "w",
+    meaning: "warning",
+    kind: "warning"
+  },
+  {
+    code: "i",
+    meaning: "info",
+    kind: "info"
+  },
+  {
+    code: "d",
+    meaning: "debug",
+    kind: "debug"
+  }
+];
+var CODE_INFO = new Map(CODES.map((c) => [
+  c.code,
+  c
+]));
+function byId(id) {
+  const element = document.getElementById(id);
+  if (!element) throw new Error(`the console page has no #${id}; web/console.html and console.ts disagree`);
+  return element;
+}
+var ui = {
+  gatewayState: byId("gateway-state"),
+  brokerState: byId("broker-state"),
+  info: byId("info"),
+  rate: byId("rate"),
+  pause: byId("pause"),
+  night: byId("night"),
+  forgetToken: byId("forget-token"),
+  filters: byId("filters"),
+  filterActor: byId("filter-actor"),
+  filterCodes: byId("filter-codes"),
+  filterText: byId("filter-text"),
+  filterClear: byId("filter-clear"),
+  counts: byId("counts"),
+  stream: byId("stream"),
+  empty: byId("empty"),
+  jump: byId("jump"),
+  actors: byId("actors"),
+  actorCount: byId("actor-count"),
+  actorFind: byId("actor-find"),
+  actorNames: byId("actor-names"),
+  commands: byId("commands"),
+  commandBar: byId("command-bar"),
+  commandFields: byId("command-fields"),
+  commandActor: byId("command-actor"),
+  commandText: byId("command-text"),
+  commandNote: byId("command-note"),
+  tokenDialog: byId("token-dialog"),
+  tokenForm: byId("token-form"),
+  tokenInput: byId("token-input"),
+  tokenError: byId("token-error")
+};
+function el(tag, className, text) {
+  const element = document.createElement(tag);
+  if (className) element.className = className;
+  if (text !== void 0) element.textContent = text;
+  return element;
+}
+function load(storage, key) {
+  try {
+    return (storage === "local" ? localStorage : sessionStorage).getItem(key);
+  } catch {
+    return null;
+  }
+}
+function save(storage, key, value) {
+  try {
+    const store = storage === "local" ? localStorage : sessionStorage;
+    if (value === null) store.removeItem(key);
+    else store.setItem(key, value);
+  } catch {
+  }
+}
+function jsonText(value) {
+  try {
+    return JSON.stringify(value) ?? "null";
+  } catch {
+    return String(value);
+  }
+}
+function formatValue(value, limit = VALUE_CHARS) {
+  const text = Array.isArray(value) ? value.map(jsonText).join(",") : jsonText(value);
+  return text.length > limit ? `${text.slice(0, limit)}\u2026` : text;
+}
+function kindOf(code) {
+  return CODE_INFO.get(code)?.kind ?? "other";
+}
+function meaningOf(code) {
+  return CODE_INFO.get(code)?.meaning ?? "other";
+}
+function clock(entry) {
+  return timeOf(entry).toISOString().slice(11, 19);
+}
+function timeOf(entry) {
+  const stamp = entry.frame?.timestamp;
+  if (stamp) {
+    const date = new Date(stamp);
+    if (!Number.isNaN(date.getTime())) return date;
+  }
+  return new Date(entry.at);
+}
+function ago(ms) {
+  const seconds = Math.max(0, Math.round((Date.now() - ms) / 1e3));
+  if (seconds < 2) return "now";
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  return `${Math.floor(seconds / 86400)} d ago`;
+}
+function duration(ms) {
+  if (ms < 1e3) return `${Math.round(ms)} ms`;
+  if (ms < 6e4) return `${(ms / 1e3).toFixed(ms < 1e4 ? 2 : 1)} s`;
+  const seconds = Math.round(ms / 1e3);
+  return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+function newCommandId() {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+var filter = {
+  include: [],
+  exclude: [],
+  codes: void 0,
+  text: ""
+};
+function globRegExp(glob) {
+  const source = glob.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*");
+  return new RegExp(`^${source}$`, "i");
+}
+function parseFilter(actorText, codes, text) {
+  const include = [];
+  const exclude = [];
+  for (const word of actorText.split(/[\s,]+/)) {
+    if (!word) continue;
+    if (word.startsWith("!") || word.startsWith("-")) {
+      if (word.length > 1) exclude.push(globRegExp(word.slice(1)));
+    } else include.push(globRegExp(word));
+  }
+  return {
+    include,
+    exclude,
+    codes,
+    text: text.trim().toLowerCase()
+  };
+}
+function matches(entry) {
+  if (entry.note !== void 0) return true;
+  if (filter.include.length && !filter.include.some((re) => re.test(entry.actor))) return false;
+  if (filter.exclude.some((re) => re.test(entry.actor))) return false;
+  if (filter.codes && !filter.codes.has(entry.code)) return false;
+  if (filter.text) {
+    entry.hay ??= `${entry.actor} ${entry.code} ${entry.commandId} ${jsonText(entry.frame?.body)}`.toLowerCase();
+    if (!entry.hay.includes(filter.text)) return false;
+  }
+  return true;
+}
+var codeBoxes = /* @__PURE__ */ new Map();
+function buildCodeBoxes() {
+  for (const { code, meaning, kind } of CODES) {
+    const label = el("label", `code-box c-${kind}`);
+    const box = el("input");
+    box.type = "checkbox";
+    box.checked = true;
+    box.value = code;
+    box.name = "codes";
+    const glyph = el("span", "code", code);
+    glyph.setAttribute("aria-hidden", "true");
+    label.title = meaning;
+    label.append(box, glyph, el("span", "visually-hidden", meaning));
+    codeBoxes.set(code, box);
+    ui.filterCodes.append(label);
+  }
+}
+function selectedCodes() {
+  const chosen = new Set([
+    ...codeBoxes
+  ].filter(([, box]) => box.checked).map(([code]) => code));
+  return chosen.size === codeBoxes.size ? void 0 : chosen;
+}
+function filtersFromUrl() {
+  const params = new URLSearchParams(location.search);
+  ui.filterActor.value = params.get("actor") ?? "";
+  ui.filterText.value = params.get("q") ?? "";
+  const codes = params.get("codes");
+  for (const [code, box] of codeBoxes) box.checked = codes === null || codes.toLowerCase().includes(code);
+  filter = parseFilter(ui.filterActor.value, selectedCodes(), ui.filterText.value);
+}
+var urlTimer;
+function applyFilters() {
+  const codes = selectedCodes();
+  filter = parseFilter(ui.filterActor.value, codes, ui.filterText.value);
+  rerender();
+  clearTimeout(urlTimer);
+  urlTimer = setTimeout(() => {
+    const params = new URLSearchParams(location.search);
+    setParam(params, "actor", ui.filterActor.value.trim());
+    setParam(params, "codes", codes ? [
+      ...codes
+    ].join("") : "");
+    setParam(params, "q", ui.filterText.value.trim());
+    const query = params.toString();
+    history.replaceState(history.state, "", `${location.pathname}${query ? `?${query}` : ""}${location.hash}`);
+  }, 150);
+}
+function setParam(params, key, value) {
+  if (value) params.set(key, value);
+  else params.delete(key);
+}
+var buffer = [];
+var pending = [];
+var held = 0;
+var paused = false;
+var stick = true;
+var lastScrollTop = 0;
+var frameRequested = false;
+var rowCount = 0;
+var lastRender = 0;
+var renderTimer;
+var received = 0;
+var rowEntries = /* @__PURE__ */ new WeakMap();
+function schedule() {
+  if (frameRequested || renderTimer !== void 0) return;
+  const wait = lastRender + MIN_RENDER_MS - performance.now();
+  if (wait > 0) {
+    renderTimer = setTimeout(() => {
+      renderTimer = void 0;
+      schedule();
+    }, wait);
+    return;
+  }
+  frameRequested = true;
+  requestAnimationFrame(flush);
+}
+function addEntry(entry) {
+  buffer.push(entry);
+  if (buffer.length > MAX_BUFFER + 500) buffer.splice(0, buffer.length - MAX_BUFFER);
+  if (!matches(entry)) return;
+  pending.push(entry);
+  held++;
+  if (pending.length > MAX_ROWS + 500) pending.splice(0, pending.length - MAX_ROWS);
+  schedule();
+}
+function note(text) {
+  addEntry({
+    note: text,
+    code: "",
+    actor: "",
+    commandId: "",
+    at: Date.now()
+  });
+}
+function flush() {
+  frameRequested = false;
+  render();
+}
+function render() {
+  lastRender = performance.now();
+  renderActors();
+  let added = false;
+  if (!paused && stick && pending.length) {
+    const entries = pending.length > MAX_ROWS ? pending.slice(-MAX_ROWS) : pending;
+    pending = [];
+    held = 0;
+    added = appendRows(entries);
+  }
+  updateCounts();
+  if (added && stick) scrollToEnd();
+}
+function scrollToEnd() {
+  ui.stream.scrollTop = ui.stream.scrollHeight;
+  lastScrollTop = ui.stream.scrollTop;
+}
+function appendRows(entries) {
+  if (entries.length === 0) return false;
+  let chunk = ui.stream.lastElementChild;
+  let room = chunk ? CHUNK_ROWS - chunk.childElementCount : 0;
+  let fragment = document.createDocumentFragment();
+  for (const entry of entries) {
+    if (room === 0) {
+      chunk?.append(fragment);
+      chunk = ui.stream.appendChild(el("div", "chunk"));
+      fragment = document.createDocumentFragment();
+      room = CHUNK_ROWS;
+    }
+    fragment.append(rowFor(entry));
+    room--;
+  }
+  chunk.append(fragment);
+  rowCount += entries.length;
+  while (ui.stream.firstElementChild && ui.stream.firstElementChild !== chunk) {
+    const first = ui.stream.firstElementChild;
+    if (rowCount - first.childElementCount < MAX_ROWS - CHUNK_ROWS && rowCount <= MAX_ROWS) break;
+    rowCount -= first.childElementCount;
+    first.remove();
+  }
+  ui.empty.hidden = true;
+  return true;
+}
+function rerender() {
+  ui.stream.replaceChildren();
+  rowCount = 0;
+  pending = [];
+  held = 0;
+  const entries = [];
+  for (let i = buffer.length - 1; i >= 0 && entries.length < MAX_ROWS; i--) {
+    if (matches(buffer[i])) entries.push(buffer[i]);
+  }
+  entries.reverse();
+  stick = true;
+  appendRows(entries);
+  ui.empty.hidden = entries.length > 0;
+  ui.empty.textContent = buffer.length ? "No replies match the filters." : "Waiting for replies\u2026";
+  updateCounts();
+  scrollToEnd();
+}
+function rowFor(entry, inStream = true) {
+  if (entry.note !== void 0) {
+    const row2 = el("div", "note", `${clock(entry)}  ${entry.note}`);
+    row2.dataset.note = "";
+    if (inStream) row2.tabIndex = -1;
+    return row2;
+  }
+  const frame = entry.frame;
+  const row = el("div", `row c-${kindOf(entry.code)}${frame.headers.internal ? " internal" : ""}`);
+  row.dataset.actor = entry.actor;
+  row.dataset.code = entry.code;
+  if (entry.commandId) row.dataset.commandId = entry.commandId;
+  rowEntries.set(row, entry);
+  const time = el("span", "time", clock(entry));
+  time.title = `${timeOf(entry).toISOString()}${frame.seq !== void 0 ? ` \xB7 position ${frame.seq}` : ""}`;
+  const code = el("span", "code", frame.headers.message_code);
+  code.title = meaningOf(entry.code);
+  const actor = el("span", "actor", entry.actor || "\u2014");
+  actor.title = entry.actor;
+  let id;
+  if (entry.commandId) {
+    id = el("button", "cid", entry.commandId);
+    id.type = "button";
+    id.title = `command ${entry.commandId}: show only its replies`;
+  } else {
+    id = el("span", "cid-none");
+  }
+  const body = el("span", "body");
+  fillBody(body, frame.body);
+  const expand = el("button", "expand", "{\u2026}");
+  expand.type = "button";
+  expand.setAttribute("aria-expanded", "false");
+  expand.setAttribute("aria-label", "full JSON of this reply");
+  row.append(time, code, actor, id, body, expand);
+  if (inStream) {
+    row.tabIndex = -1;
+    id.tabIndex = -1;
+    expand.tabIndex = -1;
+  }
+  return row;
+}
+function fillBody(target, body) {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    target.textContent = formatValue(body);
+    return;
+  }
+  const keys = Object.keys(body);
+  const parts = [];
+  for (const key of keys.slice(0, ROW_KEYWORDS)) {
+    if (parts.length) parts.push(document.createTextNode("; "));
+    parts.push(el("span", "k", key), document.createTextNode(`=${formatValue(body[key])}`));
+  }
+  if (keys.length > ROW_KEYWORDS) {
+    parts.push(document.createTextNode(`; \u2026 ${keys.length - ROW_KEYWORDS} more`));
+  }
+  target.append(...parts);
+}
+function toggleJson(button) {
+  const row = button.closest(".row");
+  const entry = row && rowEntries.get(row);
+  if (!row || !entry?.frame) return;
+  const open = row.querySelector(":scope > pre");
+  if (open) {
+    open.remove();
+    row.classList.remove("expanded");
+    button.setAttribute("aria-expanded", "false");
+    return;
+  }
+  const pre = el("pre", void 0, JSON.stringify(entry.frame, null, 2));
+  row.append(pre);
+  row.classList.add("expanded");
+  button.setAttribute("aria-expanded", "true");
+}
+function onRowClick(event) {
+  const target = event.target;
+  const button = target.closest("button");
+  if (!button) return;
+  if (button.classList.contains("expand")) toggleJson(button);
+  else if (button.classList.contains("cid")) {
+    ui.filterText.value = button.textContent ?? "";
+    applyFilters();
+  }
+}
+function adjacentRow(row, step) {
+  const sibling = step > 0 ? row.nextElementSibling : row.previousElementSibling;
+  if (sibling) return sibling;
+  const chunk = step > 0 ? row.parentElement?.nextElementSibling : row.parentElement?.previousElementSibling;
+  return (step > 0 ? chunk?.firstElementChild : chunk?.lastElementChild) ?? null;
+}
+function onStreamKey(event) {
+  if (event.altKey || event.ctrlKey || event.metaKey) return;
+  const focused = document.activeElement;
+  const row = focused && focused !== ui.stream ? focused.closest(".row, .note") : null;
+  let next;
+  if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    const step = event.key === "ArrowDown" ? 1 : -1;
+    next = row ? adjacentRow(row, step) : ui.stream.lastElementChild?.lastElementChild;
+  } else if (event.key === "Home") {
+    next = ui.stream.firstElementChild?.firstElementChild;
+  } else if ((event.key === "Enter" || event.key === " ") && row) {
+    const expand = row.querySelector(":scope > .expand");
+    if (expand) toggleJson(expand);
+  } else if (event.key === "c" && row) {
+    const id = row.querySelector(":scope > .cid");
+    if (id) id.click();
+  } else return;
+  event.preventDefault();
+  next?.focus();
+}
+function atBottom() {
+  const s = ui.stream;
+  return s.scrollHeight - s.scrollTop - s.clientHeight < 24;
+}
+function onScroll() {
+  const top = ui.stream.scrollTop;
+  const movedUp = top < lastScrollTop - 1;
+  lastScrollTop = top;
+  if (atBottom()) {
+    if (stick) return;
+    stick = true;
+    schedule();
+  } else if (stick && movedUp) {
+    stick = false;
+  } else return;
+  updateCounts();
+}
+function jumpToLatest() {
+  paused = false;
+  stick = true;
+  ui.pause.setAttribute("aria-pressed", "false");
+  render();
+  scrollToEnd();
+}
+function setPaused(value) {
+  paused = value;
+  ui.pause.setAttribute("aria-pressed", String(paused));
+  if (!paused) {
+    stick = true;
+    schedule();
+  }
+  updateCounts();
+}
+function updateCounts() {
+  const rows = rowCount;
+  const waiting = paused || !stick ? held : 0;
+  ui.counts.textContent = `${rows} shown${paused ? " \xB7 paused" : ""}${waiting ? ` \xB7 ${waiting} new` : ""}`;
+  const showJump = paused || !stick;
+  ui.jump.hidden = !showJump;
+  if (showJump) ui.jump.textContent = waiting ? `${waiting} new \xB7 jump to latest` : "Jump to latest";
+}
+var actors = /* @__PURE__ */ new Map();
+var dirtyActors = /* @__PURE__ */ new Set();
+var flashColor = "";
+var reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
+function actorView(name) {
+  let view = actors.get(name);
+  if (view) return view;
+  const item = el("li", "actor-item");
+  item.dataset.actor = name;
+  const details = el("details");
+  const summary = el("summary");
+  const title = el("span", "actor-name", name);
+  title.title = name;
+  const meta = el("span", "actor-meta");
+  summary.append(title, meta);
+  const tools = el("div", "actor-tools");
+  const filterButton = el("button", "actor-filter", "Show only");
+  filterButton.type = "button";
+  filterButton.setAttribute("aria-label", `show only ${name}'s replies`);
+  const commandButton = el("button", "actor-command", "Command");
+  commandButton.type = "button";
+  commandButton.setAttribute("aria-label", `send a command to ${name}`);
+  tools.append(filterButton, commandButton);
+  details.append(summary, tools);
+  item.append(details);
+  view = {
+    name,
+    lastSeen: 0,
+    keywords: /* @__PURE__ */ new Map(),
+    item,
+    details,
+    meta,
+    rows: /* @__PURE__ */ new Map(),
+    changed: /* @__PURE__ */ new Set()
+  };
+  const created = view;
+  filterButton.addEventListener("click", () => {
+    ui.filterActor.value = name;
+    applyFilters();
+  });
+  commandButton.addEventListener("click", () => {
+    ui.commandActor.value = name;
+    ui.commandText.focus();
+  });
+  details.addEventListener("toggle", () => {
+    if (details.open) buildKeywordTable(created);
+    else {
+      created.table?.parentElement?.remove();
+      created.table = void 0;
+      created.rows.clear();
+    }
+  });
+  actors.set(name, view);
+  let before = null;
+  for (const other of ui.actors.children) {
+    if (other.dataset.actor.localeCompare(name) > 0) {
+      before = other;
+      break;
+    }
+  }
+  ui.actors.insertBefore(item, before);
+  const option = el("option");
+  option.value = name;
+  ui.actorNames.append(option);
+  ui.actorCount.textContent = `(${actors.size})`;
+  item.hidden = !matchesActorFind(name);
+  return view;
+}
+function matchesActorFind(name) {
+  const query = ui.actorFind.value.trim().toLowerCase();
+  return !query || name.toLowerCase().includes(query);
+}
+function buildKeywordTable(view) {
+  const table = el("table", "keywords");
+  const caption = el("caption", "visually-hidden", `${view.name} keywords`);
+  const tbody = el("tbody");
+  table.append(caption, tbody);
+  view.table = tbody;
+  view.rows.clear();
+  const keys = [
+    ...view.keywords.keys()
+  ].sort((a, b) => a.localeCompare(b));
+  for (const key of keys) tbody.append(keywordRow(view, key));
+  if (keys.length === 0) {
+    const row = el("tr");
+    row.append(el("td", "panel-empty", "no keywords yet"));
+    tbody.append(row);
+  }
+  view.details.append(table);
+}
+function keywordRow(view, key) {
+  const row = el("tr");
+  row.dataset.keyword = key;
+  const name = el("th", void 0, key);
+  name.scope = "row";
+  name.title = key;
+  row.append(name, el("td"));
+  view.rows.set(key, row);
+  fillKeywordRow(view, key, row);
+  return row;
+}
+function fillKeywordRow(view, key, row) {
+  const kw = view.keywords.get(key);
+  const cell = row.cells[1];
+  cell.textContent = formatValue(kw.value, 600);
+  cell.className = `c-${kindOf(kw.code)}`;
+  cell.title = `${meaningOf(kw.code)} \xB7 ${new Date(kw.seen).toISOString()}`;
+}
+function setKeyword(view, key, value) {
+  const current = view.keywords.get(key);
+  if (current && current.seq > value.seq) return;
+  view.keywords.set(key, value);
+  view.changed.add(key);
+  dirtyActors.add(view);
+}
+function actorsFromReply(frame) {
+  const sender = frame.headers.sender;
+  if (frame.seq === void 0 || typeof sender !== "string" || !sender) return;
+  if (welcome && frame.routing_key === `reply.${welcome.name}`) return;
+  const view = actorView(sender);
+  const now = Date.now();
+  view.lastSeen = now;
+  dirtyActors.add(view);
+  const body = frame.body;
+  if (body === null || typeof body !== "object" || Array.isArray(body)) return;
+  const code = String(frame.headers.message_code).toLowerCase();
+  for (const [key, value] of Object.entries(body)) {
+    setKeyword(view, key, {
+      value,
+      seen: now,
+      code,
+      seq: frame.seq
+    });
+  }
+}
+async function loadActorState(current) {
+  try {
+    const snapshot = await current.actorState();
+    for (const [name, record] of Object.entries(snapshot.actors)) {
+      const view = actorView(name);
+      view.lastSeen = Math.max(view.lastSeen, Date.parse(record.last_seen) || 0);
+      dirtyActors.add(view);
+      for (const [key, kw] of Object.entries(record.keywords)) {
+        setKeyword(view, key, {
+          value: kw.value,
+          seen: Date.parse(kw.seen) || Date.now(),
+          code: String(kw.code).toLowerCase(),
+          seq: snapshot.seq
+        });
+      }
+    }
+    schedule();
+  } catch {
+  }
+}
+function renderActors() {
+  if (dirtyActors.size === 0) return;
+  const flash = !reducedMotion.matches;
+  for (const view of dirtyActors) {
+    view.meta.textContent = `${view.keywords.size} kw \xB7 ${view.lastSeen ? ago(view.lastSeen) : "\u2014"}`;
+    if (view.table) {
+      if (view.table.querySelector("td.panel-empty") && view.changed.size) view.table.replaceChildren();
+      for (const key of view.changed) {
+        let row = view.rows.get(key);
+        if (row) fillKeywordRow(view, key, row);
+        else {
+          row = keywordRow(view, key);
+          view.table.append(row);
+        }
+        if (flash) {
+          row.cells[1].animate([
+            {
+              backgroundColor: flashColor
+            },
+            {
+              backgroundColor: "transparent"
+            }
+          ], {
+            duration: 1200,
+            easing: "ease-out"
+          });
+        }
+      }
+    }
+    view.changed.clear();
+  }
+  dirtyActors.clear();
+}
+function refreshLastSeen() {
+  for (const view of actors.values()) {
+    if (!view.item.hidden) {
+      view.meta.textContent = `${view.keywords.size} kw \xB7 ${view.lastSeen ? ago(view.lastSeen) : "\u2014"}`;
+    }
+  }
+}
+var commandViews = /* @__PURE__ */ new Map();
+var commandHistory = [];
+var historyIndex = 0;
+var draft;
+var ticker;
+function loadHistory() {
+  try {
+    const parsed = JSON.parse(load("local", HISTORY_KEY) ?? "[]");
+    if (Array.isArray(parsed)) {
+      commandHistory = parsed.filter((h) => typeof h?.actor === "string" && typeof h?.text === "string");
+    }
+  } catch {
+    commandHistory = [];
+  }
+  historyIndex = commandHistory.length;
+}
+function remember(actor, text) {
+  const last = commandHistory.at(-1);
+  if (!last || last.actor !== actor || last.text !== text) commandHistory.push({
+    actor,
+    text
+  });
+  if (commandHistory.length > HISTORY_SIZE) commandHistory.splice(0, commandHistory.length - HISTORY_SIZE);
+  historyIndex = commandHistory.length;
+  draft = void 0;
+  save("local", HISTORY_KEY, JSON.stringify(commandHistory));
+}
+function onCommandKey(event) {
+  if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
+  if (event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  event.preventDefault();
+  if (historyIndex === commandHistory.length) {
+    draft = {
+      actor: ui.commandActor.value,
+      text: ui.commandText.value
+    };
+  }
+  historyIndex = event.key === "ArrowUp" ? Math.max(0, historyIndex - 1) : Math.min(commandHistory.length, historyIndex + 1);
+  const shown = historyIndex < commandHistory.length ? commandHistory[historyIndex] : draft;
+  if (!shown) return;
+  ui.commandActor.value = shown.actor;
+  ui.commandText.value = shown.text;
+  const end = shown.text.length;
+  ui.commandText.setSelectionRange(end, end);
+}
+function sendCommand(event) {
+  event.preventDefault();
+  const actor = ui.commandActor.value.trim();
+  const text = ui.commandText.value.trim();
+  if (!actor || !text) return;
+  remember(actor, text);
+  ui.commandText.value = "";
+  const view = commandView(newCommandId(), actor, text);
+  if (!client) {
+    finishCommand(view, void 0, "not connected to the gateway");
+    return;
+  }
+  client.command(actor, text, {
+    commandId: view.id
+  }).then((result) => finishCommand(view, result), (err) => finishCommand(view, err instanceof CommandError ? err.result : void 0, err instanceof Error ? err.message : String(err)));
+}
+function commandView(id, actor, text) {
+  const item = el("li", "command-item st-sent");
+  item.dataset.commandId = id;
+  item.dataset.state = "sent";
+  const line = el("div", "command-line");
+  const what = el("span", "what", `${actor} ${text}`);
+  what.title = `${actor} ${text}
+command id ${id}`;
+  const stateEl = el("span", "state", "sent");
+  const elapsedEl = el("span", "elapsed", "0 ms");
+  line.append(what, stateEl, elapsedEl);
+  const trailEl = el("div", "trail", "sent");
+  const errorEl = el("div", "command-error");
+  errorEl.hidden = true;
+  const toggle = el("button", "replies-toggle", "Replies (0)");
+  toggle.type = "button";
+  toggle.setAttribute("aria-expanded", "false");
+  item.append(line, trailEl, errorEl, toggle);
+  const view = {
+    id,
+    started: performance.now(),
+    state: "sent",
+    trail: [
+      "sent"
+    ],
+    replies: [],
+    item,
+    stateEl,
+    elapsedEl,
+    trailEl,
+    errorEl,
+    toggle
+  };
+  toggle.addEventListener("click", () => toggleReplies(view));
+  commandViews.set(id, view);
+  ui.commands.querySelector(".panel-empty")?.remove();
+  ui.commands.prepend(item);
+  while (ui.commands.childElementCount > MAX_COMMANDS) {
+    const last = ui.commands.lastElementChild;
+    commandViews.delete(last.dataset.commandId ?? "");
+    last.remove();
+  }
+  ticker ??= setInterval(tickCommands, 100);
+  return view;
+}
+function setCommandState(view, state, elapsedMs) {
+  view.state = state;
+  view.trail.push(`${state} ${duration(elapsedMs)}`);
+  view.trailEl.textContent = view.trail.join(" \u2192 ");
+  view.stateEl.textContent = state;
+  view.item.className = `command-item st-${state}`;
+  view.item.dataset.state = state;
+  view.elapsedEl.textContent = duration(elapsedMs);
+}
+function finishCommand(view, result, error) {
+  const elapsed = result?.elapsedMs ?? performance.now() - view.started;
+  setCommandState(view, result?.status ?? "failed", elapsed);
+  if (result?.status !== "done") {
+    const reason = result?.error ?? (result?.replies.length ? jsonText(result.replies.at(-1)?.body) : void 0) ?? error ?? "failed";
+    view.errorEl.textContent = reason;
+    view.errorEl.hidden = false;
+  }
+}
+function commandReply(frame) {
+  const id = frame.headers.command_id;
+  if (id === void 0 || id === null) return;
+  const view = commandViews.get(String(id));
+  if (!view) return;
+  view.replies.push(frame);
+  view.toggle.textContent = `Replies (${view.replies.length})`;
+  if (view.repliesBox) view.repliesBox.append(rowFor(entryOf(frame), false));
+  if (view.state === "sent" && frame.headers.message_code === ">") {
+    setCommandState(view, "running", performance.now() - view.started);
+  }
+}
+function toggleReplies(view) {
+  if (view.repliesBox) {
+    view.repliesBox.remove();
+    view.repliesBox = void 0;
+    view.toggle.setAttribute("aria-expanded", "false");
+    return;
+  }
+  const box = el("div", "replies");
+  box.addEventListener("click", onRowClick);
+  for (const frame of view.replies) box.append(rowFor(entryOf(frame), false));
+  view.repliesBox = box;
+  view.item.append(box);
+  view.toggle.setAttribute("aria-expanded", "true");
+}
+function tickCommands() {
+  let running = 0;
+  for (const view of commandViews.values()) {
+    if (view.state !== "sent" && view.state !== "running") continue;
+    running++;
+    view.elapsedEl.textContent = duration(performance.now() - view.started);
+  }
+  if (running === 0) {
+    clearInterval(ticker);
+    ticker = void 0;
+  }
+}
+function setRole(role) {
+  const watchOnly = role === "watch";
+  ui.commandFields.disabled = watchOnly;
+  ui.commandBar.dataset.role = role ?? "";
+  if (watchOnly) ui.commandNote.textContent = "This access token may only watch: commands are off.";
+}
+var client;
+var welcome;
+var token;
+var everOpen = false;
+var checkingToken = false;
+var lastTokenCheck = -Infinity;
+var stopListening = [];
+var GATEWAY_LABELS = {
+  connecting: "connecting\u2026",
+  open: "connected",
+  closed: "disconnected, retrying"
+};
+function showGateway(state) {
+  ui.gatewayState.dataset.state = state;
+  ui.gatewayState.textContent = `Gateway: ${GATEWAY_LABELS[state] ?? state}`;
+  document.title = state === "open" ? "clu-ws console" : `clu-ws console (${GATEWAY_LABELS[state] ?? state})`;
+  if (state !== "open") showBroker("unknown");
+}
+function showBroker(state) {
+  ui.brokerState.dataset.state = state;
+  ui.brokerState.textContent = `RabbitMQ: ${state}`;
+}
+function entryOf(frame) {
+  const id = frame.headers.command_id;
+  return {
+    frame,
+    code: String(frame.headers.message_code ?? "").toLowerCase(),
+    actor: typeof frame.headers.sender === "string" ? frame.headers.sender : "",
+    commandId: id === void 0 || id === null ? "" : String(id),
+    at: Date.now()
+  };
+}
+function connect() {
+  for (const stop of stopListening.splice(0)) stop();
+  client?.close();
+  const url = new URL(".", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  const current = new CluClient(url.href, token ? {
+    token
+  } : {});
+  client = current;
+  let lastBroker = "";
+  stopListening.push(current.on("reply", (frame) => {
+    received++;
+    addEntry(entryOf(frame));
+    actorsFromReply(frame);
+    commandReply(frame);
+    if (dirtyActors.size) schedule();
+  }), current.on("connection", (state) => {
+    showGateway(state);
+    if (state === "closed") {
+      const dropped = welcome !== void 0;
+      if (everOpen && dropped) note("Connection to the gateway lost; reconnecting.");
+      welcome = void 0;
+      lastBroker = "";
+      if (!dropped) recheckToken(current);
+    }
+  }), current.on("broker", (state) => {
+    showBroker(state);
+    if (lastBroker && state !== lastBroker) note(`RabbitMQ link ${state}.`);
+    lastBroker = state;
+  }), current.on("gap", (gap) => {
+    for (const view of actors.values()) for (const kw of view.keywords.values()) kw.seq = -1;
+    note(`Some replies were missed (${gap.reason}); actor state reloaded.`);
+  }), current.on("welcome", (hello) => {
+    if (everOpen && !welcome) note("Reconnected to the gateway.");
+    everOpen = true;
+    welcome = hello;
+    ui.info.textContent = `${hello.exchange} \xB7 role ${hello.role}`;
+    ui.info.title = `gateway ${hello.name}, epoch ${hello.epoch}`;
+    setRole(hello.role);
+    loadActorState(current);
+  }));
+  showGateway(current.state);
+}
+async function probe(candidate) {
+  try {
+    const response = await fetch(new URL("actors", location.href), {
+      headers: candidate ? {
+        authorization: `Bearer ${candidate}`
+      } : {},
+      cache: "no-store"
+    });
+    await response.text();
+    return response.status;
+  } catch {
+    return 0;
+  }
+}
+async function obtainToken(reason) {
+  ui.tokenError.textContent = reason;
+  ui.gatewayState.dataset.state = "connecting";
+  ui.gatewayState.textContent = "Gateway: waiting for a token";
+  if (!ui.tokenDialog.open) ui.tokenDialog.showModal();
+  while (true) {
+    ui.tokenInput.focus();
+    const candidate = await new Promise((resolve) => {
+      ui.tokenForm.addEventListener("submit", (event) => {
+        event.preventDefault();
+        resolve(ui.tokenInput.value.trim());
+      }, {
+        once: true
+      });
+    });
+    if (!candidate) continue;
+    const status = await probe(candidate);
+    if (status === 401) {
+      ui.tokenError.textContent = "The gateway refused that token. Check it and try again.";
+      ui.tokenInput.select();
+      continue;
+    }
+    token = candidate;
+    save("session", TOKEN_KEY, token);
+    ui.tokenInput.value = "";
+    ui.tokenError.textContent = "";
+    ui.tokenDialog.close();
+    ui.forgetToken.hidden = false;
+    return;
+  }
+}
+async function recheckToken(current) {
+  if (checkingToken || performance.now() - lastTokenCheck < 5e3) return;
+  checkingToken = true;
+  lastTokenCheck = performance.now();
+  try {
+    if (await probe(token) !== 401 || client !== current) return;
+    current.close();
+    token = void 0;
+    save("session", TOKEN_KEY, null);
+    ui.forgetToken.hidden = true;
+    await obtainToken(everOpen ? "The gateway no longer accepts the token; give another." : "");
+    connect();
+  } finally {
+    checkingToken = false;
+  }
+}
+function setNight(night) {
+  document.documentElement.dataset.theme = night ? "night" : "day";
+  ui.night.setAttribute("aria-pressed", String(night));
+  save("local", THEME_KEY, night ? "night" : "day");
+  flashColor = getComputedStyle(document.documentElement).getPropertyValue("--flash").trim();
+}
+function onKey(event) {
+  if (event.altKey || event.ctrlKey || event.metaKey || ui.tokenDialog.open) return;
+  const target = event.target;
+  if (target.closest("input, textarea, select, [contenteditable]")) return;
+  if (event.key === "/") {
+    event.preventDefault();
+    ui.filterText.focus();
+  } else if (event.key === "p") {
+    setPaused(!paused);
+  } else if (event.key === "n") {
+    setNight(ui.night.getAttribute("aria-pressed") !== "true");
+  } else if (event.key === "End" && target.closest("button, summary") === null) {
+    event.preventDefault();
+    jumpToLatest();
+  }
+}
+async function main() {
+  setNight(load("local", THEME_KEY) === "night");
+  document.documentElement.classList.remove("loading");
+  buildCodeBoxes();
+  filtersFromUrl();
+  loadHistory();
+  rerender();
+  const commandsEmpty = el("li", "panel-empty", "Commands you send appear here.");
+  ui.commands.append(commandsEmpty);
+  ui.filters.addEventListener("submit", (event) => event.preventDefault());
+  ui.filters.addEventListener("input", applyFilters);
+  ui.filterClear.addEventListener("click", () => {
+    ui.filterActor.value = "";
+    ui.filterText.value = "";
+    for (const box of codeBoxes.values()) box.checked = true;
+    applyFilters();
+  });
+  ui.stream.addEventListener("click", onRowClick);
+  ui.stream.addEventListener("keydown", onStreamKey);
+  ui.stream.addEventListener("scroll", onScroll, {
+    passive: true
+  });
+  new ResizeObserver(() => {
+    if (stick) scrollToEnd();
+  }).observe(ui.stream);
+  ui.jump.addEventListener("click", jumpToLatest);
+  ui.pause.addEventListener("click", () => setPaused(!paused));
+  ui.night.addEventListener("click", () => setNight(ui.night.getAttribute("aria-pressed") !== "true"));
+  ui.forgetToken.addEventListener("click", () => {
+    save("session", TOKEN_KEY, null);
+    location.reload();
+  });
+  ui.actorFind.addEventListener("input", () => {
+    for (const view of actors.values()) view.item.hidden = !matchesActorFind(view.name);
+  });
+  ui.commandBar.addEventListener("submit", sendCommand);
+  ui.commandText.addEventListener("keydown", onCommandKey);
+  ui.tokenDialog.addEventListener("cancel", (event) => event.preventDefault());
+  document.addEventListener("keydown", onKey);
+  setInterval(() => {
+    ui.rate.textContent = `${received} msg/s`;
+    received = 0;
+    refreshLastSeen();
+  }, 1e3);
+  token = load("session", TOKEN_KEY) ?? void 0;
+  ui.forgetToken.hidden = token === void 0;
+  if (await probe(token) === 401) {
+    if (token) save("session", TOKEN_KEY, null);
+    token = void 0;
+    await obtainToken("");
+  }
+  connect();
+}
+main();
