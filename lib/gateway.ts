@@ -24,7 +24,8 @@ import { Hub } from "./hub.ts";
 import { logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { type Admission, startServer } from "./server.ts";
-import { describeBytes, Sessions, V1_PROTOCOL } from "./sessions.ts";
+import { describeBytes, LINK_LOST_WARNING, Sessions, V1_PROTOCOL } from "./sessions.ts";
+import { InFlight } from "./in_flight.ts";
 import { staticFile } from "./static.ts";
 import { Tracker } from "./tracker.ts";
 import { VERSION } from "./version.ts";
@@ -89,6 +90,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
   const history = new History({ maxEntries: limits.historySize, maxAgeSeconds: limits.historyAgeSeconds });
   const state = new ActorState();
   const tracker = new Tracker();
+  const inFlight = new InFlight();
   const ownReplies = `reply.${config.name}`;
 
   const broker = new BrokerLink({
@@ -124,8 +126,19 @@ export async function startGateway(config: Config): Promise<Gateway> {
       });
       hub.deliver({ plain: reply.frame, v1, meta });
       tracker.observe(headers.command_id, headers.commander_id, meta.code, reply.frame);
+      inFlight.observe(headers.command_id, headers.commander_id, meta.code);
     },
     onStateChange(linkState) {
+      if (linkState === "down") {
+        // Replies to running commands came back through the queue that just died with the link.
+        const told = inFlight.lost();
+        tracker.failAll(LINK_LOST_WARNING);
+        if (told > 0) {
+          log.warn("told the senders of {count} running commands that their replies may be lost", {
+            count: told,
+          });
+        }
+      }
       hub.broadcastV1(JSON.stringify({ "clu-ws": "broker", state: linkState }));
     },
   });
@@ -154,6 +167,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
     ...dispatchContext,
     hub,
     tracker,
+    inFlight,
     history,
     state,
     limits,

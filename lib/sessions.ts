@@ -22,9 +22,14 @@ import { compileGlobs } from "./glob.ts";
 import type { History } from "./history.ts";
 import { type Client, type Hub, rememberMine } from "./hub.ts";
 import { logger } from "./log.ts";
+import type { InFlight } from "./in_flight.ts";
 import type { Tracker } from "./tracker.ts";
 
 const log = logger("sessions");
+
+/** What the sender of a running command is told when the broker link is lost. */
+export const LINK_LOST_WARNING =
+  "the RabbitMQ link was lost while this command ran: the actor may still finish it, but its replies may be lost";
 
 /** Close code for a client frame over the size limit (RFC 6455 "message too big"). */
 export const CLOSE_TOO_BIG = 1009;
@@ -41,6 +46,8 @@ export interface SessionContext extends DispatchContext {
   hub: Hub<Grant>;
   /** Tracked commands. */
   tracker: Tracker;
+  /** Confirmed commands whose end has not been seen. */
+  inFlight: InFlight;
   /** Recent replies for `resume`. */
   history: History;
   /** The actors' keywords for `state`. */
@@ -261,8 +268,19 @@ export class Sessions {
       client: client.id,
       peer: client.peer,
     }, command);
-    if (result.outcome === "published" && ack) {
-      this.#control(client, { "clu-ws": "published", command_id: command.commandId });
+    if (result.outcome === "published") {
+      if (ack) this.#control(client, { "clu-ws": "published", command_id: command.commandId });
+      this.#context.inFlight.add(command.commandId, `${identity.name}.${command.consumer}`, () => {
+        this.#context.hub.send(
+          client,
+          gatewayReplyFrame(identity, {
+            code: "w",
+            body: { text: LINK_LOST_WARNING },
+            commandId: command.commandId,
+            consumer: command.consumer,
+          }),
+        );
+      });
     }
     if (result.reason !== undefined) {
       this.#fail(client, command, result.reason);

@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { connectBroker, uniqueExchange, until } from "./helpers/broker.ts";
-import { startActor, type TestActor } from "./helpers/actor.ts";
+import { startActor, startSilentActor, type TestActor } from "./helpers/actor.ts";
 import { type GatewayProcess, healthState, type LogRecord, startGateway } from "./helpers/gateway_process.ts";
 import { TcpProxy } from "./helpers/tcp_proxy.ts";
 import { type Frame, replyTo, WsClient } from "./helpers/ws_client.ts";
@@ -163,6 +163,37 @@ async function withProxiedWorld(
     await actor.close();
   }
 }
+
+Deno.test("a confirmed command still running when the link is lost: its sender is warned its replies may be lost", async () => {
+  const exchange = uniqueExchange("inflight");
+  await using proxy = TcpProxy.reserve();
+  proxy.up();
+  await using gateway = await startGateway({
+    exchange,
+    env: { CLU_WS_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}` },
+  });
+  const actor = await startSilentActor(exchange, actorName("silent"));
+  const client = await connectClient(gateway);
+  try {
+    client.send({ consumer: actor.name, command_string: "expose 900", command_id: "long-1" });
+    await gateway.waitForLog(
+      "the command published",
+      (r) => r.commandId === "long-1" && r.outcome === "published",
+    );
+    await until("the actor has it", () => actor.received.includes("long-1"));
+    await proxy.down();
+    const warning = await client.next(
+      "the warning for long-1",
+      (f) => f.headers.command_id === "long-1" && f.headers.message_code === "w",
+    );
+    assert.match(String(warning.body.text), /RabbitMQ link was lost while this command ran/);
+    assert.equal(warning.headers.sender, gateway.name);
+    assert.equal(client.frames.filter((f) => f.headers.command_id === "long-1").length, 1, "told once");
+  } finally {
+    await client.close();
+    await actor.close();
+  }
+});
 
 Deno.test("a stalled broker link is noticed through heartbeats, commands fail at once, and service resumes", async () => {
   await withProxiedWorld("stall", ["--heartbeat", "1"], async ({ proxy, gateway, actor, client }) => {

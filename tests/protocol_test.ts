@@ -4,10 +4,9 @@
 // own exchange; waits are for frames and log records, never for time.
 
 import assert from "node:assert/strict";
-import type { ChannelModel } from "amqplib";
 import { bytesToHex, sha256 } from "../lib/auth.ts";
-import { connectBroker, uniqueExchange, until } from "./helpers/broker.ts";
-import { startActor, type TestActor } from "./helpers/actor.ts";
+import { uniqueExchange, until } from "./helpers/broker.ts";
+import { type SilentActor, startActor, startSilentActor, type TestActor } from "./helpers/actor.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";
 import { TcpProxy } from "./helpers/tcp_proxy.ts";
 import { type Frame, WsClient } from "./helpers/ws_client.ts";
@@ -93,36 +92,6 @@ function publishReplyTo(
     correlationId: commandId,
     timestamp: Math.floor(Date.now() / 1000),
   });
-}
-
-/** An actor that takes commands off its queue and never answers. */
-interface SilentActor {
-  readonly name: string;
-  /** Correlation ids of the commands received, in order. */
-  readonly received: string[];
-  close(): Promise<void>;
-}
-
-async function startSilentActor(exchange: string, name: string): Promise<SilentActor> {
-  const connection: ChannelModel = await connectBroker();
-  connection.on("error", () => {});
-  const channel = await connection.createChannel();
-  channel.on("error", () => {});
-  await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
-  const queue = `${name}_commands`;
-  await channel.assertQueue(queue, { exclusive: true, autoDelete: true });
-  await channel.bindQueue(queue, exchange, `command.${name}`);
-  const received: string[] = [];
-  await channel.consume(queue, (message) => {
-    if (message) received.push(String(message.properties.correlationId));
-  }, { noAck: true });
-  return {
-    name,
-    received,
-    async close() {
-      await connection.close().catch(() => {});
-    },
-  };
 }
 
 interface World {

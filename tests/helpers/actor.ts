@@ -144,3 +144,34 @@ export async function startActor(exchange: string, name: string): Promise<TestAc
     },
   };
 }
+
+/** An actor that takes commands off its queue and never answers. */
+export interface SilentActor {
+  readonly name: string;
+  /** Correlation ids of the commands received, in order. */
+  readonly received: string[];
+  close(): Promise<void>;
+}
+
+/** Starts an actor named `name` on `exchange` that receives commands and never answers them. */
+export async function startSilentActor(exchange: string, name: string): Promise<SilentActor> {
+  const connection: ChannelModel = await connectBroker();
+  connection.on("error", () => {});
+  const channel = await connection.createChannel();
+  channel.on("error", () => {});
+  await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
+  const queue = `${name}_commands`;
+  await channel.assertQueue(queue, { exclusive: true, autoDelete: true });
+  await channel.bindQueue(queue, exchange, `command.${name}`);
+  const received: string[] = [];
+  await channel.consume(queue, (message) => {
+    if (message) received.push(String(message.properties.correlationId));
+  }, { noAck: true });
+  return {
+    name,
+    received,
+    async close() {
+      await connection.close().catch(() => {});
+    },
+  };
+}
