@@ -67,11 +67,22 @@ async function main(): Promise<number> {
       return EXIT_USAGE;
     }
     const why = err instanceof Error ? err.message : String(err);
-    log.error("cannot listen on {host}:{port} ({error}); choose another --port or --host", {
-      host: config.host,
-      port: config.port,
-      error: why,
-    });
+    if (err instanceof Deno.errors.AddrInUse || err instanceof Deno.errors.PermissionDenied) {
+      log.error("cannot listen on {host}:{port} ({error}); choose another --port or --host", {
+        host: config.host,
+        port: config.port,
+        error: why,
+      });
+    } else if (config.tls) {
+      log.error(
+        "cannot start the server with --tls-cert/--tls-key ({error}); check that they are a PEM certificate and its key",
+        {
+          error: why,
+        },
+      );
+    } else {
+      log.error("cannot start the gateway ({error})", { error: why });
+    }
     return 1;
   }
 

@@ -87,14 +87,8 @@ export class Access {
 
   /** Admits or refuses an upgrade: origin first (403), then the token (401). */
   async admit(request: Request, peer: string): Promise<Admission<Grant> | Response> {
-    const origin = request.headers.get("origin");
-    if (origin !== null && !originAllowed(origin, request.headers.get("host"), this.#config.allowOrigins)) {
-      log.warn("refused a client from {peer}: origin {origin} is not allowed (--allow-origin)", {
-        peer,
-        origin,
-      });
-      return new Response(`origin ${origin} is not allowed to connect (--allow-origin)\n`, { status: 403 });
-    }
+    const refusedOrigin = this.#originRefusal(request, peer);
+    if (refusedOrigin) return refusedOrigin;
     const protocols = offeredProtocols(request);
     // A browser fails the connection unless one of its offered subprotocols is answered.
     const protocol = protocols.find((p) => p === V1_SUBPROTOCOL) ??
@@ -116,8 +110,13 @@ export class Access {
     return { protocol, grant: { token } };
   }
 
-  /** Authenticates a plain HTTP request (`Authorization: Bearer` or `?token=`), or refuses it with 401. */
+  /**
+   * Authenticates a plain HTTP request (`Authorization: Bearer` or `?token=`),
+   * or refuses it: 403 from a browser origin that is not allowed, 401 without a valid token.
+   */
   async authorizeHttp(request: Request, peer: string): Promise<Grant | Response> {
+    const refusedOrigin = this.#originRefusal(request, peer);
+    if (refusedOrigin) return refusedOrigin;
     if (!this.#tokens) return {};
     const presented = presentedToken(request, []);
     const token = presented === undefined ? undefined : await authenticate(this.#tokens, presented);
@@ -133,6 +132,19 @@ export class Access {
         headers: { "content-type": "application/json", "www-authenticate": 'Bearer realm="clu-ws"' },
       },
     );
+  }
+
+  /** A 403 for a browser request from an origin that --allow-origin does not allow. */
+  #originRefusal(request: Request, peer: string): Response | undefined {
+    const origin = request.headers.get("origin");
+    if (origin === null || originAllowed(origin, request.headers.get("host"), this.#config.allowOrigins)) {
+      return undefined;
+    }
+    log.warn("refused a client from {peer}: origin {origin} is not allowed (--allow-origin)", {
+      peer,
+      origin,
+    });
+    return new Response(`origin ${origin} is not allowed to connect (--allow-origin)\n`, { status: 403 });
   }
 
   /** Why this client may not command `actor`, or undefined. */

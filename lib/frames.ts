@@ -203,7 +203,7 @@ export const MAX_TRACK_TIMEOUT_SECONDS = 3600;
 /** The key that marks a control frame (clu-ws v1); no CLU frame has it. */
 export const CONTROL_KEY = "clu-ws";
 
-/** A clu-ws v1 control frame, not yet validated (see `control.ts`). */
+/** A clu-ws v1 control frame, not yet validated (see `sessions.ts`). */
 export interface ControlFrame {
   kind: "control";
   /** The frame's fields. */

@@ -34,8 +34,10 @@ export interface LogOptions {
 
 /** Configures LogTape for the process; safe to call again (it replaces the setup). */
 export function setupLogging(options: LogOptions): void {
+  const json = getJsonLinesFormatter({ properties: "flatten", message: "rendered" });
+  // The JSON formatter quotes values inside the message; render it bare first, as the text lines do.
   const format = options.format === "json"
-    ? getJsonLinesFormatter({ properties: "flatten", message: "rendered" })
+    ? (record: LogRecord) => json({ ...record, message: [renderBare(record.message)] })
     : getTextFormatter({ timestamp: "date-time-tz", value: "bare" });
   // "guest" is RabbitMQ's well-known default, not a secret; masking it would garble user names.
   const secrets = (options.secrets ?? []).filter((s) => s.length >= 3 && s !== "guest");
@@ -55,6 +57,12 @@ export function setupLogging(options: LogOptions): void {
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
     ],
   });
+}
+
+/** A log message with its values as plain text: strings bare, anything else as JSON. */
+function renderBare(parts: readonly unknown[]): string {
+  return parts.map((part, i) => i % 2 === 0 || typeof part === "string" ? String(part) : JSON.stringify(part))
+    .join("");
 }
 
 function writeAllSync(bytes: Uint8Array): void {

@@ -74,7 +74,7 @@ export class Metrics {
     fromSource("cluws_frames_sent_total", "Frames sent to websocket clients.", sources.framesSent, "counter");
     fromSource(
       "cluws_bytes_sent_total",
-      "Bytes of frames sent to websocket clients.",
+      "Characters of frames sent to websocket clients (bytes, for ASCII JSON).",
       sources.bytesSent,
       "counter",
     );
@@ -122,7 +122,7 @@ export class Metrics {
     });
     this.#commandsReceived = new Counter({
       name: "cluws_commands_received_total",
-      help: "Valid commands received from websocket clients.",
+      help: "Valid commands received from websocket clients and POST /commands.",
       registers,
     });
     this.#commands = new Counter({

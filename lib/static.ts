@@ -10,10 +10,11 @@ import clientJs from "../web/dist/client.js" with { type: "text" };
 import consoleJs from "../web/dist/console.js" with { type: "text" };
 import consoleHtml from "../web/console.html" with { type: "text" };
 
-const FILES: Record<string, { body: string; type: string }> = {
+const FILES: Record<string, { body: string; type: string; cors?: boolean }> = {
   "/": { body: consoleHtml, type: "text/html; charset=utf-8" },
   "/console.js": { body: consoleJs, type: "text/javascript; charset=utf-8" },
-  "/client.js": { body: clientJs, type: "text/javascript; charset=utf-8" },
+  // Web apps on other origins import the client module from the gateway (module scripts need CORS).
+  "/client.js": { body: clientJs, type: "text/javascript; charset=utf-8", cors: true },
 };
 
 /** The embedded file at `pathname`, or undefined. */
@@ -26,6 +27,7 @@ export function staticFile(request: Request): Response | undefined {
       "content-type": file.type,
       "cache-control": "no-cache",
       "x-content-type-options": "nosniff",
+      ...(file.cors ? { "access-control-allow-origin": "*" } : {}),
       "content-security-policy":
         "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
     },

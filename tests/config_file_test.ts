@@ -888,3 +888,10 @@ Deno.test("config file: an unreadable certificate or key is a ConfigError naming
     /^\/etc\/clu-ws\/clu-ws\.toml: tls-key: cannot read TLS key '\/missing\/key\.pem'/,
   );
 });
+
+Deno.test("config file: the shipped deploy/clu-ws.toml.example is a valid configuration", () => {
+  const path = new URL("../deploy/clu-ws.toml.example", import.meta.url).pathname;
+  const request = parseCli(["--config", path], {});
+  assert.equal(request.kind, "run");
+  if (request.kind === "run") assert.equal(request.config.brokers.length, 2);
+});
