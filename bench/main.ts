@@ -1,0 +1,711 @@
+/**
+ * `deno task bench`: the clu-ws benchmark harness. Builds the gateway bundle,
+ * runs each scenario against fresh gateway processes with load generators in
+ * their own processes, and prints a readable summary and one JSON line per
+ * case, then the issue's targets next to what was measured.
+ *
+ * Usage: `deno run --allow-all bench/main.ts [scenario ...] [--quick] [--runs N]
+ * [--gateway dist/clu-ws.js] [--cpu-prof] [--gateway-arg=--flag ...]`; see
+ * bench/README.md.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { connect } from "amqplib";
+import { brokerPid, cpuCount, cpuModel, loadAverage, machineCpuMs, raiseFileLimit } from "./proc.ts";
+import { buildBundle } from "./gateway.ts";
+import {
+  type BenchContext,
+  ceiling,
+  commands,
+  delivery,
+  denoBaselineMs,
+  idle,
+  type Metrics,
+  startup,
+} from "./scenarios.ts";
+import { fmt, fmtBytes, median, medianOf, round, sleep } from "./stats.ts";
+
+/** Every scenario, in the order a full run goes through them. */
+export const SCENARIOS = ["ceiling", "fanout", "latency", "idle", "slow", "commands", "startup"] as const;
+/** A scenario name. */
+export type Scenario = typeof SCENARIOS[number];
+
+/** Sizes of one benchmark run: the full run, or a quick smoke run. */
+interface Plan {
+  runs: number;
+  ceilingMessages: number;
+  fanout: Array<{ clients: number; messages: number }>;
+  latency: { clients: number; rates: number[]; seconds: number };
+  idle: number[];
+  slow: { clients: number; rate: number; seconds: number; bodyBytes: number };
+  commands: { clients: number; window: number; rate: number; confirmRate: number; seconds: number };
+  startupTries: number;
+}
+
+const FULL: Plan = {
+  runs: 3,
+  ceilingMessages: 30_000,
+  fanout: [
+    { clients: 1, messages: 30_000 },
+    { clients: 10, messages: 20_000 },
+    { clients: 100, messages: 5_000 },
+    { clients: 1000, messages: 500 },
+  ],
+  latency: { clients: 100, rates: [200, 500], seconds: 10 },
+  idle: [1000, 10_000],
+  // 2 KB bodies, so that the stalled peer's kernel buffers (~3 MB) and its 1 MiB budget fill within the run.
+  slow: { clients: 100, rate: 200, seconds: 15, bodyBytes: 2000 },
+  commands: { clients: 4, window: 16, rate: 1000, confirmRate: 5000, seconds: 5 },
+  startupTries: 5,
+};
+
+const QUICK: Plan = {
+  runs: 1,
+  ceilingMessages: 5000,
+  fanout: [{ clients: 1, messages: 5000 }, { clients: 10, messages: 2000 }, { clients: 100, messages: 500 }],
+  latency: { clients: 10, rates: [200], seconds: 3 },
+  idle: [1000],
+  slow: { clients: 10, rate: 200, seconds: 3, bodyBytes: 10_000 },
+  commands: { clients: 4, window: 16, rate: 1000, confirmRate: 5000, seconds: 2 },
+  startupTries: 3,
+};
+
+/**
+ * Gateway flags for `fanout`: the publisher outruns a load generator that shares two cores with the
+ * gateway, so a client may fall a few MiB behind for a moment; with the default 1 MiB budget the
+ * gateway would close it (1008), which is the `slow` scenario's subject, not this one's.
+ */
+const FANOUT_ARGS = ["--client-buffer", "64MiB"];
+
+/** One case's results over all runs. */
+interface CaseResult {
+  scenario: Scenario;
+  case: string;
+  median: Metrics;
+  runs: Metrics[];
+}
+
+const results: CaseResult[] = [];
+
+function say(line = ""): void {
+  console.log(line);
+}
+
+/** Runs `once` `runs` times, prints its summary and JSON line, and keeps the result. */
+async function repeat(
+  scenario: Scenario,
+  label: string,
+  runs: number,
+  once: (run: number) => Promise<Metrics>,
+  summary: (m: Metrics) => string,
+): Promise<CaseResult | undefined> {
+  const each: Metrics[] = [];
+  for (let run = 1; run <= runs; run++) {
+    let metrics: Metrics | undefined;
+    try {
+      metrics = await attempt(label, () => once(run));
+    } catch (err) {
+      // Something the gateway does not do (e.g. batched delivery in an older build or the naive gateway).
+      say(`  ${label}: skipped: ${err instanceof Error ? err.message : err}`);
+      return undefined;
+    }
+    if (!metrics) continue;
+    each.push(metrics);
+    if (runs > 1) say(`  ${label} run ${run}/${runs}: ${summary(metrics)}`);
+  }
+  if (!each.length) {
+    say(`  ${label}: no run succeeded`);
+    say(JSON.stringify({ scenario, case: label, runs: 0, error: "no run succeeded" }));
+    return undefined;
+  }
+  const result: CaseResult = { scenario, case: label, median: medianOf(each), runs: each };
+  say(`  ${label}${runs > 1 ? ` (median of ${runs})` : ""}: ${summary(result.median)}`);
+  say(JSON.stringify({ scenario, case: label, runs: runs, median: result.median, each }));
+  results.push(result);
+  return result;
+}
+
+/**
+ * Runs one measurement; when it fails (e.g. another engineer's test stopped
+ * the shared broker), says so, waits for the broker and tries again, twice.
+ */
+async function attempt(label: string, once: () => Promise<Metrics>): Promise<Metrics | undefined> {
+  for (let tries = 1;; tries++) {
+    try {
+      const metrics = await once();
+      const trouble = disturbed(metrics);
+      if (trouble && tries < 3) {
+        say(`  ${label}: run disturbed${trouble}; trying again`);
+        await waitForBroker();
+        continue;
+      }
+      return metrics;
+    } catch (err) {
+      if (err instanceof Error && /does not offer/.test(err.message)) throw err;
+      const why = err instanceof Error ? err.message.split("\n").slice(0, 6).join(" | ") : String(err);
+      if (tries === 3) {
+        say(`  ${label}: failed three times, giving up on this run: ${why}`);
+        return undefined;
+      }
+      say(`  ${label}: run failed (${why}); waiting for RabbitMQ and trying again`);
+      await waitForBroker();
+    }
+  }
+}
+
+/** Waits (up to a minute) until RabbitMQ accepts AMQP connections again. */
+async function waitForBroker(): Promise<void> {
+  const deadline = performance.now() + 60_000;
+  while (performance.now() < deadline) {
+    try {
+      const connection = await connect(amqpUrlInUse);
+      connection.on("error", () => {});
+      await connection.close();
+      await sleep(1000);
+      return;
+    } catch {
+      await sleep(1000);
+    }
+  }
+}
+
+let amqpUrlInUse = "amqp://guest:guest@127.0.0.1:5672";
+
+const num = (m: Metrics, path: string): number => {
+  let value: unknown = m;
+  for (const key of path.split(".")) value = (value as Metrics | undefined)?.[key];
+  return typeof value === "number" ? value : NaN;
+};
+
+function cpuLine(m: Metrics): string {
+  const cpu = m.cpu as Metrics;
+  const wall = cpu.wall_ms as number;
+  const share = (ms: number) => `${fmt((ms / wall) * 100)}%`;
+  const parts = Object.entries(cpu)
+    .filter(([k]) =>
+      k.endsWith("_ms") && k !== "wall_ms" && (k === "gateway_ms" || !k.startsWith("gateway_"))
+    )
+    .map(([k, v]) =>
+      `${k.replace(/_ms$/, "")} ${share(v as number)}` +
+      (k === "gateway_ms" && cpu.gateway_system_ms !== undefined
+        ? ` (${share(cpu.gateway_system_ms as number)} in the kernel; JS thread ${
+          share(cpu.gateway_thread_main_ms as number)
+        }, runtime threads ${share(cpu.gateway_thread_tokio_ms as number)}, V8 helpers ${
+          share(cpu.gateway_thread_v8_workers_ms as number)
+        })`
+        : "")
+    );
+  return `CPU ${parts.join(", ")} (of one core; machine ${fmt(cpu.machine_busy_percent as number)}% busy)`;
+}
+
+/** A warning when something outside the benchmark interfered with a run. */
+function disturbed(m: Metrics): string {
+  const blocked = num(m, "broker_blocked_ms");
+  const link = num(m, "gateway_link_trouble");
+  if (!(blocked > 0) && !(link > 0)) return "";
+  return ` — DISTURBED: the broker blocked publishes for ${fmt(blocked)} ms, ${link} gateway link warnings`;
+}
+
+function deliveryLine(m: Metrics): string {
+  const lat = m.latency_ms as Metrics;
+  return `${fmt(num(m, "per_client_msgs_s"))} msgs/s per client, ${
+    fmt(num(m, "aggregate_frames_s"))
+  } frames/s, ` +
+    `lost ${m.lost}, dup ${m.duplicates}, reordered ${m.out_of_order}` +
+    (num(m, "closed_early") > 0
+      ? ` (${m.closed_early} clients closed early: ${m.gateway_slow_closes} too slow)`
+      : "") +
+    `, latency p50 ${fmt(lat.p50 as number, 2)} ` +
+    `p99 ${fmt(lat.p99 as number, 2)} max ${fmt(lat.max as number, 1)} ms; ` +
+    (m.gateway_us_per_frame !== undefined
+      ? `gateway ${fmt(num(m, "gateway_us_per_frame"), 2)} µs/frame; `
+      : "") +
+    cpuLine(m) + disturbed(m);
+}
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    allowPositionals: true,
+    options: {
+      quick: { type: "boolean", default: false },
+      runs: { type: "string" },
+      gateway: { type: "string" },
+      "cpu-prof": { type: "boolean", default: false },
+      "gateway-arg": { type: "string", multiple: true, default: [] },
+      "amqp-url": { type: "string", default: Deno.env.get("CLU_WS_BENCH_AMQP_URL") ?? "" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    say(
+      `usage: deno task bench [${SCENARIOS.join("|")} ...] [--quick] [--runs N] [--gateway <bundle.js>]\n` +
+        `                       [--cpu-prof] [--gateway-arg=<flag> ...] [--amqp-url <url>]\n` +
+        "See bench/README.md.",
+    );
+    return 0;
+  }
+  const unknown = positionals.filter((p) => !(SCENARIOS as readonly string[]).includes(p));
+  if (unknown.length) {
+    console.error(`bench: unknown scenario ${unknown.join(", ")}; choose from ${SCENARIOS.join(", ")}`);
+    return 2;
+  }
+  const chosen: Scenario[] = positionals.length ? positionals as Scenario[] : [...SCENARIOS];
+  const plan = values.quick ? QUICK : FULL;
+  const runs = values.runs ? Number(values.runs) : plan.runs;
+  if (!Number.isInteger(runs) || runs < 1) {
+    console.error(`bench: --runs must be a whole number ≥ 1, not ${values.runs}`);
+    return 2;
+  }
+  const amqpUrl = values["amqp-url"] || amqpUrlInUse;
+  amqpUrlInUse = amqpUrl;
+  const runId = crypto.randomUUID().slice(0, 8);
+  const benchDir = new URL("./", import.meta.url).pathname;
+  const workDir = await Deno.makeTempDir({ prefix: "clu-ws-bench-" });
+  let bundle = values.gateway;
+  if (!bundle) {
+    // A bundle of our own, so a test run rebuilding dist/ cannot swap the gateway mid-benchmark.
+    bundle = `${workDir}/clu-ws.js`;
+    await buildBundle(bundle);
+  }
+  const profileDir = values["cpu-prof"] ? `${benchDir}out/profiles/${runId}` : undefined;
+  if (profileDir) {
+    // Keep the profiled bundle beside its profiles: bench/profile.ts maps their lines to modules with it.
+    Deno.mkdirSync(profileDir, { recursive: true });
+    Deno.copyFileSync(bundle, `${profileDir}/clu-ws.js`);
+    bundle = `${profileDir}/clu-ws.js`;
+  }
+
+  const needFds = chosen.includes("idle") ? Math.max(...plan.idle) + 1000 : 4096;
+  const fileLimit = await raiseFileLimit(needFds);
+  if (fileLimit < needFds) {
+    console.error(
+      `bench: the open-file limit is ${fileLimit}, the idle scenario needs ${needFds}; ` +
+        `raise it (e.g. \`ulimit -n ${needFds}\`, or run as root so the harness can use prlimit)`,
+    );
+    return 2;
+  }
+
+  const ctx: BenchContext = {
+    amqpUrl,
+    bundle,
+    runId,
+    brokerPid: await brokerPid(Number(new URL(amqpUrl).port || 5672)),
+    gatewayArgs: values["gateway-arg"] ?? [],
+    profileDir,
+    say,
+  };
+
+  // Who else is using the machine: one second of machine-wide CPU before starting.
+  const before = machineCpuMs();
+  await sleep(1000);
+  const after = machineCpuMs();
+  const busyBefore = ((after.busy - before.busy) / (after.total - before.total)) * 100;
+  const load = loadAverage();
+  const commit = await gitDescribe();
+  say(
+    `clu-ws benchmark ${runId}: ${chosen.join(", ")}; ${runs} run(s) each${values.quick ? " (quick)" : ""}`,
+  );
+  say(
+    `  machine: ${cpuCount()} × ${cpuModel()}, load average ${load.join(" ")}, ` +
+      `${fmt(busyBefore)}% busy in the second before starting; Deno ${Deno.version.deno}; ` +
+      `RabbitMQ pid ${ctx.brokerPid ?? "not found (its CPU is not reported)"}; open files ${fileLimit}`,
+  );
+  say(`  gateway: ${bundle} (${commit}); extra flags: ${ctx.gatewayArgs.join(" ") || "none"}`);
+  if (load[0] > 0.7 || busyBefore > 20) {
+    say("  WARNING: the machine is busy with other work; the numbers below are disturbed by it");
+  }
+  say(
+    JSON.stringify({
+      scenario: "environment",
+      run_id: runId,
+      cpus: cpuCount(),
+      cpu_model: cpuModel(),
+      load_average: load,
+      busy_percent_before: round(busyBefore, 1),
+      deno: Deno.version.deno,
+      gateway: commit,
+      gateway_args: ctx.gatewayArgs,
+      runs,
+      quick: values.quick,
+    }),
+  );
+  const started = performance.now();
+
+  for (const scenario of chosen) {
+    say();
+    say(`== ${scenario}`);
+    await SCENARIO_RUNNERS[scenario](ctx, plan, runs);
+  }
+
+  say();
+  report(plan, runs);
+  say(`\nfinished in ${fmt((performance.now() - started) / 1000)} s`);
+  await Deno.remove(workDir, { recursive: true }).catch(() => {});
+  return 0;
+}
+
+const SCENARIO_RUNNERS: Record<Scenario, (ctx: BenchContext, plan: Plan, runs: number) => Promise<void>> = {
+  async ceiling(ctx, plan, runs) {
+    say(
+      `  a bare amqplib consumer (prefetch 1000, no acks) in its own process; ${plan.ceilingMessages} messages`,
+    );
+    await repeat(
+      "ceiling",
+      "ceiling",
+      runs,
+      () => ceiling(ctx, plan.ceilingMessages),
+      (m) =>
+        `${fmt(num(m, "per_client_msgs_s"))} msgs/s (publisher ${
+          fmt(num(m, "publish_msgs_s"))
+        }/s), lost ${m.lost}, ` +
+        `latency p50 ${fmt(num(m, "latency_ms.p50"), 2)} p99 ${fmt(num(m, "latency_ms.p99"), 2)} ms; ` +
+        `consumer ${fmt(num(m, "consumer_us_per_msg"), 2)} µs/msg; ${cpuLine(m)}${disturbed(m)}`,
+    );
+  },
+
+  async fanout(ctx, plan, runs) {
+    for (const { clients, messages } of plan.fanout) {
+      if (clients === 1) {
+        // The K=1 target is a share of the ceiling: pair each run with a ceiling run just before it,
+        // so that both see the same machine.
+        await repeat("fanout", "K=1", runs, async () => {
+          const bare = await ceiling(ctx, messages);
+          const metrics = await delivery(ctx, {
+            clients,
+            messages,
+            gatewayArgs: FANOUT_ARGS,
+            label: "fanout1",
+          });
+          const share = num(metrics, "per_client_msgs_s") / num(bare, "per_client_msgs_s");
+          return {
+            ...metrics,
+            ceiling_msgs_s: num(bare, "per_client_msgs_s"),
+            share_of_ceiling: round(share, 3),
+          };
+        }, (m) => `${deliveryLine(m)}; ${fmt(num(m, "share_of_ceiling") * 100)} % of the paired ceiling`);
+        continue;
+      }
+      await repeat(
+        "fanout",
+        `K=${clients}`,
+        runs,
+        () => delivery(ctx, { clients, messages, gatewayArgs: FANOUT_ARGS, label: `fanout${clients}` }),
+        deliveryLine,
+      );
+    }
+    const k100 = plan.fanout.find((f) => f.clients === 100) ?? plan.fanout[plan.fanout.length - 1];
+    await repeat(
+      "fanout",
+      `K=${k100.clients} batched`,
+      runs,
+      () =>
+        delivery(ctx, {
+          clients: k100.clients,
+          messages: k100.messages * 4,
+          batch: true,
+          gatewayArgs: FANOUT_ARGS,
+          label: `batched${k100.clients}`,
+        }),
+      deliveryLine,
+    );
+  },
+
+  async latency(ctx, plan, runs) {
+    const { clients, rates, seconds } = plan.latency;
+    for (const rate of rates) {
+      await repeat(
+        "latency",
+        `K=${clients} R=${rate}`,
+        runs,
+        () => delivery(ctx, { clients, rate, seconds, label: `latency${clients}r${rate}` }),
+        deliveryLine,
+      );
+    }
+  },
+
+  async idle(ctx, plan, runs) {
+    for (const connections of plan.idle) {
+      await repeat(
+        "idle",
+        `C=${connections}`,
+        runs,
+        () => idle(ctx, connections),
+        (m) =>
+          `${fmtBytes(num(m, "rss_per_connection"))} RSS per connection (${
+            fmtBytes(num(m, "rss_before"))
+          } → ` +
+          `${fmtBytes(num(m, "rss_after"))}), ${m.connected} connected in ${fmt(num(m, "connect_ms"))} ms, ` +
+          `gateway reports ${m.gateway_clients} clients, +${m.gateway_fds_added} fds`,
+      );
+      // Where the bytes go: the same again with the inspector, once, reading V8's heap after a full GC.
+      await repeat(
+        "idle",
+        `C=${connections} heap`,
+        1,
+        () => idle(ctx, connections, { inspect: true }),
+        (m) =>
+          `JS heap ${fmtBytes(num(m, "heap_per_connection"))} + outside the JS heap ` +
+          `${fmtBytes(num(m, "outside_heap_per_connection"))} per connection (with the inspector attached; ` +
+          `RSS ${fmtBytes(num(m, "rss_per_connection"))})`,
+      );
+    }
+  },
+
+  async slow(ctx, plan, runs) {
+    const { clients, rate, seconds, bodyBytes } = plan.slow;
+    const healthy = clients - 1;
+    const line = (m: Metrics) =>
+      `healthy p99 ${fmt(num(m, "latency_ms.p99"), 2)} ms, lost ${m.lost}, gateway RSS +${
+        fmtBytes(num(m, "gateway_rss_growth"))
+      } (peak ${fmtBytes(num(m, "gateway_rss_peak"))}), slow closes ${m.gateway_slow_closes}${
+        m.stalled_buffered_at_close ? ` (${fmtBytes(num(m, "stalled_buffered_at_close"))} waiting)` : ""
+      }, ` +
+      `catch-up notices ${m.gateway_catch_up_notices}; ${cpuLine(m)}${disturbed(m)}`;
+    say(
+      `  ${healthy} healthy clients, ${rate} msgs/s of ${bodyBytes}-byte bodies for ${seconds} s; ` +
+        "without, then with one peer that completes the handshake and never reads",
+    );
+    await repeat(
+      "slow",
+      `baseline K=${healthy}`,
+      runs,
+      () => delivery(ctx, { clients: healthy, rate, seconds, bodyBytes, label: "slowbase" }),
+      line,
+    );
+    await repeat(
+      "slow",
+      `K=${healthy}+1 stalled, close`,
+      runs,
+      () => delivery(ctx, { clients: healthy, rate, seconds, bodyBytes, stalled: 1, label: "slowclose" }),
+      line,
+    );
+    await repeat(
+      "slow",
+      `K=${healthy}+1 stalled, drop`,
+      runs,
+      () =>
+        delivery(ctx, {
+          clients: healthy,
+          rate,
+          seconds,
+          stalled: 1,
+          bodyBytes,
+          gatewayArgs: ["--slow-client", "drop"],
+          label: "slowdrop",
+        }),
+      line,
+    );
+  },
+
+  async commands(ctx, plan, runs) {
+    const c = plan.commands;
+    say(
+      `  ${c.clients} clients → gateway (--command-rate 0) → actor; ${c.seconds} s each: closed loop with ${c.window} ` +
+        `in flight per client, and ${c.rate}/s, timed to the ':' reply; ${c.confirmRate}/s with "ack": true ` +
+        "(clu-ws v1), timed to the gateway's 'published' (the broker's confirm)",
+    );
+    await repeat("commands", `K=${c.clients}`, runs, () => commands(ctx, c), (m) => {
+      const phase = (p: Metrics | string) =>
+        typeof p === "string"
+          ? p
+          : `${fmt(num(p, "commands_s"))}/s, p50 ${fmt(num(p, "latency_ms.p50"), 2)} p99 ${
+            fmt(num(p, "latency_ms.p99"), 2)
+          } ms, failed ${p.failed}, unanswered ${p.unanswered}, gateway ${
+            fmt(num(p, "gateway_us_per_command"))
+          } µs/command`;
+      return `round trip max: ${phase(m.max as Metrics)}; round trip at ${c.rate}/s: ${
+        phase(m.fixed as Metrics)
+      }; ` +
+        `confirmed at ${c.confirmRate}/s: ${phase(m.confirmed as Metrics | string)}`;
+    });
+  },
+
+  async startup(ctx, plan, runs) {
+    const baseline = await denoBaselineMs();
+    say(`  deno run of an empty program takes ${fmt(baseline)} ms (the runtime's own share)`);
+    await repeat(
+      "startup",
+      "startup",
+      runs * plan.startupTries,
+      () => startup(ctx),
+      (m) =>
+        `first websocket accepted ${fmt(num(m, "first_websocket_ms"))} ms after spawn ` +
+        `(listening ${fmt(num(m, "listening_ms"))} ms, RabbitMQ link up ${fmt(num(m, "link_up_ms"))} ms)`,
+    );
+  },
+};
+
+/** The issue's targets next to the measured medians. */
+function report(plan: Plan, runs: number): void {
+  const find = (scenario: Scenario, label: string) =>
+    results.find((r) => r.scenario === scenario && r.case === label)?.median;
+  const rows: Array<{ target: string; measured: string; met: boolean | null }> = [];
+  const add = (target: string, measured: string, met: boolean | null) => rows.push({ target, measured, met });
+
+  const k1 = find("fanout", "K=1");
+  if (k1) {
+    const share = num(k1, "share_of_ceiling");
+    add(
+      "fanout K=1 ≥ 90 % of the ceiling",
+      `${fmt(num(k1, "per_client_msgs_s"))} vs ${fmt(num(k1, "ceiling_msgs_s"))} msgs/s: ${
+        fmt(share * 100)
+      } % ` +
+        "(median of per-run shares, each run paired with a ceiling run)",
+      share >= 0.9,
+    );
+  }
+  const k100 = find("fanout", "K=100");
+  if (k100) {
+    add(
+      "fanout K=100 ≤ 4 µs gateway CPU per frame",
+      `${fmt(num(k100, "gateway_us_per_frame"), 2)} µs`,
+      num(k100, "gateway_us_per_frame") <= 4,
+    );
+    add(
+      "fanout K=100 ≥ 120k frames/s",
+      `${fmt(num(k100, "aggregate_frames_s"))} frames/s`,
+      num(k100, "aggregate_frames_s") >= 120_000,
+    );
+    add(
+      "fanout K=100 no loss, no reordering",
+      `lost ${k100.lost}, reordered ${k100.out_of_order}, duplicates ${k100.duplicates}`,
+      k100.lost === 0 && k100.out_of_order === 0 && k100.duplicates === 0,
+    );
+  }
+  const batched = find("fanout", "K=100 batched");
+  if (k100) {
+    add(
+      "batched K=100 ≥ 300k msgs/s, ≤ 1 µs each",
+      batched
+        ? `${fmt(num(batched, "aggregate_frames_s"))} msgs/s, ${
+          fmt(num(batched, "gateway_us_per_frame"), 2)
+        } µs`
+        : "not measured: this gateway has no batched delivery",
+      batched
+        ? num(batched, "aggregate_frames_s") >= 300_000 && num(batched, "gateway_us_per_frame") <= 1
+        : null,
+    );
+  }
+  for (const [rate, limit] of [[200, 4], [500, 15]]) {
+    const lat = find("latency", `K=${plan.latency.clients} R=${rate}`);
+    if (lat) {
+      add(
+        `latency K=${plan.latency.clients} R=${rate} p99 ≤ ${limit} ms`,
+        `p99 ${fmt(num(lat, "latency_ms.p99"), 2)} ms`,
+        num(lat, "latency_ms.p99") <= limit,
+      );
+    }
+  }
+  const idleMax = Math.max(...plan.idle);
+  const idle10k = find("idle", `C=${idleMax}`);
+  const heap10k = find("idle", `C=${idleMax} heap`);
+  if (idle10k) {
+    add(
+      `idle C=${idleMax} ≤ 12 KiB RSS per connection`,
+      `${fmtBytes(num(idle10k, "rss_per_connection"))}` +
+        (heap10k
+          ? ` (JS heap ${fmtBytes(num(heap10k, "heap_per_connection"))}, outside ${
+            fmtBytes(num(heap10k, "outside_heap_per_connection"))
+          })`
+          : ""),
+      num(idle10k, "rss_per_connection") <= 12 * 1024,
+    );
+  }
+  const healthy = plan.slow.clients - 1;
+  const base = find("slow", `baseline K=${healthy}`);
+  const baseRuns = results.find((r) => r.scenario === "slow" && r.case === `baseline K=${healthy}`)?.runs ??
+    [];
+  const spread = (path: string) => {
+    const values = baseRuns.map((m) => num(m, path)).filter(Number.isFinite);
+    return values.length > 1 ? Math.max(...values) - Math.min(...values) : NaN;
+  };
+  for (const policy of ["close", "drop"]) {
+    const stalled = find("slow", `K=${healthy}+1 stalled, ${policy}`);
+    if (base && stalled) {
+      const change = num(stalled, "latency_ms.p99") / num(base, "latency_ms.p99") - 1;
+      const rss = num(stalled, "gateway_rss_growth") - num(base, "gateway_rss_growth");
+      const noise = Number.isFinite(spread("latency_ms.p99"))
+        ? `; between baseline runs p99 varied by ${fmt(spread("latency_ms.p99"), 2)} ms and RSS growth by ${
+          fmtBytes(spread("gateway_rss_growth"))
+        }`
+        : "";
+      add(
+        `slow (${policy}): others' p99 up < 10 %, RSS ≤ the 1 MiB budget`,
+        `p99 ${fmt(num(base, "latency_ms.p99"), 2)} → ${fmt(num(stalled, "latency_ms.p99"), 2)} ms ` +
+          `(${change >= 0 ? "+" : ""}${fmt(change * 100)} %), RSS growth ${
+            fmtBytes(rss)
+          } over the baseline's` +
+          (policy === "close"
+            ? `, ${fmtBytes(num(stalled, "stalled_buffered_at_close"))} held at the close`
+            : "") +
+          noise,
+        change < 0.1 && rss <= 1024 * 1024,
+      );
+    }
+  }
+  const cmd = find("commands", `K=${plan.commands.clients}`);
+  if (cmd) {
+    const confirmed = cmd.confirmed as Metrics | string;
+    const max = cmd.max as Metrics;
+    const roundTrip = `round trip to ':' at most ${fmt(num(max, "commands_s"))}/s (p99 ${
+      fmt(num(max, "latency_ms.p99"), 1)
+    } ms)`;
+    if (typeof confirmed === "string") {
+      add("commands ≥ 5,000/s confirmed, p99 ≤ 5 ms", `${confirmed}; ${roundTrip}`, null);
+    } else {
+      add(
+        "commands ≥ 5,000/s confirmed, p99 ≤ 5 ms",
+        `at ${fmt(plan.commands.confirmRate)}/s: ${fmt(num(confirmed, "commands_s"))}/s confirmed, p99 ${
+          fmt(num(confirmed, "latency_ms.p99"), 2)
+        } ms; ${roundTrip}`,
+        plan.commands.confirmRate >= 5000 &&
+          num(confirmed, "commands_s") >= 0.98 * plan.commands.confirmRate &&
+          num(confirmed, "failed") === 0 && num(confirmed, "latency_ms.p99") <= 5,
+      );
+    }
+  }
+  const start = results.find((r) => r.scenario === "startup");
+  if (start) {
+    const ms = median(start.runs.map((m) => num(m, "first_websocket_ms")));
+    add("startup ≤ 300 ms to the first accepted websocket", `${fmt(ms)} ms`, ms <= 300);
+  }
+  if (!rows.length) return;
+  say(`== targets (medians of ${runs} run${runs > 1 ? "s" : ""})`);
+  if (plan === QUICK) {
+    say("  (a --quick run: smaller sizes than the targets assume; a smoke test, not a verdict)");
+  }
+  const width = Math.max(...rows.map((r) => r.target.length));
+  for (const row of rows) {
+    const verdict = row.met === null ? "n/a " : row.met ? "MET " : "MISS";
+    say(`  ${verdict}  ${row.target.padEnd(width)}  ${row.measured}`);
+  }
+  say(JSON.stringify({ scenario: "targets", runs, rows }));
+}
+
+async function gitDescribe(): Promise<string> {
+  try {
+    const root = new URL("../", import.meta.url).pathname;
+    const git = (args: string[]) =>
+      new Deno.Command("git", { args, cwd: root, stdout: "piped", stderr: "null" }).output();
+    const head = new TextDecoder().decode((await git(["rev-parse", "--short", "HEAD"])).stdout).trim();
+    const dirty = new TextDecoder().decode(
+      (await git(["status", "--porcelain", "--", "main.ts", "lib"])).stdout,
+    )
+      .trim();
+    return `commit ${head}${dirty ? " + uncommitted changes in main.ts/lib" : ""}`;
+  } catch {
+    return "commit unknown";
+  }
+}
+
+if (import.meta.main) {
+  // A broker stopped under us (another engineer's fault test) must cost a run, not the whole benchmark.
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    console.error(`bench: unexpected error (the run it hit will fail or retry): ${event.reason}`);
+  });
+  Deno.exit(await main());
+}
