@@ -142,10 +142,16 @@ function replaceNonFiniteNumbers(text: string): string {
 
 /** ISO 8601 in UTC with an explicit offset, as current CLU writes it. */
 export function isoTimestamp(seconds: number): string {
-  const date = new Date(Math.trunc(seconds) * 1000);
+  const whole = Math.trunc(seconds);
+  // Replies come in bursts stamped with the same second: format each second once.
+  if (whole === lastStamp.seconds) return lastStamp.text;
+  const date = new Date(whole * 1000);
   if (Number.isNaN(date.getTime())) return String(seconds);
-  return date.toISOString().slice(0, 19) + "+00:00";
+  lastStamp = { seconds: whole, text: date.toISOString().slice(0, 19) + "+00:00" };
+  return lastStamp.text;
 }
+
+let lastStamp = { seconds: NaN, text: "" };
 
 /**
  * AMQP header values as JSON values: byte arrays become UTF-8 text, decimals
