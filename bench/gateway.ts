@@ -11,6 +11,14 @@ import { rssBytes } from "./proc.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
+/** A TCP port that was free a moment ago (the gateway gets it with `--port`). */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
 /** One JSON log record of the gateway. */
 export type LogRecord = Record<string, unknown> & { level: string; message: string };
 
@@ -76,7 +84,8 @@ export class GatewayProcess {
   #waiters: Array<() => void> = [];
   #status: Deno.CommandStatus | undefined;
 
-  private constructor(options: GatewayOptions) {
+  private constructor(options: GatewayOptions, port: number) {
+    this.port = port;
     // --quiet would also hide the inspector's banner, which says where it listens.
     const denoFlags = ["--allow-all", options.inspect ? "--inspect=127.0.0.1:0" : "--quiet"];
     if (options.cpuProfDir) denoFlags.push("--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`);
@@ -88,7 +97,7 @@ export class GatewayProcess {
         "--host",
         "127.0.0.1",
         "--port",
-        "0",
+        String(port),
         "--log-format",
         "json",
         "--exchange",
@@ -111,20 +120,58 @@ export class GatewayProcess {
     this.#stderrDone = this.#readLogs();
   }
 
-  /** Starts a gateway and resolves once it listens (and, by default, once its RabbitMQ link is up). */
+  /**
+   * Starts a gateway and resolves once it listens (and, by default, once its
+   * RabbitMQ link is up). Readiness is seen in its log, or — for a gateway
+   * that does not log it (e.g. `--log-level warning`) — by connecting to its
+   * port and asking `/healthz`.
+   */
   static async start(options: GatewayOptions): Promise<GatewayProcess> {
-    const gateway = new GatewayProcess(options);
+    const gateway = new GatewayProcess(options, freePort());
     try {
-      const listening = await gateway.waitForLog("listening", (r) => / listening on /.test(r.message));
-      gateway.port = Number(listening.port);
-      if (options.waitForBroker ?? true) {
-        await gateway.waitForLog("RabbitMQ link up", (r) => /RabbitMQ link up/.test(r.message));
+      await gateway.#until("listening", async () => {
+        if (gateway.records.some((r) => / listening on /.test(r.message))) return true;
+        try {
+          (await Deno.connect({ hostname: "127.0.0.1", port: gateway.port })).close();
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      if (Number.isNaN(gateway.times.listening_ms)) {
+        gateway.times.listening_ms = performance.now() - gateway.spawnedAt;
       }
+      if (options.waitForBroker ?? true) await gateway.linkUp();
     } catch (err) {
       await gateway.stop("SIGKILL");
       throw err;
     }
     return gateway;
+  }
+
+  /** Resolves once the gateway's RabbitMQ link is up (its log says so, or `/healthz` does). */
+  async linkUp(): Promise<void> {
+    await this.#until("the RabbitMQ link", async () => {
+      if (this.records.some((r) => /RabbitMQ link up/.test(r.message))) return true;
+      if ((await this.health()).broker !== "up") return false;
+      if (Number.isNaN(this.times.link_up_ms)) this.times.link_up_ms = performance.now() - this.spawnedAt;
+      return true;
+    });
+  }
+
+  /** Polls `ready` every 10 ms until it holds; throws if the gateway exits or 15 s pass. */
+  async #until(what: string, ready: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!(await ready())) {
+      if (this.#status) {
+        await this.#stderrDone;
+        throw new Error(`gateway exited (${this.#status.code}) while waiting for ${what}:\n${this.dump()}`);
+      }
+      if (performance.now() > deadline) {
+        throw new Error(`gateway: no ${what} within ${timeoutMs} ms:\n${this.dump()}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
   }
 
   async #readLogs(): Promise<void> {
@@ -157,8 +204,12 @@ export class GatewayProcess {
     try {
       const record = JSON.parse(line) as LogRecord;
       const at = performance.now() - this.spawnedAt;
-      if (/ listening on /.test(record.message)) this.times.listening_ms = at;
-      if (/RabbitMQ link up/.test(record.message)) this.times.link_up_ms = at;
+      if (/ listening on /.test(record.message) && Number.isNaN(this.times.listening_ms)) {
+        this.times.listening_ms = at;
+      }
+      if (/RabbitMQ link up/.test(record.message) && Number.isNaN(this.times.link_up_ms)) {
+        this.times.link_up_ms = at;
+      }
       if (this.records.length < 1000) this.records.push(record);
     } catch {
       this.otherLines.push(line);

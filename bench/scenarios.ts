@@ -438,7 +438,7 @@ export async function startup(ctx: BenchContext): Promise<Metrics> {
     });
     const openMs = performance.now() - gateway.spawnedAt;
     socket.close();
-    await gateway.waitForLog("RabbitMQ link up", (r) => /RabbitMQ link up/.test(r.message));
+    await gateway.linkUp();
     return {
       first_websocket_ms: round(openMs, 1),
       listening_ms: round(gateway.times.listening_ms, 1),
