@@ -119,11 +119,12 @@ export async function startGateway(config: Config): Promise<Gateway> {
       history.push({ seq, at: Date.now(), frame: v1, meta });
       // CLU's failed-routing reply names the missing actor as sender: it says nothing of that actor's state.
       if (reply.routingKey !== ownReplies) state.update(meta.sender, meta.code, reply.body);
-      log.debug("reply {seq} on {routingKey} to {clients} clients", {
+      // Lazy properties: when debug is off (the usual case) nothing is built per reply.
+      log.debug("reply {seq} on {routingKey} to {clients} clients", () => ({
         seq,
         routingKey: reply.routingKey,
         clients: hub.size,
-      });
+      }));
       hub.deliver({ plain: reply.frame, v1, meta });
       tracker.observe(headers.command_id, headers.commander_id, meta.code, reply.frame);
       inFlight.observe(headers.command_id, headers.commander_id, meta.code);
