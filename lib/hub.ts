@@ -115,7 +115,7 @@ export class Hub<G = unknown> {
   /** An empty hub. */
   constructor(options: HubOptions) {
     this.#options = options;
-    this.#checkEvery = Math.min(64 * 1024, Math.floor(options.bufferBytes / 4));
+    this.#checkEvery = Math.min(16 * 1024, Math.floor(options.bufferBytes / 8));
   }
 
   /** How many clients are connected. */
