@@ -5,7 +5,6 @@
 // NOT happen.
 
 import assert from "node:assert/strict";
-import type { ChannelModel } from "amqplib";
 import { bytesToHex, sha256 } from "../lib/auth.ts";
 import {
   type ClientOptions,
@@ -16,11 +15,12 @@ import {
   type GapInfo,
   type Welcome,
 } from "../web/client.ts";
-import { connectBroker, uniqueExchange, until } from "./helpers/broker.ts";
+import { uniqueExchange, until } from "./helpers/broker.ts";
 import { startActor, type TestActor } from "./helpers/actor.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";
 import { TcpProxy } from "./helpers/tcp_proxy.ts";
 import { WsClient } from "./helpers/ws_client.ts";
+import { type SilentActor, startSilentActor } from "./helpers/actor.ts";
 
 const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const RUN = crypto.randomUUID().slice(0, 8);
@@ -120,35 +120,6 @@ function publishReplyTo(
     correlationId: commandId,
     timestamp: Math.floor(Date.now() / 1000),
   });
-}
-
-/** An actor that takes commands and never answers. */
-interface SilentActor {
-  readonly name: string;
-  readonly received: string[];
-  close(): Promise<void>;
-}
-
-async function startSilentActor(exchange: string, name: string): Promise<SilentActor> {
-  const connection: ChannelModel = await connectBroker();
-  connection.on("error", () => {});
-  const channel = await connection.createChannel();
-  channel.on("error", () => {});
-  await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
-  const queue = `${name}_commands`;
-  await channel.assertQueue(queue, { exclusive: true, autoDelete: true });
-  await channel.bindQueue(queue, exchange, `command.${name}`);
-  const received: string[] = [];
-  await channel.consume(queue, (message) => {
-    if (message) received.push(String(message.properties.correlationId));
-  }, { noAck: true });
-  return {
-    name,
-    received,
-    async close() {
-      await connection.close().catch(() => {});
-    },
-  };
 }
 
 interface World {

@@ -7,14 +7,13 @@
 // A fuzz failure prints its seed; replay it with CLU_WS_FUZZ_SEED=<seed>.
 
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
-import type { ChannelModel, ConfirmChannel } from "amqplib";
 import { MAX_COMMAND_ID_LENGTH } from "../lib/frames.ts";
-import { startActor, type TestActor } from "./helpers/actor.ts";
-import { connectBroker, uniqueExchange, until } from "./helpers/broker.ts";
+import { startActor } from "./helpers/actor.ts";
+import { uniqueExchange, until } from "./helpers/broker.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";
 import { RawWebSocket } from "./helpers/raw_ws.ts";
 import { type Frame, replyTo, WsClient } from "./helpers/ws_client.ts";
+import { ActorWatch } from "./helpers/actor_watch.ts";
 
 /** The frame size limit the fuzz gateway runs with (its default, given explicitly). */
 const MAX_MESSAGE_BYTES = 64 * 1024;
@@ -925,67 +924,6 @@ Deno.test("invalid UTF-8 in a text frame drops only that connection; the gateway
 });
 
 // ---------------------------------------------------------------------------
-
-/**
- * Watches the replies to commands for one actor (`reply.*.<actor>`), so the test
- * can wait until the actor has answered everything before closing it (closing
- * the test actor mid-answer rejects its pending confirms, unhandled).
- */
-class ActorWatch {
-  readonly #finished = new Set<string>();
-  readonly #connection: ChannelModel;
-  readonly #channel: ConfirmChannel;
-  readonly #exchange: string;
-
-  private constructor(connection: ChannelModel, channel: ConfirmChannel, exchange: string) {
-    this.#connection = connection;
-    this.#channel = channel;
-    this.#exchange = exchange;
-  }
-
-  static async start(exchange: string, actor: string): Promise<ActorWatch> {
-    const connection = await connectBroker();
-    const channel = await connection.createConfirmChannel();
-    await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
-    const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
-    await channel.bindQueue(queue, exchange, `reply.*.${actor}`);
-    const watch = new ActorWatch(connection, channel, exchange);
-    await channel.consume(queue, (message) => {
-      const headers = message?.properties.headers ?? {};
-      if (headers.message_code === ":" || headers.message_code === "f") {
-        watch.#finished.add(String(headers.command_id));
-      }
-    }, { noAck: true });
-    return watch;
-  }
-
-  /** Resolves once `actor` has answered every command it received, and one more sent now. */
-  async settle(actor: TestActor): Promise<void> {
-    const id = `settle-${crypto.randomUUID()}`;
-    this.#channel.publish(
-      this.#exchange,
-      `command.${actor.name}`,
-      Buffer.from(JSON.stringify({ command_string: "ping" })),
-      {
-        contentType: "text/json",
-        correlationId: id,
-        headers: { command_id: id, commander_id: `watch.${actor.name}`, internal: false, write_to_log: true },
-      },
-    );
-    await this.#channel.waitForConfirms();
-    await until(
-      `${actor.name} answering all ${actor.received.length} commands it received`,
-      () =>
-        this.#finished.has(id) &&
-        actor.received.every((c) => this.#finished.has(String(c.headers.command_id))),
-      { timeoutMs: 30_000 },
-    );
-  }
-
-  async close(): Promise<void> {
-    await this.#connection.close().catch(() => {});
-  }
-}
 
 const CHURN_CYCLES = 2_000;
 const CHURN_CONCURRENCY = 20;

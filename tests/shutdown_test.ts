@@ -18,10 +18,11 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { ChannelModel, ConfirmChannel } from "amqplib";
-import { startActor, type TestActor } from "./helpers/actor.ts";
+import { startActor } from "./helpers/actor.ts";
 import { connectBroker, uniqueExchange, until } from "./helpers/broker.ts";
 import { type LogRecord, startGateway } from "./helpers/gateway_process.ts";
 import type { Frame } from "./helpers/ws_client.ts";
+import { ActorWatch } from "./helpers/actor_watch.ts";
 
 /** Actor queues are per broker, not per exchange: a name of this run's own. */
 const ACTOR = `testactor-${crypto.randomUUID().slice(0, 8)}`;
@@ -206,67 +207,6 @@ class Flood {
   async stop(): Promise<void> {
     this.#stopped = true;
     await this.#running;
-    await this.#connection.close().catch(() => {});
-  }
-}
-
-/**
- * Watches the replies to commands for one actor (`reply.*.<actor>`), so the test
- * can wait until the actor has answered everything before closing it (closing
- * the test actor mid-answer rejects its pending confirms, unhandled).
- */
-class ActorWatch {
-  readonly #finished = new Set<string>();
-  readonly #connection: ChannelModel;
-  readonly #channel: ConfirmChannel;
-  readonly #exchange: string;
-
-  private constructor(connection: ChannelModel, channel: ConfirmChannel, exchange: string) {
-    this.#connection = connection;
-    this.#channel = channel;
-    this.#exchange = exchange;
-  }
-
-  static async start(exchange: string, actor: string): Promise<ActorWatch> {
-    const connection = await connectBroker();
-    const channel = await connection.createConfirmChannel();
-    await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
-    const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
-    await channel.bindQueue(queue, exchange, `reply.*.${actor}`);
-    const watch = new ActorWatch(connection, channel, exchange);
-    await channel.consume(queue, (message) => {
-      const headers = message?.properties.headers ?? {};
-      if (headers.message_code === ":" || headers.message_code === "f") {
-        watch.#finished.add(String(headers.command_id));
-      }
-    }, { noAck: true });
-    return watch;
-  }
-
-  /** Resolves once `actor` has answered every command it received, and one more sent now. */
-  async settle(actor: TestActor): Promise<void> {
-    const id = `settle-${crypto.randomUUID()}`;
-    this.#channel.publish(
-      this.#exchange,
-      `command.${actor.name}`,
-      Buffer.from(JSON.stringify({ command_string: "ping" })),
-      {
-        contentType: "text/json",
-        correlationId: id,
-        headers: { command_id: id, commander_id: `watch.${actor.name}`, internal: false, write_to_log: true },
-      },
-    );
-    await this.#channel.waitForConfirms();
-    await until(
-      `${actor.name} answering all ${actor.received.length} commands it received`,
-      () =>
-        this.#finished.has(id) &&
-        actor.received.every((c) => this.#finished.has(String(c.headers.command_id))),
-      { timeoutMs: 30_000 },
-    );
-  }
-
-  async close(): Promise<void> {
     await this.#connection.close().catch(() => {});
   }
 }
