@@ -21,6 +21,7 @@ import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts"
 import { TcpProxy } from "./helpers/tcp_proxy.ts";
 import { WsClient } from "./helpers/ws_client.ts";
 import { type SilentActor, startSilentActor } from "./helpers/actor.ts";
+import { publishReplyTo } from "./helpers/actor.ts";
 
 const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const RUN = crypto.randomUUID().slice(0, 8);
@@ -96,28 +97,6 @@ async function closeClient(client: CluClient): Promise<void> {
 function publishAs(actor: TestActor, sender: string, body: Record<string, unknown>): Promise<void> {
   return actor.publishRaw("reply.broadcast", JSON.stringify(body), {
     headers: { command_id: null, commander_id: null, internal: false, message_code: "i", sender },
-    timestamp: Math.floor(Date.now() / 1000),
-  });
-}
-
-/** Publishes the reply to a command of the gateway's, as the commanded actor would. */
-function publishReplyTo(
-  actor: TestActor,
-  gateway: GatewayProcess,
-  consumer: string,
-  commandId: string,
-  code: string,
-  body: Record<string, unknown> = {},
-): Promise<void> {
-  return actor.publishRaw(`reply.${gateway.name}.${consumer}`, JSON.stringify(body), {
-    headers: {
-      command_id: commandId,
-      commander_id: `${gateway.name}.${consumer}`,
-      internal: false,
-      message_code: code,
-      sender: consumer,
-    },
-    correlationId: commandId,
     timestamp: Math.floor(Date.now() / 1000),
   });
 }

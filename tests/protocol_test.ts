@@ -10,6 +10,7 @@ import { type SilentActor, startActor, startSilentActor, type TestActor } from "
 import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";
 import { TcpProxy } from "./helpers/tcp_proxy.ts";
 import { type Frame, WsClient } from "./helpers/ws_client.ts";
+import { publishReplyTo } from "./helpers/actor.ts";
 
 const V1 = ["clu-ws.v1"];
 const CLU_KEYS = ["headers", "exchange", "message_id", "routing_key", "timestamp", "body"];
@@ -68,28 +69,6 @@ function publishAs(
 ): Promise<void> {
   return actor.publishRaw(routingKey, JSON.stringify(body), {
     headers: { command_id: null, commander_id: null, internal: false, message_code: code, sender },
-    timestamp: Math.floor(Date.now() / 1000),
-  });
-}
-
-/** Publishes the reply to a command of the gateway's that an actor would send. */
-function publishReplyTo(
-  actor: TestActor,
-  gateway: GatewayProcess,
-  consumer: string,
-  commandId: string,
-  code: string,
-  body: Json = {},
-): Promise<void> {
-  return actor.publishRaw(`reply.${gateway.name}.${consumer}`, JSON.stringify(body), {
-    headers: {
-      command_id: commandId,
-      commander_id: `${gateway.name}.${consumer}`,
-      internal: false,
-      message_code: code,
-      sender: consumer,
-    },
-    correlationId: commandId,
     timestamp: Math.floor(Date.now() / 1000),
   });
 }

@@ -175,3 +175,28 @@ export async function startSilentActor(exchange: string, name: string): Promise<
     },
   };
 }
+
+/**
+ * Publishes, as `actor`, a reply to a command the gateway sent to `consumer`:
+ * for tests that need a reply no test actor would send (an `F`, a `!`).
+ */
+export function publishReplyTo(
+  actor: TestActor,
+  gateway: { name: string },
+  consumer: string,
+  commandId: string,
+  code: string,
+  body: Record<string, unknown> = {},
+): Promise<void> {
+  return actor.publishRaw(`reply.${gateway.name}.${consumer}`, JSON.stringify(body), {
+    headers: {
+      command_id: commandId,
+      commander_id: `${gateway.name}.${consumer}`,
+      internal: false,
+      message_code: code,
+      sender: consumer,
+    },
+    correlationId: commandId,
+    timestamp: Math.floor(Date.now() / 1000),
+  });
+}
