@@ -10,6 +10,7 @@
 
 import { parseArgs } from "node:util";
 import { parse as parseToml } from "smol-toml";
+import { globListProblem, MAX_CONFIG_GLOBS } from "./glob.ts";
 
 /** Log levels accepted by `--log-level`, most verbose first. */
 export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
@@ -517,8 +518,8 @@ export function parseCli(
           checkOriginPattern(o, pick("allow-origin")!)
         ),
         readOnly: parseBoolean(pick("read-only")),
-        allowActors: parseList(pick("allow-actor")),
-        denyActors: parseList(pick("deny-actor")),
+        allowActors: parseGlobs(pick("allow-actor")),
+        denyActors: parseGlobs(pick("deny-actor")),
         metricsToken: pick("metrics-token")?.value || undefined,
       },
       tls: readTls(pick("tls-cert"), pick("tls-key"), readTextFile),
@@ -587,6 +588,14 @@ function readConfigFile(
 function parseList(picked: Picked | undefined): string[] {
   if (!picked) return [];
   return picked.value.split(",").map((item) => item.trim()).filter(Boolean);
+}
+
+/** A list of actor globs, bounded in number and length (each command is checked against every one). */
+function parseGlobs(picked: Picked | undefined): string[] {
+  const globs = parseList(picked);
+  const problem = globListProblem(globs, MAX_CONFIG_GLOBS);
+  if (problem) throw new ConfigError(`${picked!.source}: the list ${problem}; use fewer or shorter globs`);
+  return globs;
 }
 
 function parseBoolean(picked: Picked | undefined): boolean {

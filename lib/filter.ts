@@ -7,7 +7,7 @@
  * @module
  */
 
-import { compileGlobs, type GlobList } from "./glob.ts";
+import { compileGlobs, type GlobList, globListProblem, MAX_CLIENT_GLOBS, wildcardMatch } from "./glob.ts";
 
 /** What a filter looks at in a reply. */
 export interface ReplyMeta {
@@ -23,9 +23,13 @@ export interface ReplyMeta {
 
 /** A subscription as the client asked for it (echoed back in `subscribed`). */
 export interface FilterSpec {
+  /** Globs on `headers.sender`. */
   actors?: string[];
+  /** Message codes, compared case-insensitively. */
   codes?: string[];
+  /** AMQP topic patterns on the routing key. */
   keys?: string[];
+  /** Only replies to this connection's own commands. */
   mine?: boolean;
 }
 
@@ -47,50 +51,39 @@ export function compileFilter(fields: Record<string, unknown>): ReplyFilter | st
   for (const key of ["actors", "codes", "keys"] as const) {
     const value = fields[key];
     if (value === undefined || value === null) continue;
-    if (
-      !Array.isArray(value) || value.some((v) => typeof v !== "string" || v === "") || value.length > 1000
-    ) {
+    if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v === "")) {
       return `"${key}" must be a list of non-empty strings`;
     }
+    // Every reply is tested against every pattern, so a client's lists are kept short.
+    const problem = globListProblem(value, MAX_CLIENT_GLOBS);
+    if (problem) return `"${key}" ${problem}; subscribe to fewer, shorter patterns`;
     spec[key] = value as string[];
   }
   if (fields.mine !== undefined && typeof fields.mine !== "boolean") return `"mine" must be true or false`;
   if (fields.mine === true) spec.mine = true;
   const actors: GlobList | undefined = spec.actors && compileGlobs(spec.actors);
   const codes = spec.codes && new Set(spec.codes.map((c) => c.toLowerCase()));
-  const keys = spec.keys?.map(topicToRegExp);
+  const keys = spec.keys?.map(compileTopic);
   return {
     spec,
     matches(meta, isMine) {
       if (actors && actors.match(meta.sender) === undefined) return false;
       if (codes && !codes.has(meta.code.toLowerCase())) return false;
-      if (keys && !keys.some((k) => k.test(meta.routingKey))) return false;
+      if (keys && !keys.some((matches) => matches(meta.routingKey))) return false;
       if (spec.mine && (meta.commandId === undefined || !isMine(meta.commandId))) return false;
       return true;
     },
   };
 }
 
-/** An AMQP topic pattern: words split on dots, `*` one word, `#` zero or more words. */
-export function topicToRegExp(pattern: string): RegExp {
+/**
+ * An AMQP topic pattern as a test on routing keys: words split on dots, `*`
+ * one word, `#` zero or more words. Matched word by word with the same
+ * linear-time wildcard match as globs, never with a regular expression
+ * (`a.#.#.#…` would backtrack).
+ */
+export function compileTopic(pattern: string): (routingKey: string) => boolean {
+  if (pattern === "#") return () => true;
   const words = pattern.split(".");
-  if (words.length === 1 && words[0] === "#") return /^.*$/s;
-  let source = "";
-  let needDot = false;
-  words.forEach((word, i) => {
-    if (word === "#" && i === 0) {
-      // Leading words, each with its dot, so the next word needs none.
-      source += "(?:[^.]*\\.)*";
-      needDot = false;
-      return;
-    }
-    if (word === "#") {
-      source += "(?:\\.[^.]*)*";
-    } else {
-      source += (needDot ? "\\." : "") +
-        (word === "*" ? "[^.]*" : word.replace(/[.+^${}()|[\]\\?*/-]/g, "\\$&"));
-    }
-    needDot = true;
-  });
-  return new RegExp(`^${source}$`);
+  return (routingKey) => wildcardMatch(words, routingKey.split("."), "#", "*");
 }

@@ -18,7 +18,7 @@ import {
   gatewayReplyFrame,
   parseClientCommand,
 } from "./frames.ts";
-import { compileGlobs } from "./glob.ts";
+import { compileGlobs, globListProblem, MAX_CLIENT_GLOBS } from "./glob.ts";
 import type { History } from "./history.ts";
 import { type Client, type Hub, rememberMine } from "./hub.ts";
 import { logger } from "./log.ts";
@@ -333,12 +333,8 @@ export class Sessions {
       }
       case "state": {
         const actors = fields.actors;
-        if (
-          actors !== undefined &&
-          (!Array.isArray(actors) || actors.some((a) => typeof a !== "string" || a === ""))
-        ) {
-          return error(`"actors" must be a list of actor names or globs`);
-        }
+        const problem = actors === undefined ? undefined : globListProblem(actors, MAX_CLIENT_GLOBS);
+        if (problem) return error(`"actors" ${problem}`);
         const globs = actors === undefined ? undefined : compileGlobs(actors as string[]);
         const snapshot = this.#context.state.snapshotJson(globs);
         return this.#context.hub.send(

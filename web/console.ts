@@ -16,6 +16,7 @@
  */
 
 import { CluClient, CommandError, type CommandResult, type Frame, type Welcome } from "./client.ts";
+import { compileGlobs, MAX_CLIENT_GLOBS } from "../lib/glob.ts";
 
 /** Rows kept on the page. */
 const MAX_ROWS = 2000;
@@ -110,10 +111,13 @@ interface CommandView {
   repliesBox?: HTMLElement;
 }
 
+/** Whether an actor name matches one glob of the actor filter. */
+type ActorTest = (actor: string) => boolean;
+
 interface Filter {
   /** Globs to include (empty: all) and to exclude (`!name`). */
-  include: RegExp[];
-  exclude: RegExp[];
+  include: ActorTest[];
+  exclude: ActorTest[];
   /** Codes shown, or undefined for all. */
   codes: Set<string> | undefined;
   /** Lower-case free text, or "". */
@@ -263,28 +267,34 @@ function newCommandId(): string {
 
 let filter: Filter = { include: [], exclude: [], codes: undefined, text: "" };
 
-/** A glob on actor names: `*` matches anything, dots included (as the gateway's subscriptions). */
-function globRegExp(glob: string): RegExp {
-  const source = glob.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*");
-  return new RegExp(`^${source}$`, "i");
+/**
+ * A glob on actor names, matched as the gateway matches them (lib/glob.ts: `*` any run of characters,
+ * dots included, `?` one character, in linear time), but ignoring case as this filter always has. The
+ * pattern comes from the URL, so a crafted link must not be able to freeze the page: no regular expression.
+ */
+function actorGlob(glob: string): ActorTest {
+  const compiled = compileGlobs([glob.toLowerCase()]);
+  return (actor) => compiled.match(actor.toLowerCase()) !== undefined;
 }
 
+/** Most words the actor filter takes from a link: every reply is tested against each. */
+const MAX_FILTER_WORDS = MAX_CLIENT_GLOBS;
+
 function parseFilter(actorText: string, codes: Set<string> | undefined, text: string): Filter {
-  const include: RegExp[] = [];
-  const exclude: RegExp[] = [];
-  for (const word of actorText.split(/[\s,]+/)) {
-    if (!word) continue;
-    if (word.startsWith("!") || word.startsWith("-")) {
-      if (word.length > 1) exclude.push(globRegExp(word.slice(1)));
-    } else include.push(globRegExp(word));
+  const include: ActorTest[] = [];
+  const exclude: ActorTest[] = [];
+  const words = actorText.split(/[\s,]+/).filter((word) => word && word !== "!" && word !== "-");
+  for (const word of words.slice(0, MAX_FILTER_WORDS)) {
+    if (word.startsWith("!") || word.startsWith("-")) exclude.push(actorGlob(word.slice(1)));
+    else include.push(actorGlob(word));
   }
   return { include, exclude, codes, text: text.trim().toLowerCase() };
 }
 
 function matches(entry: Entry): boolean {
   if (entry.note !== undefined) return true;
-  if (filter.include.length && !filter.include.some((re) => re.test(entry.actor))) return false;
-  if (filter.exclude.some((re) => re.test(entry.actor))) return false;
+  if (filter.include.length && !filter.include.some((test) => test(entry.actor))) return false;
+  if (filter.exclude.some((test) => test(entry.actor))) return false;
   if (filter.codes && !filter.codes.has(entry.code)) return false;
   if (filter.text) {
     entry.hay ??= `${entry.actor} ${entry.code} ${entry.commandId} ${jsonText(entry.frame?.body)}`

@@ -426,6 +426,54 @@ function newId() {
   }, () => Math.random().toString(16).slice(2, 10)).join("-");
 }
 
+// lib/glob.ts
+var MAX_CLIENT_GLOBS = 64;
+function wildcardMatch(pattern, subject, many, one) {
+  let p = 0;
+  let s = 0;
+  let star = -1;
+  let resume = 0;
+  while (s < subject.length) {
+    if (p < pattern.length && pattern[p] === many) {
+      star = p++;
+      resume = s;
+    } else if (p < pattern.length && (pattern[p] === one || pattern[p] === subject[s])) {
+      p++;
+      s++;
+    } else if (star >= 0) {
+      p = star + 1;
+      s = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.length && pattern[p] === many) p++;
+  return p === pattern.length;
+}
+function compileGlob(pattern) {
+  const collapsed = pattern.replace(/\*{2,}/g, "*");
+  if (!collapsed.includes("*")) {
+    if (!collapsed.includes("?")) return (name) => name === collapsed;
+    return (name) => name.length === collapsed.length && wildcardMatch(collapsed, name, "*", "?");
+  }
+  if (collapsed === "*") return () => true;
+  const fixed = collapsed.length - (collapsed.match(/\*/g)?.length ?? 0);
+  return (name) => name.length >= fixed && wildcardMatch(collapsed, name, "*", "?");
+}
+function compileGlobs(patterns) {
+  const compiled = patterns.map((pattern) => ({
+    pattern,
+    test: compileGlob(pattern)
+  }));
+  return {
+    patterns,
+    match(name) {
+      return compiled.find((c) => c.test(name))?.pattern;
+    }
+  };
+}
+var encoder = new TextEncoder();
+
 // web/console.ts
 var MAX_ROWS = 2e3;
 var CHUNK_ROWS = 100;
@@ -595,18 +643,20 @@ var filter = {
   codes: void 0,
   text: ""
 };
-function globRegExp(glob) {
-  const source = glob.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*");
-  return new RegExp(`^${source}$`, "i");
+function actorGlob(glob) {
+  const compiled = compileGlobs([
+    glob.toLowerCase()
+  ]);
+  return (actor) => compiled.match(actor.toLowerCase()) !== void 0;
 }
+var MAX_FILTER_WORDS = MAX_CLIENT_GLOBS;
 function parseFilter(actorText, codes, text) {
   const include = [];
   const exclude = [];
-  for (const word of actorText.split(/[\s,]+/)) {
-    if (!word) continue;
-    if (word.startsWith("!") || word.startsWith("-")) {
-      if (word.length > 1) exclude.push(globRegExp(word.slice(1)));
-    } else include.push(globRegExp(word));
+  const words = actorText.split(/[\s,]+/).filter((word) => word && word !== "!" && word !== "-");
+  for (const word of words.slice(0, MAX_FILTER_WORDS)) {
+    if (word.startsWith("!") || word.startsWith("-")) exclude.push(actorGlob(word.slice(1)));
+    else include.push(actorGlob(word));
   }
   return {
     include,
@@ -617,8 +667,8 @@ function parseFilter(actorText, codes, text) {
 }
 function matches(entry) {
   if (entry.note !== void 0) return true;
-  if (filter.include.length && !filter.include.some((re) => re.test(entry.actor))) return false;
-  if (filter.exclude.some((re) => re.test(entry.actor))) return false;
+  if (filter.include.length && !filter.include.some((test) => test(entry.actor))) return false;
+  if (filter.exclude.some((test) => test(entry.actor))) return false;
   if (filter.codes && !filter.codes.has(entry.code)) return false;
   if (filter.text) {
     entry.hay ??= `${entry.actor} ${entry.code} ${entry.commandId} ${jsonText(entry.frame?.body)}`.toLowerCase();
