@@ -12,7 +12,7 @@
  */
 
 import { parse as parseToml } from "smol-toml";
-import { compileGlobs, type GlobList } from "./glob.ts";
+import { compileGlobs, type GlobList, globListProblem, MAX_CONFIG_GLOBS } from "./glob.ts";
 
 /** What a token allows. */
 export type Role = "watch" | "command";
@@ -23,8 +23,12 @@ export interface TokenEntry {
   name: string;
   /** `watch` (receive only) or `command`. */
   role: Role;
-  /** Actors it may command (globs); all when empty. */
-  actors: GlobList;
+  /**
+   * Actors it may command (globs), or undefined for every actor (no `actors`
+   * key). An empty list grants none: an operator who wrote `actors = []`
+   * meant to restrict, so it must not read as "all".
+   */
+  actors: GlobList | undefined;
   /** SHA-256 of the token. */
   digest: Uint8Array;
 }
@@ -96,12 +100,20 @@ export async function parseTokens(text: string, source: string): Promise<TokenSe
     if (role !== "watch" && role !== "command") {
       throw new TokensError(`${where} (${name}): 'role' must be "watch" or "command"`);
     }
-    const actors = item.actors ?? [];
-    if (!Array.isArray(actors) || actors.some((a) => typeof a !== "string" || a === "")) {
-      throw new TokensError(`${where} (${name}): 'actors' must be a list of actor names or globs`);
+    // JSON null reads as no list (every actor), as it always has.
+    const actors = item.actors ?? undefined;
+    if (actors !== undefined) {
+      const problem = globListProblem(actors, MAX_CONFIG_GLOBS);
+      if (problem) throw new TokensError(`${where} (${name}): 'actors' ${problem}`);
     }
-    if (role === "watch" && actors.length > 0) {
+    const actorList = actors as string[] | undefined;
+    if (role === "watch" && actorList !== undefined && actorList.length > 0) {
       throw new TokensError(`${where} (${name}): 'actors' only applies to role "command"`);
+    }
+    if (role === "command" && actorList !== undefined && actorList.length === 0) {
+      warnings.push(
+        `${source}: token '${name}' has role command but actors = []: it may command no actor; remove 'actors' to grant all`,
+      );
     }
     let digest: Uint8Array;
     if (typeof item.sha256 === "string") {
@@ -132,7 +144,8 @@ export async function parseTokens(text: string, source: string): Promise<TokenSe
       );
     }
     digests.set(hex, name);
-    entries.push({ name, role, actors: compileGlobs(actors as string[]), digest });
+    const granted = actorList === undefined ? undefined : compileGlobs(actorList);
+    entries.push({ name, role, actors: granted, digest });
   }
   return { entries, warnings };
 }

@@ -306,6 +306,14 @@ export function parseClientCommand(
   if (encoder.encode(`command.${consumer}`).length > MAX_ROUTING_KEY_BYTES) {
     return fail(`"consumer" is too long: the routing key command.<consumer> is limited to 255 bytes`);
   }
+  // `a.`, `.a` and `a..b` name no actor: the access rules reason about whole dot-separated words.
+  if (consumer.split(".").includes("")) {
+    return fail(
+      `"consumer" '${
+        clip(consumer)
+      }' has an empty word: actor names are dot-separated words, e.g. "lvm.sp1.ieb"`,
+    );
+  }
   const rawCommand = Object.hasOwn(fields, "command_string") ? fields.command_string : undefined;
   if (rawCommand === undefined) return fail(`missing "command_string": say what to run, e.g. "status"`);
   if (typeof rawCommand !== "string") {

@@ -73,14 +73,14 @@ function summary(set: TokenSet) {
   return set.entries.map((e) => ({
     name: e.name,
     role: e.role,
-    actors: [...e.actors.patterns],
+    actors: e.actors && [...e.actors.patterns],
     digest: bytesToHex(e.digest),
   }));
 }
 
 const EXPECTED_SUMMARY = [
-  { name: "ops", role: "command", actors: [], digest: OPS_HEX },
-  { name: "viewer", role: "watch", actors: [], digest: WATCH_HEX },
+  { name: "ops", role: "command", actors: undefined, digest: OPS_HEX },
+  { name: "viewer", role: "watch", actors: undefined, digest: WATCH_HEX },
   { name: "lvm-operator", role: "command", actors: ["lvm.*", "lvmecp"], digest: LVM_HEX },
 ];
 
@@ -103,9 +103,9 @@ function oneJson(entry: Record<string, unknown>): string {
   return JSON.stringify({ tokens: [entry] });
 }
 
-/** A TokenEntry built by hand, for the policy tests. */
-function entry(name: string, role: "watch" | "command", actors: string[] = []): TokenEntry {
-  return { name, role, actors: compileGlobs(actors), digest: new Uint8Array(32) };
+/** A TokenEntry built by hand, for the policy tests (no `actors`: every actor). */
+function entry(name: string, role: "watch" | "command", actors?: string[]): TokenEntry {
+  return { name, role, actors: actors && compileGlobs(actors), digest: new Uint8Array(32) };
 }
 
 /** A request as the gateway sees an upgrade. */
@@ -222,7 +222,7 @@ Deno.test("auth: parseTokens accepts upper-case hex and an empty actors list on 
     "t.json",
   );
   assert.equal(bytesToHex(set.entries[0].digest), WATCH_HEX);
-  assert.deepEqual([...set.entries[0].actors.patterns], []);
+  assert.deepEqual([...set.entries[0].actors!.patterns], []);
 });
 
 Deno.test("auth: parseTokens accepts names of letters, digits and . _ - @ : up to 64 characters", async () => {
@@ -465,7 +465,7 @@ Deno.test("auth: authenticate finds the entry of the presented token among sever
   const lvm = await authenticate(set, LVM_TOKEN);
   assert.equal(lvm?.name, "lvm-operator");
   assert.equal(lvm?.role, "command");
-  assert.equal(lvm?.actors.match("lvm.sp1"), "lvm.*");
+  assert.equal(lvm?.actors?.match("lvm.sp1"), "lvm.*");
   assert.equal(lvm, set.entries[2], "the entry itself is returned");
 });
 
@@ -654,7 +654,7 @@ Deno.test("policy: a watch token cannot command, and the denial names the token"
 });
 
 Deno.test("policy: --deny-actor beats --allow-actor and names the pattern", () => {
-  const rules = commandRules({ readOnly: false, allow: ["lvm.*"], deny: ["lvm.sp1.*", "jaeger"] });
+  const rules = commandRules({ readOnly: false, allow: ["lvm", "lvm.*"], deny: ["lvm.sp1.*", "jaeger"] });
   assert.equal(
     commandDenial(rules, undefined, "lvm.sp1.ieb"),
     "actor 'lvm.sp1.ieb' is denied by --deny-actor 'lvm.sp1.*'; the command was not sent",
@@ -664,31 +664,35 @@ Deno.test("policy: --deny-actor beats --allow-actor and names the pattern", () =
 });
 
 Deno.test("policy: --allow-actor allows only the listed actors and names the list", () => {
-  const rules = commandRules({ readOnly: false, allow: ["lvm.*", "lvmecp"], deny: [] });
+  const rules = commandRules({ readOnly: false, allow: ["lvm", "lvm.*", "lvmecp"], deny: [] });
   assert.equal(commandDenial(rules, undefined, "lvmecp"), undefined);
   assert.equal(commandDenial(rules, undefined, "lvm.sp1.ieb"), undefined);
   assert.equal(
     commandDenial(rules, undefined, "jaeger"),
-    "actor 'jaeger' is not allowed by --allow-actor (lvm.*, lvmecp); the command was not sent",
+    "actor 'jaeger' is not allowed by --allow-actor (lvm, lvm.*, lvmecp); the command was not sent",
   );
   assert.match(commandDenial(rules, undefined, "lvmx")!, /not allowed/);
 });
 
 Deno.test("policy: a token's actor list limits it and the denial names the token and its list", () => {
-  const token = entry("lvm-operator", "command", ["lvm.*", "lvmecp"]);
+  const token = entry("lvm-operator", "command", ["lvm", "lvm.*", "lvmecp"]);
   assert.equal(commandDenial(NO_RULES, token, "lvmecp"), undefined);
   assert.equal(commandDenial(NO_RULES, token, "lvm.sp1.ieb"), undefined);
   assert.equal(
     commandDenial(NO_RULES, token, "lvmnps"),
-    "token 'lvm-operator' may not command actor 'lvmnps' (it may command lvm.*, lvmecp); the command was not sent",
+    "token 'lvm-operator' may not command actor 'lvmnps' (it may command lvm, lvm.*, lvmecp); the command was not sent",
   );
 });
 
 Deno.test("policy: the gateway rules apply on top of a token's actor list", () => {
-  const token = entry("lvm-operator", "command", ["lvm.*"]);
-  const rules = commandRules({ readOnly: false, allow: ["lvm.sp1.*"], deny: ["lvm.sp1.ieb"] });
+  const token = entry("lvm-operator", "command", ["lvm", "lvm.*"]);
+  const rules = commandRules({
+    readOnly: false,
+    allow: ["lvm", "lvm.sp1", "lvm.sp1.*"],
+    deny: ["lvm.sp1.ieb"],
+  });
   assert.match(commandDenial(rules, token, "lvm.sp1.ieb")!, /--deny-actor 'lvm.sp1.ieb'/);
-  assert.match(commandDenial(rules, token, "lvm.sp2.ieb")!, /--allow-actor \(lvm.sp1.\*\)/);
+  assert.match(commandDenial(rules, token, "lvm.sp2.ieb")!, /--allow-actor \(lvm, lvm.sp1, lvm.sp1.\*\)/);
   assert.equal(commandDenial(rules, token, "lvm.sp1.agcam"), undefined);
 });
 
@@ -842,7 +846,7 @@ Deno.test("access: a right token is admitted with its entry, by subprotocol, que
   );
   assert.equal(byQuery.protocol, "clu-ws");
   assert.equal(byQuery.grant.token?.name, "lvm-operator");
-  assert.deepEqual([...byQuery.grant.token!.actors.patterns], ["lvm.*", "lvmecp"]);
+  assert.deepEqual([...byQuery.grant.token!.actors!.patterns], ["lvm.*", "lvmecp"]);
 
   const byBearer = assertAdmission(
     await access.admit(request("", { authorization: `Bearer ${OPS_TOKEN}` }), "p"),
@@ -1030,7 +1034,9 @@ Deno.test("access: commandDenial applies the configured rules to the grant's tok
   assert.match(access.commandDenial(ops, "jaeger")!, /--deny-actor 'jaeger'/);
   assert.match(access.commandDenial(ops, "fliswarm")!, /--allow-actor/);
   assert.match(access.commandDenial(viewer, "lvmecp")!, /token 'viewer' may only watch/);
-  assert.equal(access.commandDenial(lvm, "lvm.sp1.ieb"), undefined);
+  assert.equal(access.commandDenial(lvm, "lvmecp"), undefined);
+  // Its list has lvm.* but not lvm, and a command to lvm.sp1.ieb reaches actor lvm too.
+  assert.match(access.commandDenial(lvm, "lvm.sp1.ieb")!, /also delivered to actor 'lvm' if it runs/);
   assert.match(access.commandDenial(lvm, "lvmnps")!, /token 'lvm-operator' may not command actor 'lvmnps'/);
 });
 

@@ -5,11 +5,13 @@
 // the only "nothing arrived" windows are bounded and follow an event that proves the path is live.
 
 import assert from "node:assert/strict";
+import type { ChannelModel } from "amqplib";
+import { bytesToHex, sha256 } from "../lib/auth.ts";
 import { globMatch } from "../lib/glob.ts";
-import { uniqueExchange } from "./helpers/broker.ts";
+import { connectBroker, uniqueExchange } from "./helpers/broker.ts";
 import { startActor } from "./helpers/actor.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";
-import { type Frame, replyTo, WsClient } from "./helpers/ws_client.ts";
+import { type Frame, WsClient } from "./helpers/ws_client.ts";
 import { launchBrowser, openPage, type PageDocument } from "./helpers/browser.ts";
 
 // Functions passed to page.evaluate run in Chromium; see PageDocument.
@@ -28,6 +30,11 @@ type Json = Record<string, unknown>;
 /** Matches the control frame `{"clu-ws": kind, …}` for which `match` holds. */
 function control(kind: string, match: (frame: Json) => boolean = () => true): (frame: Frame) => boolean {
   return (frame) => (frame as unknown as Json)["clu-ws"] === kind && match(frame as unknown as Json);
+}
+
+/** True for the reply (never a control frame) to `commandId` with message code `code`. */
+function replyTo(commandId: string, code: string): (frame: Frame) => boolean {
+  return (frame) => frame.headers?.command_id === commandId && frame.headers?.message_code === code;
 }
 
 interface World {
@@ -81,6 +88,293 @@ async function timed<T>(promise: Promise<T>): Promise<{ value: T; ms: number }> 
   const value = await promise;
   return { value, ms: performance.now() - started };
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Which actors a command reaches
+
+/**
+ * A queue bound as real CLU actors bind theirs (`command.<actor>.#`), for several actor names at
+ * once, recording the routing key of every command that arrives. One queue, so commands the
+ * gateway publishes arrive in the order it published them: once a later command is in, any earlier
+ * one would be too.
+ */
+class Tap {
+  /** Routing keys of the commands received, in order. */
+  readonly keys: string[] = [];
+  readonly #connection: ChannelModel;
+  #waiters: Array<() => void> = [];
+
+  private constructor(connection: ChannelModel) {
+    this.#connection = connection;
+  }
+
+  /** Binds one exclusive queue on `exchange` as the actors `actors` would bind theirs. */
+  static async open(exchange: string, actors: string[]): Promise<Tap> {
+    const connection = await connectBroker();
+    connection.on("error", () => {});
+    const tap = new Tap(connection);
+    const channel = await connection.createChannel();
+    await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
+    const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
+    for (const actor of actors) await channel.bindQueue(queue, exchange, `command.${actor}.#`);
+    await channel.consume(queue, (message) => {
+      if (!message) return;
+      tap.keys.push(message.fields.routingKey);
+      const waiters = tap.#waiters;
+      tap.#waiters = [];
+      for (const wake of waiters) wake();
+    }, { noAck: true });
+    return tap;
+  }
+
+  /** Resolves once a command with routing key `key` has arrived. */
+  async arrival(key: string, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.keys.includes(key)) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(`no command on ${key} within ${timeoutMs} ms; got ${this.keys.join(", ")}`);
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#waiters.push(resolve);
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#connection.close().catch(() => {});
+  }
+}
+
+/**
+ * Proves through `tap` that nothing but the probe reached it: sends a command to `probe` (bound on
+ * the same queue) from a CLU client and, once it has arrived, checks it is the only command there.
+ */
+async function assertOnlyProbeArrives(tap: Tap, client: WsClient, probe: string): Promise<void> {
+  const id = `probe-${crypto.randomUUID()}`;
+  client.send({ consumer: probe, command_string: "ping", command_id: id });
+  await tap.arrival(`command.${probe}`);
+  assert.deepEqual(tap.keys, [`command.${probe}`], "only the probe reached the actors' queue");
+  tap.keys.length = 0;
+}
+
+function postCommand(gateway: GatewayProcess, body: unknown, token?: string): Promise<Response> {
+  return fetch(gateway.httpUrl("/commands"), {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+}
+
+Deno.test("--deny-actor lvmecp: a command to lvmecp.x never reaches actor lvmecp, from CLU, v1 and POST /commands", async () => {
+  await withGateway(
+    "deny-prefix",
+    { args: ["--deny-actor", "lvmecp"] },
+    async ({ exchange, gateway, client }) => {
+      const tap = await Tap.open(exchange, ["lvmecp", "probe"]);
+      try {
+        const clu = await client();
+        const v1 = await client({ v1: true });
+        const why = "a command to 'lvmecp.x' is also delivered to actor 'lvmecp' if it runs " +
+          "(CLU actors bind command.<name>.#); actor 'lvmecp' is denied by --deny-actor 'lvmecp'; " +
+          "the command was not sent";
+
+        clu.send({ consumer: "lvmecp.x", command_string: "open", command_id: "clu-1" });
+        const f = await clu.next("the f for clu-1", replyTo("clu-1", "f"));
+        assert.equal(f.body.error, why);
+        await assertOnlyProbeArrives(tap, clu, "probe");
+
+        v1.send({ consumer: "lvmecp.x", command_string: "open", command_id: "v1-1", ack: true, track: true });
+        assert.equal((await v1.next("the f for v1-1", replyTo("v1-1", "f"))).body.error, why);
+        const done = await v1.next("done v1-1", control("done", (c) => c.command_id === "v1-1"));
+        assert.equal((done as unknown as Json).status, "failed");
+        assert.equal(v1.frames.findIndex(control("published")), -1, "never published");
+        await assertOnlyProbeArrives(tap, clu, "probe");
+
+        const http = await postCommand(gateway, { consumer: "lvmecp.x.y", command_string: "open" });
+        assert.equal(http.status, 403);
+        assert.match(
+          (await http.json()).error,
+          /delivered to actor 'lvmecp' if it runs.*--deny-actor 'lvmecp'/,
+        );
+        await assertOnlyProbeArrives(tap, clu, "probe");
+
+        // The denied actor itself, as before; and a name that only starts like it is not a prefix.
+        clu.send({ consumer: "lvmecp", command_string: "open", command_id: "clu-2" });
+        assert.equal(
+          (await clu.next("the f for clu-2", replyTo("clu-2", "f"))).body.error,
+          "actor 'lvmecp' is denied by --deny-actor 'lvmecp'; the command was not sent",
+        );
+        await assertOnlyProbeArrives(tap, clu, "probe");
+        const logged = await gateway.waitForLog("the denial of lvmecp.x", (r) => r.consumer === "lvmecp.x");
+        assert.equal(logged.outcome, "denied");
+      } finally {
+        await tap.close();
+      }
+    },
+  );
+});
+
+const OPS = "ops-token-0123456789abcdef";
+const IEB = "ieb-token-0123456789abcdef";
+const ROOT = "root-token-0123456789abcde";
+const NONE = "none-token-0123456789abcde";
+
+Deno.test('token actors cover every prefix: ["*.ieb"] cannot command dome.ieb, ["lvm.*"] not lvm.nps; granting the root works', async () => {
+  const lvm = actorName("lvm");
+  const tokens = JSON.stringify({
+    tokens: [
+      { name: "ieb", role: "command", actors: ["*.ieb"], sha256: bytesToHex(await sha256(IEB)) },
+      { name: "ops", role: "command", actors: [`${lvm}.*`], sha256: bytesToHex(await sha256(OPS)) },
+      { name: "root", role: "command", actors: [lvm, `${lvm}.*`], sha256: bytesToHex(await sha256(ROOT)) },
+    ],
+  });
+  await withGateway(
+    "token-prefix",
+    { env: { CLU_WS_TOKENS: tokens } },
+    async ({ exchange, gateway, client }) => {
+      const tap = await Tap.open(exchange, ["dome", lvm]);
+      const nps = await startActor(exchange, `${lvm}.nps`);
+      try {
+        const ieb = await client({ token: IEB });
+        const root = await client({ token: ROOT });
+        ieb.send({ consumer: "dome.ieb", command_string: "open", command_id: "ieb-1" });
+        assert.equal(
+          (await ieb.next("the f for ieb-1", replyTo("ieb-1", "f"))).body.error,
+          "a command to 'dome.ieb' is also delivered to actor 'dome' if it runs (CLU actors bind command.<name>.#); " +
+            "token 'ieb' may not command 'dome' (it may command *.ieb); the command was not sent",
+        );
+        const http = await postCommand(gateway, { consumer: "dome.ieb", command_string: "open" }, IEB);
+        assert.equal(http.status, 403);
+        assert.match((await http.json()).error, /token 'ieb' may not command 'dome'/);
+        // Root may command the root actor: its command is the probe on the same queue.
+        await assertOnlyProbeArrives(tap, root, lvm);
+
+        const ops = await client({ token: OPS, v1: true });
+        ops.send({ consumer: `${lvm}.nps`, command_string: "ping", command_id: "ops-1" });
+        assert.equal(
+          (await ops.next("the f for ops-1", replyTo("ops-1", "f"))).body.error,
+          `a command to '${lvm}.nps' is also delivered to actor '${lvm}' if it runs (CLU actors bind command.<name>.#); ` +
+            `token 'ops' may not command '${lvm}' (it may command ${lvm}.*); the command was not sent`,
+        );
+        // With the root granted too, the same command goes out and the real actor answers.
+        root.send({ consumer: `${lvm}.nps`, command_string: "ping", command_id: "root-1" });
+        await root.next("Pong from nps", replyTo("root-1", ":"));
+        assert.deepEqual(nps.received.map((c) => c.headers.command_id), ["root-1"], "only root's command");
+        await tap.arrival(`command.${lvm}.nps`);
+        assert.deepEqual(
+          tap.keys,
+          [`command.${lvm}.nps`],
+          "it reached the root's queue too, as CLU routes it",
+        );
+      } finally {
+        await nps.close();
+        await tap.close();
+      }
+    },
+  );
+});
+
+Deno.test("a real dotted actor works where no rule excludes a prefix: lvm.sp1.ieb reaches lvm, lvm.sp1 and lvm.sp1.ieb", async () => {
+  await withGateway("dotted", { args: ["--deny-actor", "elsewhere"] }, async ({ exchange, client }) => {
+    const lvm = actorName("lvm");
+    const actors = await Promise.all(
+      [lvm, `${lvm}.sp1`, `${lvm}.sp1.ieb`].map((n) => startActor(exchange, n)),
+    );
+    try {
+      const clu = await client();
+      clu.send({ consumer: `${lvm}.sp1.ieb`, command_string: "ping", command_id: "dot-1" });
+      const dones = await clu.count("the three Pongs", replyTo("dot-1", ":"), 3);
+      assert.deepEqual(dones.map((f) => f.headers.sender).sort(), actors.map((a) => a.name).sort());
+      // Denied elsewhere, and that name is no prefix of this one: nothing here is refused.
+      clu.send({ consumer: "elsewhere.x", command_string: "ping", command_id: "dot-2" });
+      assert.match(String((await clu.next("f dot-2", replyTo("dot-2", "f"))).body.error), /--deny-actor/);
+    } finally {
+      await Promise.all(actors.map((a) => a.close()));
+    }
+  });
+});
+
+Deno.test("a consumer with an empty word (a., .a, a..b) is bad input: an e frame, HTTP 400, nothing sent", async () => {
+  await withGateway("empty-words", {}, async ({ exchange, gateway, client }) => {
+    const tap = await Tap.open(exchange, ["a", "probe"]);
+    try {
+      const clu = await client();
+      const v1 = await client({ v1: true });
+      for (const [i, consumer] of ["a.", ".a", "a..b", "a.b."].entries()) {
+        const expected = `"consumer" '${consumer}' has an empty word: actor names are dot-separated words`;
+        for (const [dialect, socket] of [["clu", clu], ["v1", v1]] as const) {
+          // With a command id the error fails that command (f); without one it is an e frame.
+          const id = `${dialect}-${i}`;
+          socket.send({ consumer, command_string: "ping", command_id: id });
+          const f = await socket.next(`the f for ${id}`, replyTo(id, "f"));
+          assert.ok(String(f.body.error).startsWith(expected), String(f.body.error));
+          const before = socket.frames.length;
+          socket.send({ consumer, command_string: "ping" });
+          const e = await socket.next(
+            `the e for ${dialect} ${consumer}`,
+            (frame) =>
+              socket.frames.indexOf(frame) >= before && frame.headers?.message_code === "e" &&
+              String(frame.body.error).startsWith(expected),
+          );
+          assert.equal(e.headers.command_id, null);
+        }
+        const http = await postCommand(gateway, { consumer, command_string: "ping" });
+        assert.equal(http.status, 400);
+        assert.ok(String((await http.json()).error).startsWith(expected));
+      }
+      await assertOnlyProbeArrives(tap, clu, "probe");
+    } finally {
+      await tap.close();
+    }
+  });
+});
+
+Deno.test("actors = [] on a command token grants no actor, with a warning at load naming the token", async () => {
+  const tokens = JSON.stringify({
+    tokens: [
+      { name: "nobody", role: "command", actors: [], sha256: bytesToHex(await sha256(NONE)) },
+      { name: "root", role: "command", sha256: bytesToHex(await sha256(ROOT)) },
+    ],
+  });
+  await withGateway(
+    "empty-actors",
+    { env: { CLU_WS_TOKENS: tokens } },
+    async ({ exchange, gateway, client }) => {
+      await gateway.waitForLog(
+        "the warning",
+        (r) =>
+          r.level === "WARN" &&
+          r.message.includes(
+            "token 'nobody' has role command but actors = []: it may command no actor; remove 'actors' to grant all",
+          ),
+      );
+      const actor = await startActor(exchange, actorName("any"));
+      try {
+        const nobody = await client({ token: NONE });
+        nobody.send({ consumer: actor.name, command_string: "ping", command_id: "none-1" });
+        const f = await nobody.next("the f for none-1", replyTo("none-1", "f"));
+        assert.match(
+          String(f.body.error),
+          /token 'nobody' may not command actor '.*' \(it may command no actor/,
+        );
+        const http = await postCommand(gateway, { consumer: actor.name, command_string: "ping" }, NONE);
+        assert.equal(http.status, 403);
+        await http.body?.cancel();
+        // A token without the key still commands every actor; its command is the only one the actor got.
+        const root = await client({ token: ROOT });
+        root.send({ consumer: actor.name, command_string: "ping", command_id: "root-1" });
+        await root.next("Pong", replyTo("root-1", ":"));
+        assert.deepEqual(actor.received.map((c) => c.headers.command_id), ["root-1"]);
+      } finally {
+        await actor.close();
+      }
+    },
+  );
+});
 
 // ---------------------------------------------------------------------------------------------------------
 // Hostile globs

@@ -754,9 +754,9 @@ sha256 = "${"0".repeat(64)}"
   assert.ok(tokensText);
   assert.equal(tokensText.source, `${TOML_PATH}: tokens`);
   const set = await parseTokens(tokensText.text, tokensText.source);
-  assert.deepEqual(set.entries.map((e) => [e.name, e.role, [...e.actors.patterns]]), [
+  assert.deepEqual(set.entries.map((e) => [e.name, e.role, e.actors && [...e.actors.patterns]]), [
     ["ops", "command", ["lvm.*"]],
-    ["viewer", "watch", []],
+    ["viewer", "watch", undefined],
   ]);
 
   // And the gateway admits with it.

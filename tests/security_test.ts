@@ -19,7 +19,12 @@ async function tokensJson(): Promise<string> {
   return JSON.stringify({
     tokens: [
       { name: "dashboard", role: "watch", sha256: bytesToHex(await sha256(WATCHER)) },
-      { name: "dome-ops", role: "command", actors: ["lvm.*"], sha256: bytesToHex(await sha256(OPERATOR)) },
+      {
+        name: "dome-ops",
+        role: "command",
+        actors: ["lvm", "lvm.*"],
+        sha256: bytesToHex(await sha256(OPERATOR)),
+      },
       { name: "admin", role: "command", sha256: bytesToHex(await sha256(ADMIN)) },
     ],
   });
@@ -87,7 +92,7 @@ Deno.test("a command token may command only the actors it names", async () => {
         const denied = await client.next("f for o-2", replyTo("o-2", "f"));
         assert.equal(
           denied.body.error,
-          "token 'dome-ops' may not command actor 'apogee' (it may command lvm.*); the command was not sent",
+          "token 'dome-ops' may not command actor 'apogee' (it may command lvm, lvm.*); the command was not sent",
         );
         assert.equal(actors[1].received.length, 0);
       } finally {
