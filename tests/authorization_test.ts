@@ -6,7 +6,8 @@
 
 import assert from "node:assert/strict";
 import type { ChannelModel } from "amqplib";
-import { bytesToHex, sha256 } from "../lib/auth.ts";
+import { bytesToHex, parseTokens, sha256 } from "../lib/auth.ts";
+import { ConfigError, parseCli } from "../lib/config.ts";
 import { globMatch } from "../lib/glob.ts";
 import { connectBroker, uniqueExchange } from "./helpers/broker.ts";
 import { startActor } from "./helpers/actor.ts";
@@ -549,4 +550,46 @@ Deno.test("console: a crafted ?actor= link with 40-star globs leaves the page re
       await hidden.close();
     }
   });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Operator-side bounds and warnings (no sockets: these are errors at start)
+
+Deno.test("config and tokens: glob lists over 1000 entries or 255 bytes stop the gateway with a message naming them", async () => {
+  const many = Array.from({ length: 1001 }, (_, i) => `actor${i}`).join(",");
+  assert.throws(
+    () => parseCli(["--deny-actor", many], {}),
+    (err: Error) =>
+      err instanceof ConfigError && /--deny-actor: the list has 1001 entries; at most 1000/.test(err.message),
+  );
+  assert.throws(
+    () => parseCli([], { CLU_WS_ALLOW_ACTOR: `lvm,${"x".repeat(256)}` }),
+    (err: Error) =>
+      err instanceof ConfigError &&
+      /CLU_WS_ALLOW_ACTOR: the list entry #2 is longer than 255 bytes/.test(err.message),
+  );
+  const ok = parseCli(["--deny-actor", Array.from({ length: 1000 }, (_, i) => `a${i}`).join(",")], {});
+  assert.equal(ok.kind === "run" && ok.config.access.denyActors.length, 1000);
+
+  const token = (actors: unknown) =>
+    JSON.stringify({ tokens: [{ name: "ops", role: "command", actors, sha256: "0".repeat(64) }] });
+  await assert.rejects(
+    parseTokens(token(Array.from({ length: 1001 }, (_, i) => `a${i}`)), "tokens.json"),
+    /tokens\.json: token #1 \(ops\): 'actors' has 1001 entries; at most 1000/,
+  );
+  await assert.rejects(
+    parseTokens(token(["é".repeat(128)]), "tokens.json"),
+    /'actors' entry #1 is longer than 255 bytes/,
+  );
+  const empty = await parseTokens(token([]), "tokens.json");
+  assert.deepEqual(empty.warnings, [
+    "tokens.json: token 'ops' has role command but actors = []: it may command no actor; remove 'actors' to grant all",
+  ]);
+  assert.deepEqual(empty.entries[0].actors?.patterns, []);
+  assert.equal(
+    (await parseTokens(token(undefined), "t")).entries[0].actors,
+    undefined,
+    "no key: every actor",
+  );
+  assert.equal((await parseTokens(token(null), "t")).entries[0].actors, undefined, "JSON null: as before");
 });
