@@ -134,17 +134,25 @@ export class Access {
     );
   }
 
-  /** A 403 for a browser request from an origin that --allow-origin does not allow. */
+  /**
+   * A 403 for a browser request from an origin that is not allowed
+   * (`--allow-origin`, `--public-url`); see {@linkcode originAllowed} for why
+   * the `Host` header alone never vouches for a DNS name.
+   */
   #originRefusal(request: Request, peer: string): Response | undefined {
     const origin = request.headers.get("origin");
     if (origin === null || originAllowed(origin, request.headers.get("host"), this.#config.allowOrigins)) {
       return undefined;
     }
-    log.warn("refused a client from {peer}: origin {origin} is not allowed (--allow-origin)", {
+    log.warn("refused a client from {peer}: origin {origin} is not allowed (--allow-origin, --public-url)", {
       peer,
       origin,
     });
-    return new Response(`origin ${origin} is not allowed to connect (--allow-origin)\n`, { status: 403 });
+    return new Response(
+      `origin ${origin} is not allowed to connect: list it with --allow-origin, or give the address ` +
+        "browsers use to open this gateway with --public-url\n",
+      { status: 403 },
+    );
   }
 
   /** Why this client may not command `actor`, or undefined. */

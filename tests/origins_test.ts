@@ -1,0 +1,189 @@
+// Origins and browsers through real sockets, a real gateway process and the real broker: DNS rebinding
+// against --allow-origin, --public-url, the open-gateway warning, the console's framing and connect
+// policy, and what other gateways' failed-routing replies and a full actor state do to /actors.
+
+import assert from "node:assert/strict";
+import { ConfigError, parseCli } from "../lib/config.ts";
+import { uniqueExchange } from "./helpers/broker.ts";
+import { startActor } from "./helpers/actor.ts";
+import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";
+
+const encoder = new TextEncoder();
+
+// Actors' queues (`<name>_commands`) are per vhost, not per exchange: names unique to this run keep
+// parallel test runs on the same broker from locking each other out.
+const RUN = crypto.randomUUID().slice(0, 6);
+const DOME = `dome-${RUN}`;
+const decoder = new TextDecoder();
+
+/**
+ * Sends one HTTP/1.1 request over a plain TCP socket, with exactly the `Host`
+ * and `Origin` a browser on a rebinding domain would send (fetch and
+ * WebSocket would set Host themselves), and returns the status code.
+ */
+async function rawStatus(
+  port: number,
+  request: { method?: string; path?: string; headers: Record<string, string>; body?: string },
+): Promise<number> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const body = request.body ?? "";
+    const head = [
+      `${request.method ?? "GET"} ${request.path ?? "/"} HTTP/1.1`,
+      ...Object.entries({ connection: "close", ...request.headers }).map(([k, v]) => `${k}: ${v}`),
+      ...(body ? [`content-length: ${encoder.encode(body).length}`] : []),
+    ].join("\r\n");
+    const bytes = encoder.encode(`${head}\r\n\r\n${body}`);
+    for (let written = 0; written < bytes.length;) written += await conn.write(bytes.subarray(written));
+    let text = "";
+    const buffer = new Uint8Array(4096);
+    while (!text.includes("\r\n")) {
+      const n = await conn.read(buffer);
+      if (n === null) throw new Error(`connection closed before a status line: ${JSON.stringify(text)}`);
+      text += decoder.decode(buffer.subarray(0, n));
+    }
+    const status = /^HTTP\/1\.1 (\d{3})/.exec(text);
+    if (!status) throw new Error(`not an HTTP response: ${JSON.stringify(text.slice(0, 200))}`);
+    return Number(status[1]);
+  } finally {
+    conn.close();
+  }
+}
+
+/** The status of a websocket upgrade with these headers (101 when admitted). */
+function upgradeStatus(gateway: GatewayProcess, headers: Record<string, string>): Promise<number> {
+  return rawStatus(gateway.port, {
+    headers: {
+      upgrade: "websocket",
+      connection: "Upgrade",
+      "sec-websocket-key": btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16)))),
+      "sec-websocket-version": "13",
+      ...headers,
+    },
+  });
+}
+
+/** The status of `POST /commands` sending `command_string` to `consumer`, with these headers. */
+function postStatus(
+  gateway: GatewayProcess,
+  headers: Record<string, string>,
+  consumer: string,
+  commandString: string,
+): Promise<number> {
+  return rawStatus(gateway.port, {
+    method: "POST",
+    path: "/commands",
+    headers: { "content-type": "text/plain", ...headers },
+    body: JSON.stringify({ consumer, command_string: commandString, timeout: 5 }),
+  });
+}
+
+// ---------------------------------------------------------------- DNS rebinding
+
+Deno.test("origins: with --allow-origin a rebinding page (Origin = its DNS-name Host) gets 403 on upgrade and POST /commands", async () => {
+  const exchange = uniqueExchange("rebind");
+  await using gateway = await startGateway({ exchange, args: ["--allow-origin", "https://ops.example.org"] });
+  const actor = await startActor(exchange, DOME);
+  try {
+    const rebound = `evil.test:${gateway.port}`;
+    const page = { host: rebound, origin: `http://${rebound}` };
+    assert.equal(await upgradeStatus(gateway, page), 403, "websocket upgrade");
+    assert.equal(await postStatus(gateway, page, DOME, "status"), 403, "POST /commands");
+    await gateway.waitForLog("the refusal", (r) => /origin .* is not allowed/.test(r.message));
+
+    // A listed origin passes, whatever the Host; so does a client that sends no Origin.
+    const listed = { host: rebound, origin: "https://ops.example.org" };
+    assert.equal(await upgradeStatus(gateway, listed), 101);
+    assert.equal(await upgradeStatus(gateway, { host: rebound }), 101);
+    assert.equal(await postStatus(gateway, listed, DOME, "from-listed"), 200);
+    assert.equal(await postStatus(gateway, { host: rebound }, DOME, "from-script"), 200);
+    // A Host that is an IP address cannot be rebound: a page with exactly that origin is the console.
+    const local = `127.0.0.1:${gateway.port}`;
+    assert.equal(await upgradeStatus(gateway, { host: local, origin: `http://${local}` }), 101);
+    assert.equal(
+      await upgradeStatus(gateway, { host: `localhost:${gateway.port}`, origin: `http://${local}` }),
+      403,
+    );
+
+    // The refused command never reached the actor; the admitted ones did.
+    assert.deepEqual(actor.received.map((c) => c.body.command_string), ["from-listed", "from-script"]);
+  } finally {
+    await actor.close();
+  }
+});
+
+Deno.test("origins: --public-url lets the console's origin in, and by itself refuses other origins", async () => {
+  const exchange = uniqueExchange("public");
+  await using gateway = await startGateway({
+    exchange,
+    args: ["--public-url", "https://gw.example.org:9443/clu/", "--public-url", "http://gw.local"],
+  });
+  const actor = await startActor(exchange, DOME);
+  try {
+    for (const origin of ["https://gw.example.org:9443", "http://gw.local"]) {
+      const consolePage = { host: new URL(origin).host, origin };
+      assert.equal(await upgradeStatus(gateway, consolePage), 101, origin);
+      assert.equal(await postStatus(gateway, consolePage, DOME, `from ${origin}`), 200, origin);
+    }
+    const rebound = `evil.test:${gateway.port}`;
+    assert.equal(await upgradeStatus(gateway, { host: rebound, origin: `http://${rebound}` }), 403);
+    assert.equal(await postStatus(gateway, { host: rebound, origin: `http://${rebound}` }, DOME, "x"), 403);
+    // Same name, other scheme or port: another origin.
+    assert.equal(
+      await upgradeStatus(gateway, { host: "gw.example.org:9443", origin: "http://gw.example.org:9443" }),
+      403,
+    );
+    assert.equal(
+      await upgradeStatus(gateway, { host: "gw.example.org", origin: "https://gw.example.org" }),
+      403,
+    );
+    assert.equal(await upgradeStatus(gateway, { host: rebound }), 101, "no Origin: not a browser");
+    assert.deepEqual(actor.received.map((c) => c.body.command_string), [
+      "from https://gw.example.org:9443",
+      "from http://gw.local",
+    ]);
+  } finally {
+    await actor.close();
+  }
+});
+
+Deno.test("origins: --public-url is a flag, a variable and a config key, checked with errors that say what to give", () => {
+  const options = {
+    randomHex: () => "0".repeat(12),
+    readTextFile: () => 'public-url = ["https://file.org"]',
+  };
+  const origins = (args: string[], env: Record<string, string> = {}) => {
+    const request = parseCli(args, env, options);
+    assert.equal(request.kind, "run");
+    return request.kind === "run" ? request.config.access.allowOrigins : [];
+  };
+  assert.deepEqual(origins(["--public-url", "https://GW.example.org:443/console"]), [
+    "https://gw.example.org",
+  ]);
+  assert.deepEqual(origins(["--public-url", "wss://gw.example.org:9876"]), ["https://gw.example.org:9876"]);
+  assert.deepEqual(
+    origins(["--allow-origin", "https://ops.example.org", "--public-url", "http://10.0.0.5:9876"]),
+    ["https://ops.example.org", "http://10.0.0.5:9876"],
+  );
+  assert.deepEqual(origins([], { CLU_WS_PUBLIC_URL: "http://a.org, http://b.org:8080" }), [
+    "http://a.org",
+    "http://b.org:8080",
+  ]);
+  assert.deepEqual(origins(["--config", "c.toml"]), ["https://file.org"]);
+  for (
+    const bad of [
+      "gw.example.org",
+      "ftp://gw.example.org",
+      "https://*.example.org",
+      "https://u:p@gw.org",
+      "https://gw.org/?a=1",
+    ]
+  ) {
+    assert.throws(() => parseCli(["--public-url", bad], {}, options), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /^--public-url: /);
+      assert.match(err.message, /e\.g\. https:\/\/gw\.example\.org:9876/);
+      return true;
+    }, bad);
+  }
+});
