@@ -187,3 +187,26 @@ Deno.test("origins: --public-url is a flag, a variable and a config key, checked
     }, bad);
   }
 });
+
+// ---------------------------------------------------------------- the open-gateway warning
+
+Deno.test("origins: an open gateway warns once, on loopback too, that any web page can command, naming the flags that close it", async () => {
+  const warnings = async (args: string[], env: Record<string, string> = {}) => {
+    await using gateway = await startGateway({ exchange: uniqueExchange("warn"), args, env });
+    // The warning is written when the port is bound, before the link comes up (which startGateway awaited).
+    return gateway.logs.filter((r) => r.level === "WARN" && /web page/.test(r.message)).map((r) => r.message);
+  };
+  const open = await warnings([]);
+  assert.equal(open.length, 1, open.join("\n"));
+  for (const flag of ["--allow-origin", "--public-url", "--tokens-file", "POST /commands"]) {
+    assert.ok(open[0].includes(flag), `the warning names ${flag}: ${open[0]}`);
+  }
+  const exposed = await warnings(["--host", "0.0.0.0"]);
+  assert.equal(exposed.length, 1, exposed.join("\n"));
+  assert.match(exposed[0], /anyone who reaches port/);
+  assert.deepEqual(await warnings(["--allow-origin", "https://ops.example.org"]), []);
+  assert.deepEqual(await warnings(["--public-url", "https://gw.example.org"]), []);
+  assert.deepEqual(await warnings(["--read-only"]), []);
+  const tokens = JSON.stringify({ tokens: [{ name: "t", role: "command", token: "0123456789abcdef0123" }] });
+  assert.deepEqual(await warnings([], { CLU_WS_TOKENS: tokens }), []);
+});
