@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { ConfigError, parseCli } from "../lib/config.ts";
 import { uniqueExchange } from "./helpers/broker.ts";
 import { startActor } from "./helpers/actor.ts";
+import { launchBrowser, openPage } from "./helpers/browser.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";
 
 const encoder = new TextEncoder();
@@ -209,4 +210,59 @@ Deno.test("origins: an open gateway warns once, on loopback too, that any web pa
   assert.deepEqual(await warnings(["--read-only"]), []);
   const tokens = JSON.stringify({ tokens: [{ name: "t", role: "command", token: "0123456789abcdef0123" }] });
   assert.deepEqual(await warnings([], { CLU_WS_TOKENS: tokens }), []);
+});
+
+// ---------------------------------------------------------------- the console
+
+Deno.test("origins: the console may not be framed and may connect only to the gateway; it still works in Chromium", async () => {
+  const exchange = uniqueExchange("frame");
+  // The origin allow-list on: the console, opened by address, must still get in.
+  await using gateway = await startGateway({ exchange, args: ["--allow-origin", "https://ops.example.org"] });
+  for (const path of ["/", "/console.js"]) {
+    const response = await fetch(gateway.httpUrl(path));
+    await response.body?.cancel();
+    assert.equal(response.headers.get("x-frame-options"), "DENY", path);
+    const csp = response.headers.get("content-security-policy") ?? "";
+    const directives = new Map(
+      csp.split(";").map((d) => {
+        const [name, ...values] = d.trim().split(/\s+/);
+        return [name, values] as const;
+      }),
+    );
+    assert.deepEqual(directives.get("frame-ancestors"), ["'none'"], csp);
+    assert.deepEqual(directives.get("connect-src"), ["'self'"], csp);
+  }
+
+  const actor = await startActor(exchange, `lvm.ecp-${RUN}`);
+  const browser = await launchBrowser();
+  try {
+    const watched = await openPage(browser);
+    const { page } = watched;
+    await page.goto(gateway.httpUrl("/"));
+    await page.locator("#gateway-state[data-state='open']").waitFor({ timeout: 15_000 });
+    await actor.broadcast({ framed: "no" });
+    await page.locator("#stream .row", { hasText: "framed" }).first().waitFor({ timeout: 15_000 });
+    // A page on another origin (another port of the same address, so that Chromium's local network
+    // checks do not step in first) that frames the console gets an empty frame.
+    await using elsewhere = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      () =>
+        new Response(`<iframe id="console" src="${gateway.httpUrl("/")}"></iframe>`, {
+          headers: { "content-type": "text/html" },
+        }),
+    );
+    await page.goto(`http://127.0.0.1:${elsewhere.addr.port}/`, { waitUntil: "load" });
+    const frames = page.frames().filter((f) => f !== page.mainFrame());
+    assert.equal(frames.length, 1);
+    const rendered = await frames[0].locator("#gateway-state").count().catch(() => 0);
+    assert.equal(rendered, 0, `the console rendered inside another origin's frame (${frames[0].url()})`);
+    const problems = watched.problems.filter((p) =>
+      !/frame-ancestors|X-Frame-Options|refused to (display|frame)|ERR_BLOCKED_BY_RESPONSE/i.test(p)
+    );
+    assert.deepEqual(problems, [], problems.join("\n"));
+    await watched.close();
+  } finally {
+    await browser.close();
+    await actor.close();
+  }
 });
