@@ -91,7 +91,6 @@ export async function startGateway(config: Config): Promise<Gateway> {
   const state = new ActorState();
   const tracker = new Tracker();
   const inFlight = new InFlight();
-  const ownReplies = `reply.${config.name}`;
 
   const broker = new BrokerLink({
     brokers: config.brokers,
@@ -117,8 +116,8 @@ export async function startGateway(config: Config): Promise<Gateway> {
       seq++;
       const v1 = `{"seq":${seq},${reply.frame.slice(1)}`;
       history.push({ seq, at: Date.now(), frame: v1, meta });
-      // CLU's failed-routing reply names the missing actor as sender: it says nothing of that actor's state.
-      if (reply.routingKey !== ownReplies) state.update(meta.sender, meta.code, reply.body);
+      // The state leaves out failed-routing replies (ours, other gateways', CLU clients'): see isFailedRouting.
+      state.update(meta.sender, meta.code, reply.body);
       // Lazy properties: when debug is off (the usual case) nothing is built per reply.
       log.debug("reply {seq} on {routingKey} to {clients} clients", () => ({
         seq,

@@ -5,9 +5,10 @@
 import assert from "node:assert/strict";
 import { ConfigError, parseCli } from "../lib/config.ts";
 import { uniqueExchange } from "./helpers/broker.ts";
-import { startActor } from "./helpers/actor.ts";
+import { startActor, type TestActor } from "./helpers/actor.ts";
 import { launchBrowser, openPage } from "./helpers/browser.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";
+import { type Frame, replyTo, WsClient } from "./helpers/ws_client.ts";
 
 const encoder = new TextEncoder();
 
@@ -15,6 +16,7 @@ const encoder = new TextEncoder();
 // parallel test runs on the same broker from locking each other out.
 const RUN = crypto.randomUUID().slice(0, 6);
 const DOME = `dome-${RUN}`;
+const LATECOMER = `latecomer-${RUN}`;
 const decoder = new TextDecoder();
 
 /**
@@ -77,6 +79,13 @@ function postStatus(
     headers: { "content-type": "text/plain", ...headers },
     body: JSON.stringify({ consumer, command_string: commandString, timeout: 5 }),
   });
+}
+
+async function actorNames(gateway: GatewayProcess): Promise<string[]> {
+  const response = await fetch(gateway.httpUrl("/actors"));
+  assert.equal(response.status, 200);
+  const { actors } = await response.json() as { actors: Array<{ name: string }> };
+  return actors.map((a) => a.name);
 }
 
 // ---------------------------------------------------------------- DNS rebinding
@@ -264,5 +273,95 @@ Deno.test("origins: the console may not be framed and may connect only to the ga
   } finally {
     await browser.close();
     await actor.close();
+  }
+});
+
+// ---------------------------------------------------------------- the actor state
+
+Deno.test("state: a failed-routing reply from another gateway or a CLU client creates no actor anywhere", async () => {
+  const exchange = uniqueExchange("ghost");
+  await using a = await startGateway({ exchange });
+  await using b = await startGateway({ exchange });
+  const actor = await startActor(exchange, DOME);
+  const onA = await WsClient.connect(a.url());
+  const onB = await WsClient.connect(b.url());
+  try {
+    onA.send({ consumer: "ghost", command_string: "status", command_id: "g-1" });
+    const failed = await onA.next("f for g-1", replyTo("g-1", "f"));
+    assert.deepEqual(failed.body, { error: "Failed routing message to consumer 'ghost'." });
+    // B receives A's failed-routing reply on the shared exchange, and shows it to its clients as CLU does.
+    const seen = await onB.next("A's f for g-1 on B", (f: Frame) => f.headers.command_id === "g-1");
+    assert.equal(seen.headers.sender, "ghost");
+    // A CLU client publishes the same reply for its own unroutable command.
+    await actor.publishRaw(
+      "reply.amqp-client-0123456789ab",
+      JSON.stringify({
+        error: "Failed routing message to consumer 'phantom'.",
+      }),
+      {
+        headers: {
+          command_id: "c-1",
+          commander_id: "amqp-client-0123456789ab.phantom",
+          internal: false,
+          write_to_log: true,
+          message_code: "f",
+          sender: "phantom",
+        },
+        correlationId: "c-1",
+      },
+    );
+    await onB.next("the CLU client's f", (f: Frame) => f.headers.command_id === "c-1");
+    await onA.next("the CLU client's f", (f: Frame) => f.headers.command_id === "c-1");
+    // A real actor's replies still make it.
+    await actor.broadcast({ dome: "closed" });
+    await onB.next("the broadcast on B", (f: Frame) => f.body.dome === "closed");
+    await onA.next("the broadcast on A", (f: Frame) => f.body.dome === "closed");
+    assert.deepEqual(await actorNames(b), [DOME]);
+    assert.deepEqual(await actorNames(a), [DOME]);
+    const ghost = await fetch(b.httpUrl("/actors/ghost"));
+    await ghost.body?.cancel();
+    assert.equal(ghost.status, 404);
+  } finally {
+    await onA.close();
+    await onB.close();
+    await actor.close();
+  }
+});
+
+Deno.test("state: when the actor cap is full, a new actor is still recorded and the longest-silent one makes room", async () => {
+  const exchange = uniqueExchange("cap");
+  await using gateway = await startGateway({ exchange });
+  const publisher = await startActor(exchange, `publisher-${RUN}`);
+  const real: TestActor = await startActor(exchange, LATECOMER);
+  const client = await WsClient.connect(gateway.url());
+  const CAP = 1000; // STATE_LIMITS.actors
+  const from = (sender: string, body: Record<string, unknown>) =>
+    publisher.publishRaw("reply.broadcast", JSON.stringify(body), {
+      headers: { command_id: null, commander_id: null, internal: false, message_code: "i", sender },
+      timestamp: Math.floor(Date.now() / 1000),
+    });
+  try {
+    for (let i = 0; i < CAP; i += 100) {
+      await Promise.all(Array.from({ length: 100 }, (_, j) => from(`filler-${i + j}`, { n: i + j })));
+    }
+    // filler-0 speaks again: filler-1 is now the longest silent.
+    await from("filler-0", { n: "again" });
+    await client.next("filler-0 again", (f: Frame) => f.body.n === "again", { timeoutMs: 30_000 });
+    const full = await actorNames(gateway);
+    assert.equal(full.length, CAP);
+
+    await real.broadcast({ arrived: true });
+    await client.next("the latecomer", (f: Frame) => f.body.arrived === true);
+    const names = await actorNames(gateway);
+    assert.equal(names.length, CAP);
+    assert.ok(names.includes(LATECOMER), "the real actor is in /actors");
+    assert.ok(names.includes("filler-0"), "an actor that spoke recently stays");
+    assert.ok(!names.includes("filler-1"), "the longest-silent actor made room");
+    const keywords = await (await fetch(gateway.httpUrl(`/actors/${LATECOMER}`))).json();
+    assert.equal(keywords.keywords.arrived.value, true);
+  } finally {
+    await client.close();
+    await publisher.close();
+    await real.close();
   }
 });
