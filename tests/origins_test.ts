@@ -115,6 +115,30 @@ Deno.test("origins: with --allow-origin a rebinding page (Origin = its DNS-name 
       403,
     );
 
+    // A same-origin GET carries no Origin; the browser's Sec-Fetch-Site still tells a page from a script.
+    const sameOrigin = { "sec-fetch-site": "same-origin" };
+    assert.equal(
+      await rawStatus(gateway.port, { path: "/actors", headers: { host: rebound, ...sameOrigin } }),
+      403,
+    );
+    assert.equal(
+      await rawStatus(gateway.port, { path: "/actors", headers: { host: local, ...sameOrigin } }),
+      200,
+    );
+    assert.equal(
+      await rawStatus(gateway.port, { path: "/actors", headers: { host: rebound } }),
+      200,
+      "a script",
+    );
+    assert.equal(
+      await rawStatus(gateway.port, {
+        path: "/actors",
+        headers: { host: rebound, "sec-fetch-site": "none" },
+      }),
+      200,
+      "the user typed the address",
+    );
+
     // The refused command never reached the actor; the admitted ones did.
     assert.deepEqual(actor.received.map((c) => c.body.command_string), ["from-listed", "from-script"]);
   } finally {
@@ -148,6 +172,11 @@ Deno.test("origins: --public-url lets the console's origin in, and by itself ref
       403,
     );
     assert.equal(await upgradeStatus(gateway, { host: rebound }), 101, "no Origin: not a browser");
+    // The console's own same-origin GETs (no Origin) pass by the listed name; a rebinding page's do not.
+    for (const [host, status] of [["gw.example.org:9443", 200], ["gw.local", 200], [rebound, 403]] as const) {
+      const headers = { host, "sec-fetch-site": "same-origin" };
+      assert.equal(await rawStatus(gateway.port, { path: "/actors", headers }), status, host);
+    }
     assert.deepEqual(actor.received.map((c) => c.body.command_string), [
       "from https://gw.example.org:9443",
       "from http://gw.local",
