@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { ConfigError, parseCli } from "../lib/config.ts";
 import { uniqueExchange } from "./helpers/broker.ts";
 import { startActor, type TestActor } from "./helpers/actor.ts";
-import { launchBrowser, openPage } from "./helpers/browser.ts";
+import { chromium } from "playwright-core";
+import { CHROMIUM, launchBrowser, openPage } from "./helpers/browser.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";
 import { type Frame, replyTo, WsClient } from "./helpers/ws_client.ts";
 
@@ -299,6 +300,51 @@ Deno.test("origins: the console may not be framed and may connect only to the ga
     );
     assert.deepEqual(problems, [], problems.join("\n"));
     await watched.close();
+  } finally {
+    await browser.close();
+    await actor.close();
+  }
+});
+
+Deno.test("origins: in Chromium, the console opened by its --public-url name connects; the same page on a rebinding name is refused", async () => {
+  // The port must be known before the start: it is part of the public URL.
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = probe.addr.port;
+  probe.close();
+  const exchange = uniqueExchange("rebind-browser");
+  await using gateway = await startGateway({
+    exchange,
+    args: ["--port", String(port), "--public-url", `http://gw.test:${port}`],
+  });
+  const actor = await startActor(exchange, `lvm.ecp-${RUN}`);
+  // Both names resolve to the gateway, as a rebinding domain's would after its switch.
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-dev-shm-usage",
+      "--host-resolver-rules=MAP gw.test 127.0.0.1, MAP evil.test 127.0.0.1",
+    ],
+  });
+  try {
+    const good = await browser.newPage();
+    await good.goto(`http://gw.test:${port}/`);
+    await good.locator("#gateway-state[data-state='open']").waitFor({ timeout: 15_000 });
+    await good.locator("#broker-state[data-state='up']").waitFor({ timeout: 15_000 });
+    await actor.broadcast({ through: "public-url" });
+    await good.locator("#stream .row", { hasText: "public-url" }).first().waitFor({ timeout: 15_000 });
+
+    const evil = await browser.newPage();
+    const before = gateway.logs.length;
+    await evil.goto(`http://evil.test:${port}/`);
+    await gateway.waitForLog(
+      "the rebinding page's refusal",
+      (r) => r.origin === `http://evil.test:${port}` && /is not allowed/.test(r.message),
+      { after: before },
+    );
+    assert.notEqual(await evil.locator("#gateway-state").getAttribute("data-state"), "open");
+    assert.equal(await evil.locator("#stream .row", { hasText: "public-url" }).count(), 0);
   } finally {
     await browser.close();
     await actor.close();
