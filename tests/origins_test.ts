@@ -360,7 +360,12 @@ Deno.test("state: a failed-routing reply from another gateway or a CLU client cr
   const actor = await startActor(exchange, DOME);
   const onA = await WsClient.connect(a.url());
   const onB = await WsClient.connect(b.url());
+  // B's console builds its actors panel from live replies too.
+  const browser = await launchBrowser();
   try {
+    const { page } = await openPage(browser);
+    await page.goto(b.httpUrl("/"));
+    await page.locator("#gateway-state[data-state='open']").waitFor({ timeout: 15_000 });
     onA.send({ consumer: "ghost", command_string: "status", command_id: "g-1" });
     const failed = await onA.next("f for g-1", replyTo("g-1", "f"));
     assert.deepEqual(failed.body, { error: "Failed routing message to consumer 'ghost'." });
@@ -396,7 +401,18 @@ Deno.test("state: a failed-routing reply from another gateway or a CLU client cr
     const ghost = await fetch(b.httpUrl("/actors/ghost"));
     await ghost.body?.cancel();
     assert.equal(ghost.status, 404);
+    // The console saw all three replies (the broadcast came last) and lists the real actor only.
+    await page.locator("#stream .row", { hasText: "closed" }).first().waitFor({ timeout: 15_000 });
+    await page.locator(`#actors li[data-actor='${DOME}']`).waitFor({ timeout: 15_000 });
+    assert.equal(await page.locator("#stream .row", { hasText: "Failed routing" }).count(), 2);
+    assert.deepEqual(
+      await page.locator("#actors li").evaluateAll((items) => items.map((i) => i.dataset.actor)),
+      [
+        DOME,
+      ],
+    );
   } finally {
+    await browser.close();
     await onA.close();
     await onB.close();
     await actor.close();
