@@ -116,9 +116,10 @@ export class ActorState {
  * Whether a reply is the "failed routing" reply that a CLU client (or a
  * gateway) publishes for its own command when no actor took it: code `f`,
  * sender = the consumer the command was sent to, and a body that is only
- * `{"error": "Failed routing message to consumer '<sender>'."}`. Its sender is whatever a user typed, so it says nothing about
- * any actor; recognized by shape because other gateways and CLU clients
- * publish it on routing keys of their own.
+ * `{"error": "Failed routing message to consumer '<sender>'."}`. Its sender
+ * is whatever a user typed, so it says nothing about any actor. Recognized by
+ * its shape, not its routing key: other gateways and CLU clients publish it
+ * on routing keys of their own.
  */
 export function isFailedRouting(sender: string, code: string, body: unknown): boolean {
   if (code !== "f" || body === null || typeof body !== "object" || Array.isArray(body)) return false;

@@ -622,6 +622,14 @@ function checkOriginPattern(pattern: string, picked: Picked): string {
   return pattern.toLowerCase();
 }
 
+/** The scheme of the page's origin for each accepted `--public-url` scheme. */
+const PUBLIC_URL_SCHEMES: Record<string, string> = {
+  "http:": "http:",
+  "https:": "https:",
+  "ws:": "http:",
+  "wss:": "https:",
+};
+
 /**
  * The origin (`scheme://host[:port]`, as browsers send it) of a `--public-url`:
  * an http(s) URL, or ws(s) for the same address; a path is allowed (a reverse
@@ -635,10 +643,7 @@ function publicOrigin(value: string, picked: Picked): string {
   } catch {
     throw new ConfigError(`${picked.source}: '${value}' is not a URL; ${fix}`);
   }
-  const scheme = ({ "http:": "http:", "https:": "https:", "ws:": "http:", "wss:": "https:" } as Record<
-    string,
-    string
-  >)[url.protocol];
+  const scheme = PUBLIC_URL_SCHEMES[url.protocol];
   if (!scheme) {
     throw new ConfigError(`${picked.source}: '${value}' is not an http:// or https:// URL; ${fix}`);
   }
