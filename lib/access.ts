@@ -134,17 +134,36 @@ export class Access {
     );
   }
 
-  /** A 403 for a browser request from an origin that --allow-origin does not allow. */
+  /**
+   * A 403 for a browser request from an origin that is not allowed
+   * (`--allow-origin`, `--public-url`); see {@linkcode originAllowed} for why
+   * the `Host` header alone never vouches for a DNS name.
+   */
   #originRefusal(request: Request, peer: string): Response | undefined {
-    const origin = request.headers.get("origin");
-    if (origin === null || originAllowed(origin, request.headers.get("host"), this.#config.allowOrigins)) {
+    const allowed = this.#config.allowOrigins;
+    const host = request.headers.get("host");
+    let origin = request.headers.get("origin");
+    if (origin === null) {
+      // Browsers send no Origin on a same-origin GET, so a DNS rebinding page's fetch("/actors") would
+      // pass as a script. Sec-Fetch-Site, which the browser sets and no page can, gives it away; the
+      // page's origin is then the Host it sent, with either scheme.
+      if (allowed.length === 0 || request.headers.get("sec-fetch-site") !== "same-origin") return undefined;
+      if (host !== null && ["http:", "https:"].some((s) => originAllowed(`${s}//${host}`, host, allowed))) {
+        return undefined;
+      }
+      origin = `http(s)://${host}`;
+    } else if (originAllowed(origin, host, allowed)) {
       return undefined;
     }
-    log.warn("refused a client from {peer}: origin {origin} is not allowed (--allow-origin)", {
+    log.warn("refused a client from {peer}: origin {origin} is not allowed (--allow-origin, --public-url)", {
       peer,
       origin,
     });
-    return new Response(`origin ${origin} is not allowed to connect (--allow-origin)\n`, { status: 403 });
+    return new Response(
+      `origin ${origin} is not allowed to connect: list it with --allow-origin, or give the address ` +
+        "browsers use to open this gateway with --public-url\n",
+      { status: 403 },
+    );
   }
 
   /** Why this client may not command `actor`, or undefined. */

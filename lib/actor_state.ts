@@ -24,19 +24,47 @@ interface ActorRecord {
   keywords: Map<string, KeywordValue>;
 }
 
+/** Options for {@linkcode ActorState}. */
+export interface ActorStateOptions {
+  /** Actors kept at most; when full, the longest-silent one makes room (default {@linkcode STATE_LIMITS}). */
+  maxActors?: number;
+}
+
 /** The store. */
 export class ActorState {
+  /**
+   * The actors, least recently heard from first: every reply moves its sender
+   * to the end, so the longest-silent actor is always the first key and
+   * eviction is O(1).
+   */
   readonly #actors = new Map<string, ActorRecord>();
+  readonly #maxActors: number;
+  /** The sender of the last recorded reply: already at the end, no need to move it. */
+  #newest: string | undefined;
 
-  /** Records a reply's body (an object) from `sender`; other bodies only update last-seen. */
+  /** An empty store. */
+  constructor(options: ActorStateOptions = {}) {
+    this.#maxActors = Math.max(1, options.maxActors ?? STATE_LIMITS.actors);
+  }
+
+  /**
+   * Records a reply's body (an object) from `sender`; other bodies only update
+   * last-seen. A failed-routing reply ({@linkcode isFailedRouting}) is not
+   * recorded: its sender is whatever consumer a client typed, not an actor.
+   */
   update(sender: string, code: string, body: unknown, now: number = Date.now() / 1000): void {
-    if (!sender) return;
+    if (!sender || isFailedRouting(sender, code, body)) return;
     let actor = this.#actors.get(sender);
     if (!actor) {
-      if (this.#actors.size >= STATE_LIMITS.actors) return;
+      // A real actor must never be shut out by stale ones: the one silent the longest goes.
+      if (this.#actors.size >= this.#maxActors) this.#actors.delete(this.#actors.keys().next().value!);
       actor = { lastSeen: now, keywords: new Map() };
       this.#actors.set(sender, actor);
+    } else if (sender !== this.#newest) {
+      this.#actors.delete(sender);
+      this.#actors.set(sender, actor);
     }
+    this.#newest = sender;
     actor.lastSeen = now;
     if (body === null || typeof body !== "object" || Array.isArray(body)) return;
     for (const key in body) {
@@ -45,6 +73,11 @@ export class ActorState {
       if (!actor.keywords.has(key) && actor.keywords.size >= STATE_LIMITS.keywordsPerActor) continue;
       actor.keywords.set(key, { value, seen: now, code });
     }
+  }
+
+  /** How many actors are known. */
+  get size(): number {
+    return this.#actors.size;
   }
 
   /** Known actors, names sorted. */
@@ -77,6 +110,22 @@ export class ActorState {
     }
     return `{${parts.join(",")}}`;
   }
+}
+
+/**
+ * Whether a reply is the "failed routing" reply that a CLU client (or a
+ * gateway) publishes for its own command when no actor took it: code `f`,
+ * sender = the consumer the command was sent to, and a body that is only
+ * `{"error": "Failed routing message to consumer '<sender>'."}`. Its sender
+ * is whatever a user typed, so it says nothing about any actor. Recognized by
+ * its shape, not its routing key: other gateways and CLU clients publish it
+ * on routing keys of their own.
+ */
+export function isFailedRouting(sender: string, code: string, body: unknown): boolean {
+  if (code !== "f" || body === null || typeof body !== "object" || Array.isArray(body)) return false;
+  const keys = Object.keys(body);
+  return keys.length === 1 && keys[0] === "error" &&
+    (body as { error: unknown }).error === `Failed routing message to consumer '${sender}'.`;
 }
 
 /** Whether a keyword value is over the size limit; only structured values are encoded to tell. */

@@ -73,7 +73,10 @@ export interface AccessConfig {
   tokensFile?: string;
   /** Tokens as a JSON document, from CLU_WS_TOKENS or the config file. */
   tokensText?: { text: string; source: string };
-  /** Allowed browser origins (exact or wildcard); empty allows any. */
+  /**
+   * Allowed browser origins: `--allow-origin` patterns (exact or wildcard) and
+   * the origins of `--public-url`; empty allows any.
+   */
   allowOrigins: string[];
   /** Refuse every command. */
   readOnly: boolean;
@@ -312,6 +315,13 @@ const OPTIONS: readonly OptionSpec[] = [
       "browser origins allowed to connect, exact or with a wildcard host (https://*.example.org); others get 403",
   },
   {
+    flag: "public-url",
+    env: "CLU_WS_PUBLIC_URL",
+    multiple: true,
+    help:
+      "the address browsers use to open this gateway (https://gw.example.org:9876): its console may connect; setting it refuses other origins, as --allow-origin does",
+  },
+  {
     flag: "read-only",
     env: "CLU_WS_READ_ONLY",
     boolean: true,
@@ -514,9 +524,14 @@ export function parseCli(
       access: {
         tokensFile: pick("tokens-file")?.value,
         tokensText: pick("tokens") && { text: pick("tokens")!.value, source: pick("tokens")!.source },
-        allowOrigins: parseList(pick("allow-origin")).map((o) =>
-          checkOriginPattern(o, pick("allow-origin")!)
-        ),
+        allowOrigins: [
+          ...new Set([
+            ...parseList(pick("allow-origin")).map((o) => checkOriginPattern(o, pick("allow-origin")!)),
+            // The gateway's own public address is one more allowed origin: a name listed by the
+            // operator, which a DNS rebinding page cannot forge (lib/policy.ts).
+            ...parseList(pick("public-url")).map((u) => publicOrigin(u, pick("public-url")!)),
+          ]),
+        ],
         readOnly: parseBoolean(pick("read-only")),
         allowActors: parseGlobs(pick("allow-actor")),
         denyActors: parseGlobs(pick("deny-actor")),
@@ -614,6 +629,40 @@ function checkOriginPattern(pattern: string, picked: Picked): string {
     );
   }
   return pattern.toLowerCase();
+}
+
+/** The scheme of the page's origin for each accepted `--public-url` scheme. */
+const PUBLIC_URL_SCHEMES: Record<string, string> = {
+  "http:": "http:",
+  "https:": "https:",
+  "ws:": "http:",
+  "wss:": "https:",
+};
+
+/**
+ * The origin (`scheme://host[:port]`, as browsers send it) of a `--public-url`:
+ * an http(s) URL, or ws(s) for the same address; a path is allowed (a reverse
+ * proxy's prefix) and ignored.
+ */
+function publicOrigin(value: string, picked: Picked): string {
+  const fix = "use the address browsers open the console at, e.g. https://gw.example.org:9876";
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${picked.source}: '${value}' is not a URL; ${fix}`);
+  }
+  const scheme = PUBLIC_URL_SCHEMES[url.protocol];
+  if (!scheme) {
+    throw new ConfigError(`${picked.source}: '${value}' is not an http:// or https:// URL; ${fix}`);
+  }
+  if (!url.hostname || url.hostname.includes("*") || url.username || url.password || url.search || url.hash) {
+    throw new ConfigError(
+      `${picked.source}: '${value}' must name one host, without wildcards, user, query or fragment; ${fix}`,
+    );
+  }
+  // Through an http(s) URL the port is dropped when it is the scheme's default, as browsers do in Origin.
+  return new URL(`${scheme}//${url.host}`).origin;
 }
 
 function readTls(

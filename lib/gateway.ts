@@ -91,7 +91,6 @@ export async function startGateway(config: Config): Promise<Gateway> {
   const state = new ActorState();
   const tracker = new Tracker();
   const inFlight = new InFlight();
-  const ownReplies = `reply.${config.name}`;
 
   const broker = new BrokerLink({
     brokers: config.brokers,
@@ -117,8 +116,8 @@ export async function startGateway(config: Config): Promise<Gateway> {
       seq++;
       const v1 = `{"seq":${seq},${reply.frame.slice(1)}`;
       history.push({ seq, at: Date.now(), frame: v1, meta });
-      // CLU's failed-routing reply names the missing actor as sender: it says nothing of that actor's state.
-      if (reply.routingKey !== ownReplies) state.update(meta.sender, meta.code, reply.body);
+      // The state leaves out failed-routing replies (ours, other gateways', CLU clients'): see isFailedRouting.
+      state.update(meta.sender, meta.code, reply.body);
       // Lazy properties: when debug is off (the usual case) nothing is built per reply.
       log.debug("reply {seq} on {routingKey} to {clients} clients", () => ({
         seq,
@@ -251,12 +250,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
     },
   });
   const port = await boundPort;
-  if (!access.usesTokens && !isLoopback(config.host)) {
-    log.warn(
-      "no access tokens: anyone who reaches port {port} can watch and command every actor; set --tokens-file (or --read-only)",
-      { port },
-    );
-  }
+  warnIfOpen(config, access.usesTokens, port);
   await broker.start();
 
   return {
@@ -277,6 +271,34 @@ export async function startGateway(config: Config): Promise<Gateway> {
       log.info("stopped");
     },
   };
+}
+
+/**
+ * Says once, at warn level, who can reach the actors without a token: anyone
+ * who reaches the port (when it is not loopback), and any web page a user
+ * opens, through that user's browser, on the same machine too (the browser is
+ * the one that connects), unless origins are restricted or commands refused.
+ */
+function warnIfOpen(config: Config, usesTokens: boolean, port: number): void {
+  if (usesTokens) return;
+  const exposed = !isLoopback(config.host);
+  const byWebPages = !config.access.readOnly && config.access.allowOrigins.length === 0;
+  if (exposed && byWebPages) {
+    log.warn(
+      "no access tokens: anyone who reaches port {port} can watch and command every actor, and so can any web page a user opens, through that user's browser (websocket and POST /commands); set --tokens-file, and --allow-origin or --public-url to refuse other web pages",
+      { port },
+    );
+  } else if (exposed) {
+    log.warn(
+      "no access tokens: anyone who reaches port {port} can watch {what} every actor; set --tokens-file",
+      { port, what: config.access.readOnly ? "(but not command)" : "and command" },
+    );
+  } else if (byWebPages) {
+    log.warn(
+      "no access tokens and no --allow-origin: any web page a user of this machine opens can command every actor through that user's browser and port {port} (websocket and POST /commands); set --allow-origin or --public-url to refuse other web pages, or --tokens-file",
+      { port },
+    );
+  }
 }
 
 function isLoopback(host: string): boolean {

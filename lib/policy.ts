@@ -90,7 +90,19 @@ export function commandDenial(
   return undefined;
 }
 
-/** Whether a browser `origin` may connect: same origin as the gateway, or matching an allowed pattern. */
+/**
+ * Whether a browser `origin` may connect, given the request's `Host` header
+ * and the allowed origins (`--allow-origin` patterns and the `--public-url`
+ * origins). With none, every origin may (CLU's behaviour). Otherwise only an
+ * allowed origin passes, and the gateway's own origin when `Host` names it by
+ * an IP address or `localhost`.
+ *
+ * `Host` is not proof of anything when it is a DNS name: a page on a DNS
+ * rebinding domain (`evil.test` resolving to the gateway) sends
+ * `Host: evil.test:9876` and `Origin: http://evil.test:9876`, a perfect match.
+ * An IP literal or `localhost` cannot be rebound, so a page whose origin is
+ * exactly that host was loaded from this very address and port: the console.
+ */
 export function originAllowed(origin: string, host: string | null, allowed: readonly string[]): boolean {
   if (allowed.length === 0) return true;
   let url: URL;
@@ -99,13 +111,28 @@ export function originAllowed(origin: string, host: string | null, allowed: read
   } catch {
     return false;
   }
-  if (host !== null && url.host === host.toLowerCase()) return true;
+  if (
+    host !== null && (url.protocol === "http:" || url.protocol === "https:") &&
+    url.host === host.toLowerCase() && cannotBeRebound(url.hostname)
+  ) {
+    return true;
+  }
   const normalized = `${url.protocol}//${url.host}`;
   return allowed.map(withoutDefaultPort).some((pattern) => {
     if (!pattern.includes("*.")) return pattern === normalized;
     const [scheme, rest] = pattern.split("//");
     return scheme === url.protocol && url.host.endsWith(rest.slice(1)) && url.host.length > rest.length - 1;
   });
+}
+
+/**
+ * Whether a URL host name (as `URL` normalizes it) is one that no DNS answer
+ * can point elsewhere: an IPv4 or bracketed IPv6 literal, or `localhost`
+ * (browsers resolve it to loopback themselves).
+ */
+function cannotBeRebound(hostname: string): boolean {
+  return hostname === "localhost" || /^\d{1,3}(\.\d{1,3}){3}$/.test(hostname) ||
+    /^\[[0-9a-f:.]+\]$/.test(hostname);
 }
 
 /** Browsers leave the scheme's default port out of Origin, so patterns must too. */

@@ -17,6 +17,17 @@ const FILES: Record<string, { body: string; type: string; cors?: boolean }> = {
   "/client.js": { body: clientJs, type: "text/javascript; charset=utf-8", cors: true },
 };
 
+/**
+ * The console's content security policy. It talks only to the gateway that
+ * served it: `connect-src 'self'` also covers ws:/wss: to the same host and
+ * port (CSP Level 3), so an injected script could not send the stream or a
+ * token anywhere else. `frame-ancestors 'none'`: no other page may frame it
+ * and trick a user into clicking its command bar.
+ */
+export const CONSOLE_CSP: string =
+  "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+  "frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
 /** The embedded file at `pathname`, or undefined. */
 export function staticFile(request: Request): Response | undefined {
   if (request.method !== "GET" && request.method !== "HEAD") return undefined;
@@ -28,8 +39,9 @@ export function staticFile(request: Request): Response | undefined {
       "cache-control": "no-cache",
       "x-content-type-options": "nosniff",
       ...(file.cors ? { "access-control-allow-origin": "*" } : {}),
-      "content-security-policy":
-        "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+      "content-security-policy": CONSOLE_CSP,
+      // For browsers that predate frame-ancestors: no page may frame the console (clickjacking).
+      "x-frame-options": "DENY",
     },
   });
 }

@@ -752,12 +752,20 @@ Deno.test("policy: any of several patterns may match", () => {
   assert.equal(originAllowed("https://evil.cl", "gw", allowed), false);
 });
 
-Deno.test("policy: the gateway's own origin (the Host header) is always allowed", () => {
+Deno.test("policy: the gateway's own origin passes by Host only when Host is an IP address or localhost", () => {
   const allowed = ["https://ops.example.org"];
-  assert.equal(originAllowed("http://gw.lco.cl:9876", "gw.lco.cl:9876", allowed), true);
-  assert.equal(originAllowed("https://gw.lco.cl:9876", "GW.lco.cl:9876", allowed), true);
-  assert.equal(originAllowed("http://gw.lco.cl:9877", "gw.lco.cl:9876", allowed), false);
-  assert.equal(originAllowed("http://gw.lco.cl:9876", null, allowed), false, "no Host header");
+  assert.equal(originAllowed("http://127.0.0.1:9876", "127.0.0.1:9876", allowed), true);
+  assert.equal(originAllowed("https://10.1.2.3:9876", "10.1.2.3:9876", allowed), true);
+  assert.equal(originAllowed("http://[::1]:9876", "[::1]:9876", allowed), true);
+  assert.equal(originAllowed("http://localhost:9876", "LOCALHOST:9876", allowed), true);
+  assert.equal(originAllowed("http://127.0.0.1:9877", "127.0.0.1:9876", allowed), false, "another port");
+  assert.equal(originAllowed("http://127.0.0.1:9876", null, allowed), false, "no Host header");
+  // A DNS name in Host proves nothing: a rebinding page sends its own name in both headers.
+  assert.equal(originAllowed("http://gw.lco.cl:9876", "gw.lco.cl:9876", allowed), false);
+  assert.equal(originAllowed("http://evil.test:9876", "evil.test:9876", allowed), false);
+  assert.equal(originAllowed("http://a.localhost:9876", "a.localhost:9876", allowed), false);
+  // A listed name (--allow-origin or --public-url) passes whatever the Host.
+  assert.equal(originAllowed("http://gw.lco.cl:9876", "gw.lco.cl:9876", ["http://gw.lco.cl:9876"]), true);
 });
 
 Deno.test("policy: a garbage origin is refused when origins are restricted", () => {
@@ -899,8 +907,14 @@ Deno.test("access: a bad origin is 403 (before the token check); a good or absen
   assertResponse(await access.admit(request("", { origin: "https://ops.example.org" }), "p"), 401);
   // No Origin (a non-browser client) is not an origin check.
   assertAdmission(await access.admit(request(`?token=${OPS_TOKEN}`), "p"));
-  // The gateway's own origin is allowed.
-  assertAdmission(await access.admit(request(`?token=${OPS_TOKEN}`, { origin: "http://gw:9876" }), "p"));
+  // The gateway's own origin is allowed when Host is an address (a DNS name could be a rebinding one).
+  assertResponse(await access.admit(request(`?token=${OPS_TOKEN}`, { origin: "http://gw:9876" }), "p"), 403);
+  assertAdmission(
+    await access.admit(
+      request(`?token=${OPS_TOKEN}`, { origin: "http://10.0.0.1:9876", host: "10.0.0.1:9876" }),
+      "p",
+    ),
+  );
 });
 
 Deno.test("access: origins are checked on an open gateway too", async () => {

@@ -80,6 +80,7 @@ const ALL_OPTIONS: { flag: string; short?: string; env?: string }[] = [
   { flag: "config", env: "CLU_WS_CONFIG" },
   { flag: "tokens-file", env: "CLU_WS_TOKENS_FILE" },
   { flag: "allow-origin", env: "CLU_WS_ALLOW_ORIGIN" },
+  { flag: "public-url", env: "CLU_WS_PUBLIC_URL" },
   { flag: "read-only", env: "CLU_WS_READ_ONLY" },
   { flag: "allow-actor", env: "CLU_WS_ALLOW_ACTOR" },
   { flag: "deny-actor", env: "CLU_WS_DENY_ACTOR" },

@@ -15,6 +15,7 @@
  * @module
  */
 
+import { isFailedRouting } from "../lib/actor_state.ts";
 import { CluClient, CommandError, type CommandResult, type Frame, type Welcome } from "./client.ts";
 import { compileGlobs, MAX_CLIENT_GLOBS } from "../lib/glob.ts";
 
@@ -787,8 +788,9 @@ function setKeyword(view: ActorView, key: string, value: KeywordView): void {
 function actorsFromReply(frame: Frame): void {
   const sender = frame.headers.sender;
   if (frame.seq === undefined || typeof sender !== "string" || !sender) return;
-  // CLU's failed-routing reply names the missing actor as sender: it says nothing of that actor.
-  if (welcome && frame.routing_key === `reply.${welcome.name}`) return;
+  // A failed-routing reply names whatever consumer was typed as its sender: it says nothing of an actor,
+  // whichever gateway or CLU client published it (the gateway's state leaves it out the same way).
+  if (isFailedRouting(sender, String(frame.headers.message_code), frame.body)) return;
   const view = actorView(sender);
   const now = Date.now();
   view.lastSeen = now;

@@ -1,3 +1,19 @@
+// lib/frames.ts
+var decoder = new TextDecoder();
+var encoder = new TextEncoder();
+
+// lib/actor_state.ts
+var STATE_LIMITS = {
+  actors: 1e3,
+  keywordsPerActor: 2e3,
+  valueBytes: 64 * 1024
+};
+function isFailedRouting(sender, code, body) {
+  if (code !== "f" || body === null || typeof body !== "object" || Array.isArray(body)) return false;
+  const keys = Object.keys(body);
+  return keys.length === 1 && keys[0] === "error" && body.error === `Failed routing message to consumer '${sender}'.`;
+}
+
 // web/client.ts
 var CommandError = class extends Error {
   /** The command's end. */
@@ -472,7 +488,7 @@ function compileGlobs(patterns) {
     }
   };
 }
-var encoder = new TextEncoder();
+var encoder2 = new TextEncoder();
 
 // web/console.ts
 var MAX_ROWS = 2e3;
@@ -1103,7 +1119,7 @@ function setKeyword(view, key, value) {
 function actorsFromReply(frame) {
   const sender = frame.headers.sender;
   if (frame.seq === void 0 || typeof sender !== "string" || !sender) return;
-  if (welcome && frame.routing_key === `reply.${welcome.name}`) return;
+  if (isFailedRouting(sender, String(frame.headers.message_code), frame.body)) return;
   const view = actorView(sender);
   const now = Date.now();
   view.lastSeen = now;
