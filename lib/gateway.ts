@@ -41,7 +41,11 @@ export interface Gateway {
   readonly port: number;
   /** Stops accepting, answers commands in flight, closes clients (1001) and the broker link. */
   stop(): Promise<void>;
-  /** Re-reads the tokens file (SIGHUP). */
+  /**
+   * Re-reads the tokens file (SIGHUP): changed roles and actor lists apply to
+   * the next command. Reloads run one at a time, the last file read wins, and
+   * a bad file changes nothing.
+   */
   reloadTokens(): Promise<void>;
 }
 
@@ -175,7 +179,6 @@ export async function startGateway(config: Config): Promise<Gateway> {
     epoch,
     latestSeq: () => seq,
     brokerState: () => broker.state,
-    readOnly: config.access.readOnly,
   });
 
   const httpAllowances = new HttpAllowances(limits.commandRate, limits.commandBurst);

@@ -60,8 +60,6 @@ export interface SessionContext extends DispatchContext {
   latestSeq(): number;
   /** The broker link's state. */
   brokerState(): string;
-  /** Whether the gateway refuses every command. */
-  readOnly: boolean;
 }
 
 /** The open sockets, from upgrade to close. */
@@ -97,7 +95,7 @@ export class Sessions {
       log.info("client {client} connected from {peer} with token {token} ({clients} connected{dialect})", {
         client: client.id,
         peer,
-        token: grant.token?.name ?? "(none)",
+        token: this.#context.access.tokenName(grant) ?? "(none)",
         clients: hub.size,
         dialect: v1 ? ", clu-ws v1" : "",
       });
@@ -117,7 +115,7 @@ export class Sessions {
         {
           client: client.id,
           peer,
-          token: client.grant.token?.name ?? "no token",
+          token: this.#context.access.tokenName(client.grant) ?? "no token",
           code: event.code,
           error: failure ? `: ${failure}` : event.reason ? `: ${event.reason}` : "",
           seconds: ((Date.now() - client.connectedAt) / 1000).toFixed(1),
@@ -135,8 +133,8 @@ export class Sessions {
   }
 
   #welcome(client: Client<Grant>): void {
-    const { identity, epoch, readOnly } = this.#context;
-    const role = readOnly ? "watch" : client.grant.token?.role ?? "command";
+    const { identity, epoch, access } = this.#context;
+    const role = access.role(client.grant);
     this.#control(client, {
       "clu-ws": "welcome",
       version: 1,
