@@ -7,7 +7,7 @@
  */
 
 import type { ActorState } from "./actor_state.ts";
-import { type Grant, V1_SUBPROTOCOL } from "./access.ts";
+import { CLOSE_REVOKED, type Grant, revokedReason, V1_SUBPROTOCOL } from "./access.ts";
 import type { Limits } from "./config.ts";
 import { dispatch, type DispatchContext } from "./dispatch.ts";
 import { compileFilter } from "./filter.ts";
@@ -99,6 +99,11 @@ export class Sessions {
         clients: hub.size,
         dialect: v1 ? ", clu-ws v1" : "",
       });
+      // Admitted just before a reload removed its token: the sweep of that reload did not see it.
+      if (this.#context.access.revoked(grant)) {
+        this.#closeRevokedClients([client]);
+        return;
+      }
       if (v1) this.#welcome(client);
     };
     socket.onmessage = (event) => {
@@ -388,6 +393,37 @@ export class Sessions {
       count++;
     }
     this.#control(client, { "clu-ws": "resumed", id, from: seq, to: latest, count });
+  }
+
+  /**
+   * Closes the sockets whose token the tokens in force no longer hold (removed,
+   * or its secret replaced), with {@linkcode CLOSE_REVOKED} and a reason that
+   * names the token; logs how many per token. Called after each reload.
+   */
+  closeRevoked(): void {
+    const { hub, access } = this.#context;
+    this.#closeRevokedClients([...hub.clients()].filter((client) => access.revoked(client.grant)));
+  }
+
+  #closeRevokedClients(clients: Client<Grant>[]): void {
+    const closed = new Map<string, number>();
+    for (const client of clients) {
+      // Out of the hub first: not one more reply reaches a revoked token.
+      this.#context.hub.remove(client);
+      try {
+        client.socket.close(CLOSE_REVOKED, revokedReason(client.grant));
+      } catch {
+        // Already closing.
+      }
+      const name = client.grant.name ?? "?";
+      closed.set(name, (closed.get(name) ?? 0) + 1);
+    }
+    for (const [token, count] of closed) {
+      log.warn("closed {count} sockets of token {token}: it was revoked (tokens file reloaded)", {
+        count,
+        token,
+      });
+    }
   }
 
   /** Closes every client with the given code and reason. */
