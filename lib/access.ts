@@ -9,9 +9,11 @@
 
 import {
   authenticate,
+  bytesToHex,
   offeredProtocols,
   parseTokens,
   presentedToken,
+  type Role,
   SUBPROTOCOL,
   type TokenEntry,
   TokensError,
@@ -27,10 +29,17 @@ const log = logger("access");
 /** The subprotocol that opts a connection into clu-ws v1 (docs/protocol.md). */
 export const V1_SUBPROTOCOL = "clu-ws.v1";
 
-/** What an admitted client carries: its token, when the gateway uses tokens. */
+/**
+ * What an admitted client carries: which token it presented, when the gateway
+ * uses tokens. Not the token's entry: {@linkcode Access} looks that up by
+ * digest at every decision, so a reload applies to open sessions at once and
+ * the tokens file stays the one source of truth.
+ */
 export interface Grant {
-  /** The client's token entry, or undefined on an open gateway. */
-  token?: TokenEntry;
+  /** The token's SHA-256 in hex, the key to its current entry; undefined on an open gateway. */
+  readonly digest?: string;
+  /** The token's name when it was presented, for logs once the entry is gone. */
+  readonly name?: string;
 }
 
 /** The gateway's access rules. */
@@ -38,6 +47,13 @@ export class Access {
   readonly #config: AccessConfig;
   readonly #rules: CommandRules;
   #tokens: TokenSet | undefined;
+  /** The entries of `#tokens` by digest (hex): what a grant resolves to. */
+  #byDigest = new Map<string, TokenEntry>();
+  readonly #reloadListeners: Array<() => void> = [];
+  /** The end of the last reload requested: reloads run one after another. */
+  #reloads: Promise<void> = Promise.resolve();
+  /** A reload requested and not started yet; it reads the file when it starts. */
+  #nextReload: Promise<void> | undefined;
 
   /** Rules from the configuration; call {@linkcode Access.load} before use. */
   constructor(config: AccessConfig) {
@@ -61,28 +77,96 @@ export class Access {
    */
   async load(): Promise<void> {
     const { tokensFile, tokensText } = this.#config;
+    let tokens: TokenSet | undefined;
     if (tokensFile) {
-      this.#tokens = await parseTokens(await readTokensFile(tokensFile), tokensFile);
+      tokens = await parseTokens(await readTokensFile(tokensFile), tokensFile);
     } else if (tokensText) {
-      this.#tokens = await parseTokens(tokensText.text, tokensText.source);
+      tokens = await parseTokens(tokensText.text, tokensText.source);
     }
-    for (const warning of this.#tokens?.warnings ?? []) log.warn(warning);
-    if (this.#tokens) log.info("{count} access tokens loaded", { count: this.#tokens.entries.length });
+    if (!tokens) return;
+    // Both swapped together, after the last await: a decision never sees half of a file.
+    this.#tokens = tokens;
+    this.#byDigest = new Map(tokens.entries.map((entry) => [bytesToHex(entry.digest), entry]));
+    for (const warning of tokens.warnings) log.warn(warning);
+    log.info("{count} access tokens loaded", { count: tokens.entries.length });
   }
 
-  /** Re-reads the tokens file (SIGHUP); on any error the tokens in use stay. */
-  async reload(): Promise<void> {
-    if (!this.#config.tokensFile) {
+  /**
+   * Calls `listener` (synchronously) after every reload that read a good file,
+   * before the reload is logged as done: the sessions close the sockets of
+   * removed tokens there.
+   */
+  onReload(listener: () => void): void {
+    this.#reloadListeners.push(listener);
+  }
+
+  /**
+   * Re-reads the tokens file (SIGHUP); on any error the tokens in use stay.
+   * Reloads never overlap: one requested while another runs starts after it
+   * and reads the file then, so the last file read wins; requests that arrive
+   * while one is already waiting share it. Never rejects.
+   */
+  reload(): Promise<void> {
+    if (this.#nextReload) {
+      log.debug("a reload is already waiting to start; it will read the file then");
+      return this.#nextReload;
+    }
+    const next = this.#reloads.then(() => {
+      this.#nextReload = undefined;
+      return this.#reloadOnce();
+    }).catch((err) => {
+      // Caught here so that the chain goes on: a rejected link would skip every later reload.
+      log.error("SIGHUP: the reload failed unexpectedly (please report it): {error}", {
+        error: err instanceof Error ? err.stack ?? err.message : String(err),
+      });
+    });
+    this.#nextReload = next;
+    this.#reloads = next;
+    return next;
+  }
+
+  async #reloadOnce(): Promise<void> {
+    const file = this.#config.tokensFile;
+    if (!file) {
       log.info("SIGHUP: no --tokens-file to reload");
       return;
     }
+    const before = this.#byDigest;
     try {
       await this.load();
     } catch (err) {
       log.error("SIGHUP: kept the tokens in use; {error}", {
         error: err instanceof Error ? err.message : String(err),
       });
+      return;
     }
+    const removed = [...before].filter(([digest]) => !this.#byDigest.has(digest)).map(([, e]) => e.name);
+    const added = [...this.#byDigest].filter(([digest]) => !before.has(digest)).length;
+    const changed = [...this.#byDigest].filter(([digest, entry]) => {
+      const old = before.get(digest);
+      return old !== undefined && !sameEntry(old, entry);
+    }).length;
+    for (const listener of this.#reloadListeners) {
+      try {
+        listener();
+      } catch (err) {
+        log.error("SIGHUP: applying the reloaded tokens failed (please report it): {error}", {
+          error: err instanceof Error ? err.stack ?? err.message : String(err),
+        });
+      }
+    }
+    log.info(
+      "SIGHUP: reloaded {file}: {count} tokens, {added} added, {changed} changed, {removedCount} removed{names}",
+      {
+        file,
+        count: this.#byDigest.size,
+        added,
+        changed,
+        removedCount: removed.length,
+        names: removed.length > 0 ? ` (${removed.join(", ")})` : "",
+        removed,
+      },
+    );
   }
 
   /** Admits or refuses an upgrade: origin first (403), then the token (401). */
@@ -107,7 +191,7 @@ export class Access {
         { status: 401, headers: { "www-authenticate": 'Bearer realm="clu-ws"' } },
       );
     }
-    return { protocol, grant: { token } };
+    return { protocol, grant: grantOf(token) };
   }
 
   /**
@@ -120,7 +204,7 @@ export class Access {
     if (!this.#tokens) return {};
     const presented = presentedToken(request, []);
     const token = presented === undefined ? undefined : await authenticate(this.#tokens, presented);
-    if (token) return { token };
+    if (token) return grantOf(token);
     log.warn("refused an HTTP request from {peer}: {why}", {
       peer,
       why: presented ? "unknown token" : "no token",
@@ -166,9 +250,38 @@ export class Access {
     );
   }
 
-  /** Why this client may not command `actor`, or undefined. */
+  /** Why this client may not command `actor` under the tokens in force now, or undefined. */
   commandDenial(grant: Grant, actor: string): string | undefined {
-    return commandDenial(this.#rules, grant.token, actor);
+    if (this.revoked(grant)) return `${revokedReason(grant)}; the command was not sent`;
+    return commandDenial(this.#rules, this.tokenOf(grant), actor);
+  }
+
+  /**
+   * Whether the client's token is no longer in the tokens in force (removed,
+   * or its secret replaced under the same name): its sessions must end.
+   */
+  revoked(grant: Grant): boolean {
+    return grant.digest !== undefined && !this.#byDigest.has(grant.digest);
+  }
+
+  /** What the client may do now: `watch` when read-only or its token only watches (or is gone). */
+  role(grant: Grant): Role {
+    if (this.#config.readOnly || this.revoked(grant)) return "watch";
+    return this.tokenOf(grant)?.role ?? "command";
+  }
+
+  /** The client's token name for logs: its current name, or the one it had; undefined on an open gateway. */
+  tokenName(grant: Grant): string | undefined {
+    return this.tokenOf(grant)?.name ?? grant.name;
+  }
+
+  /**
+   * The client's token entry in the tokens in force now; undefined on an open
+   * gateway and also once revoked, so ask {@linkcode Access.revoked} before
+   * reading "no entry" as "no tokens".
+   */
+  tokenOf(grant: Grant): TokenEntry | undefined {
+    return grant.digest === undefined ? undefined : this.#byDigest.get(grant.digest);
   }
 
   /** Refuses `/healthz` and `/metrics` without the metrics token, when one is set. */
@@ -182,6 +295,26 @@ export class Access {
       headers: { "www-authenticate": 'Bearer realm="clu-ws metrics"' },
     });
   }
+}
+
+/** Close code for the sockets of a revoked token (RFC 6455 "policy violation"). */
+export const CLOSE_REVOKED = 1008;
+
+/**
+ * Why a revoked token's session ends, fit for a close frame (at most 123
+ * bytes): token names are at most 64 ASCII characters, which leaves room.
+ */
+export function revokedReason(grant: Grant): string {
+  return `token '${grant.name ?? "?"}' was revoked (tokens file reloaded)`;
+}
+
+function grantOf(token: TokenEntry): Grant {
+  return { digest: bytesToHex(token.digest), name: token.name };
+}
+
+function sameEntry(a: TokenEntry, b: TokenEntry): boolean {
+  return a.name === b.name && a.role === b.role &&
+    JSON.stringify(a.actors?.patterns ?? null) === JSON.stringify(b.actors?.patterns ?? null);
 }
 
 async function readTokensFile(path: string): Promise<string> {

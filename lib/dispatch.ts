@@ -68,7 +68,7 @@ export async function dispatch(
     consumer: command.consumer,
     client: sender.client,
     peer: sender.peer,
-    token: sender.grant.token?.name,
+    token: context.access.tokenName(sender.grant),
     outcome: result.outcome,
     reason: result.reason,
   };

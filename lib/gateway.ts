@@ -41,7 +41,11 @@ export interface Gateway {
   readonly port: number;
   /** Stops accepting, answers commands in flight, closes clients (1001) and the broker link. */
   stop(): Promise<void>;
-  /** Re-reads the tokens file (SIGHUP). */
+  /**
+   * Re-reads the tokens file (SIGHUP): closes the sockets of tokens it no longer
+   * holds; changed roles and actor lists apply to the next command. Reloads run
+   * one at a time, the last file read wins, and a bad file changes nothing.
+   */
   reloadTokens(): Promise<void>;
 }
 
@@ -174,8 +178,11 @@ export async function startGateway(config: Config): Promise<Gateway> {
     epoch,
     latestSeq: () => seq,
     brokerState: () => broker.state,
-    readOnly: config.access.readOnly,
   });
+
+  // Removed tokens lose their sockets here; changed roles and actor lists need nothing more,
+  // as every command looks its token up in the tokens in force.
+  access.onReload(() => sessions.closeRevoked());
 
   const httpAllowances = new HttpAllowances(limits.commandRate, limits.commandBurst);
 

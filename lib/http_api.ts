@@ -43,7 +43,7 @@ export class HttpAllowances {
 
   /** The allowance of the caller with this token (or from this host). */
   of(grant: Grant, peer: string): TokenBucket {
-    const key = grant.token ? `token:${grant.token.name}` : `host:${peer.replace(/:\d+$/, "")}`;
+    const key = grant.name !== undefined ? `token:${grant.name}` : `host:${peer.replace(/:\d+$/, "")}`;
     let bucket = this.#buckets.get(key);
     if (!bucket) {
       bucket = new TokenBucket(this.#rate, this.#burst);

@@ -143,6 +143,11 @@ export class Hub<G = unknown> {
     return this.#framesDropped;
   }
 
+  /** The connected clients, in the order they connected; copy them before removing any. */
+  clients(): IterableIterator<Client<G>> {
+    return this.#clients.values();
+  }
+
   /** Registers an open socket and returns its client record. */
   add(socket: WebSocket, peer: string, grant: G, { v1 = false } = {}): Client<G> {
     const client: Client<G> = {

@@ -7,7 +7,7 @@
  */
 
 import type { ActorState } from "./actor_state.ts";
-import { type Grant, V1_SUBPROTOCOL } from "./access.ts";
+import { CLOSE_REVOKED, type Grant, revokedReason, V1_SUBPROTOCOL } from "./access.ts";
 import type { Limits } from "./config.ts";
 import { dispatch, type DispatchContext } from "./dispatch.ts";
 import { compileFilter } from "./filter.ts";
@@ -60,8 +60,6 @@ export interface SessionContext extends DispatchContext {
   latestSeq(): number;
   /** The broker link's state. */
   brokerState(): string;
-  /** Whether the gateway refuses every command. */
-  readOnly: boolean;
 }
 
 /** The open sockets, from upgrade to close. */
@@ -97,10 +95,15 @@ export class Sessions {
       log.info("client {client} connected from {peer} with token {token} ({clients} connected{dialect})", {
         client: client.id,
         peer,
-        token: grant.token?.name ?? "(none)",
+        token: this.#context.access.tokenName(grant) ?? "(none)",
         clients: hub.size,
         dialect: v1 ? ", clu-ws v1" : "",
       });
+      // Admitted just before a reload removed its token: the sweep of that reload did not see it.
+      if (this.#context.access.revoked(grant)) {
+        this.#closeRevokedClients([client]);
+        return;
+      }
       if (v1) this.#welcome(client);
     };
     socket.onmessage = (event) => {
@@ -117,7 +120,7 @@ export class Sessions {
         {
           client: client.id,
           peer,
-          token: client.grant.token?.name ?? "no token",
+          token: this.#context.access.tokenName(client.grant) ?? "no token",
           code: event.code,
           error: failure ? `: ${failure}` : event.reason ? `: ${event.reason}` : "",
           seconds: ((Date.now() - client.connectedAt) / 1000).toFixed(1),
@@ -135,8 +138,8 @@ export class Sessions {
   }
 
   #welcome(client: Client<Grant>): void {
-    const { identity, epoch, readOnly } = this.#context;
-    const role = readOnly ? "watch" : client.grant.token?.role ?? "command";
+    const { identity, epoch, access } = this.#context;
+    const role = access.role(client.grant);
     this.#control(client, {
       "clu-ws": "welcome",
       version: 1,
@@ -386,6 +389,37 @@ export class Sessions {
       count++;
     }
     this.#control(client, { "clu-ws": "resumed", id, from: seq, to: latest, count });
+  }
+
+  /**
+   * Closes the sockets whose token the tokens in force no longer hold (removed,
+   * or its secret replaced), with {@linkcode CLOSE_REVOKED} and a reason that
+   * names the token; logs how many per token. Called after each reload.
+   */
+  closeRevoked(): void {
+    const { hub, access } = this.#context;
+    this.#closeRevokedClients([...hub.clients()].filter((client) => access.revoked(client.grant)));
+  }
+
+  #closeRevokedClients(clients: Client<Grant>[]): void {
+    const closed = new Map<string, number>();
+    for (const client of clients) {
+      // Out of the hub first: not one more reply reaches a revoked token.
+      this.#context.hub.remove(client);
+      try {
+        client.socket.close(CLOSE_REVOKED, revokedReason(client.grant));
+      } catch {
+        // Already closing.
+      }
+      const name = client.grant.name ?? "?";
+      closed.set(name, (closed.get(name) ?? 0) + 1);
+    }
+    for (const [token, count] of closed) {
+      log.warn("closed {count} sockets of token {token}: it was revoked (tokens file reloaded)", {
+        count,
+        token,
+      });
+    }
   }
 
   /** Closes every client with the given code and reason. */

@@ -840,27 +840,27 @@ Deno.test("access: a right token is admitted with its entry, by subprotocol, que
     await access.admit(request("", { "sec-websocket-protocol": `clu-ws, token.${OPS_TOKEN}` }), "p"),
   );
   assert.equal(byProtocol.protocol, "clu-ws");
-  assert.equal(byProtocol.grant.token?.name, "ops");
-  assert.equal(byProtocol.grant.token?.role, "command");
+  assert.equal(access.tokenOf(byProtocol.grant)?.name, "ops");
+  assert.equal(access.tokenOf(byProtocol.grant)?.role, "command");
 
   const byNodeWs = assertAdmission(
     await access.admit(request("", { "sec-websocket-protocol": `token.${WATCH_TOKEN},clu-ws` }), "p"),
   );
   assert.equal(byNodeWs.protocol, "clu-ws");
-  assert.equal(byNodeWs.grant.token?.name, "viewer");
+  assert.equal(access.tokenOf(byNodeWs.grant)?.name, "viewer");
 
   const byQuery = assertAdmission(
     await access.admit(request(`?token=${LVM_TOKEN}`, { "sec-websocket-protocol": "clu-ws" }), "p"),
   );
   assert.equal(byQuery.protocol, "clu-ws");
-  assert.equal(byQuery.grant.token?.name, "lvm-operator");
-  assert.deepEqual([...byQuery.grant.token!.actors!.patterns], ["lvm.*", "lvmecp"]);
+  assert.equal(access.tokenOf(byQuery.grant)?.name, "lvm-operator");
+  assert.deepEqual([...access.tokenOf(byQuery.grant)!.actors!.patterns], ["lvm.*", "lvmecp"]);
 
   const byBearer = assertAdmission(
     await access.admit(request("", { authorization: `Bearer ${OPS_TOKEN}` }), "p"),
   );
   assert.equal(byBearer.protocol, undefined);
-  assert.equal(byBearer.grant.token?.name, "ops");
+  assert.equal(access.tokenOf(byBearer.grant)?.name, "ops");
 });
 
 Deno.test("access: the subprotocol token wins over a wrong query token and bearer", async () => {
@@ -874,7 +874,7 @@ Deno.test("access: the subprotocol token wins over a wrong query token and beare
       "p",
     ),
   );
-  assert.equal(admitted.grant.token?.name, "viewer");
+  assert.equal(access.tokenOf(admitted.grant)?.name, "viewer");
   // And a wrong subprotocol token is not rescued by a right bearer.
   assertResponse(
     await access.admit(
@@ -903,7 +903,7 @@ Deno.test("access: a bad origin is 403 (before the token check); a good or absen
   const ok = assertAdmission(
     await access.admit(request(`?token=${OPS_TOKEN}`, { origin: "https://ops.example.org" }), "p"),
   );
-  assert.equal(ok.grant.token?.name, "ops");
+  assert.equal(access.tokenOf(ok.grant)?.name, "ops");
   assertResponse(await access.admit(request("", { origin: "https://ops.example.org" }), "p"), 401);
   // No Origin (a non-browser client) is not an origin check.
   assertAdmission(await access.admit(request(`?token=${OPS_TOKEN}`), "p"));
@@ -959,7 +959,7 @@ Deno.test("access: load() warns about plain-text tokens without logging them", a
   assert.ok(!logs.includes(OPS_TOKEN), logs);
   assert.match(logs, /1 access tokens loaded|"count":1/);
   const admitted = assertAdmission(await access.admit(request(`?token=${OPS_TOKEN}`), "p"));
-  assert.equal(admitted.grant.token?.name, "legacy");
+  assert.equal(access.tokenOf(admitted.grant)?.name, "legacy");
 });
 
 Deno.test("access: load() rejects unusable tokens with a TokensError naming the source", async () => {
@@ -1017,7 +1017,7 @@ Deno.test({
       await captureLogs(() => access.reload());
       assertResponse(await access.admit(request(`?token=${OPS_TOKEN}`), "p"), 401);
       assert.equal(
-        assertAdmission(await access.admit(request(`?token=${LVM_TOKEN}`), "p")).grant.token?.name,
+        access.tokenOf(assertAdmission(await access.admit(request(`?token=${LVM_TOKEN}`), "p")).grant)?.name,
         "new",
       );
 
