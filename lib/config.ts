@@ -331,7 +331,7 @@ const OPTIONS: readonly OptionSpec[] = [
     flag: "allow-actor",
     env: "CLU_WS_ALLOW_ACTOR",
     multiple: true,
-    help: "only these actors may be commanded (globs such as lvm.*)",
+    help: "only these actors may be commanded (globs; a dotted name needs its prefixes too: lvm,lvm.*)",
   },
   {
     flag: "deny-actor",
