@@ -87,7 +87,11 @@ export async function startGateway(config: Config): Promise<Gateway> {
       });
     },
   });
-  const history = new History({ maxEntries: limits.historySize, maxAgeSeconds: limits.historyAgeSeconds });
+  const history = new History({
+    maxEntries: limits.historySize,
+    maxAgeSeconds: limits.historyAgeSeconds,
+    maxBytes: limits.historyBytes,
+  });
   const state = new ActorState();
   const tracker = new Tracker();
   const inFlight = new InFlight();
