@@ -64,6 +64,13 @@ export interface BrokerLinkOptions {
   maxDelayMs?: number;
 }
 
+/** While waiting out a reconnect delay, how often the broker's TCP port is probed (ms). */
+export const PROBE_INTERVAL_MS = 500;
+/** Right after the broker's port opens, how soon a failed attempt is retried (ms)… */
+export const QUICK_RETRY_MS = 250;
+/** …and how many times, before the backoff applies again. */
+export const QUICK_RETRIES = 12;
+
 /** Why a command was not sent when the link is down. */
 export const UNREACHABLE = "RabbitMQ is unreachable; the command was not sent";
 
@@ -148,6 +155,7 @@ export class BrokerLink {
     const brokers = this.#options.brokers;
     let index = 0;
     let attempt = 0;
+    let quickRetries = 0;
     let everUp = false;
     while (!this.#closed()) {
       const display = this.#displays[index];
@@ -166,6 +174,7 @@ export class BrokerLink {
         this.#watch(model);
         await this.#setup(model);
         attempt = 0;
+        quickRetries = 0;
         if (everUp) this.#reconnects++;
         everUp = true;
         this.#node = `${brokers[index].hostname}:${brokers[index].port}`;
@@ -192,9 +201,19 @@ export class BrokerLink {
         if (this.#closed()) return;
         this.#setState("down");
       }
-      index = (index + 1) % brokers.length;
-      attempt++;
-      const delay = this.#backoff(attempt);
+      let delay: number;
+      if (failure !== undefined && quickRetries > 0) {
+        // The port opened a moment ago: a starting broker accepts TCP before its AMQP side logs anyone
+        // in, which follows within seconds. Going back to a backoff grown during the outage would cost
+        // that many seconds of silence for nothing; so the same broker again, soon.
+        quickRetries--;
+        delay = QUICK_RETRY_MS;
+      } else {
+        quickRetries = 0;
+        index = (index + 1) % brokers.length;
+        attempt++;
+        delay = this.#backoff(attempt);
+      }
       if (failure !== undefined) {
         log.warn(
           "cannot reach RabbitMQ at {url} ({error}); retrying {next} in {delay} s (attempt {attempt}); is it running? `rabbitmq-server -detached` starts it",
@@ -207,8 +226,50 @@ export class BrokerLink {
           },
         );
       }
-      await this.#pause(delay);
+      if (await this.#waitForBroker(delay, brokers[index])) {
+        log.info("RabbitMQ at {url} accepts connections again; connecting now", {
+          url: this.#displays[index],
+        });
+        quickRetries = QUICK_RETRIES;
+      }
     }
+  }
+
+  /**
+   * Waits `ms` before the next connection attempt, or less: while it waits it
+   * probes the broker's TCP port (connect, close) every
+   * {@linkcode PROBE_INTERVAL_MS}, and resolves `true` as soon as the port goes
+   * from refusing to accepting. Why: the backoff grows while a broker is down
+   * (to 16 s after 20 s), so a broker back after a short outage would wait out
+   * the rest of a long delay; a TCP probe costs the broker next to nothing,
+   * unlike an AMQP login, so the backoff (its ceiling, its jitter) still paces
+   * the full attempts against a broker that stays down. A port that accepts
+   * from the first probe on (a broker that refuses the login) does not cut the
+   * wait: only the change does.
+   */
+  async #waitForBroker(ms: number, broker: BrokerConfig): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    if (ms <= PROBE_INTERVAL_MS) {
+      await this.#pause(ms);
+      return false;
+    }
+    let refused = false;
+    while (!this.#closed()) {
+      const accepting = await probePort(broker.hostname, broker.port, PROBE_INTERVAL_MS);
+      if (this.#closed()) return false;
+      if (accepting && refused) return true;
+      if (!accepting && !refused) {
+        refused = true;
+        log.debug("RabbitMQ's port at {host}:{port} refuses connections; connecting as soon as it accepts", {
+          host: broker.hostname,
+          port: broker.port,
+        });
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await this.#pause(Math.min(PROBE_INTERVAL_MS, left));
+    }
+    return false;
   }
 
   /** Whether close() was called (a method, so TypeScript does not narrow it away across awaits). */
@@ -389,6 +450,31 @@ export class BrokerLink {
     });
     await this.#running;
     log.info("RabbitMQ link closed");
+  }
+}
+
+/**
+ * Whether `hostname:port` accepts a TCP connection within `timeoutMs`; the
+ * connection is closed at once (a late one too).
+ */
+export async function probePort(hostname: string, port: number, timeoutMs: number): Promise<boolean> {
+  const connecting = Deno.connect({ hostname, port });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<undefined>((resolve) =>
+    timer = setTimeout(() => resolve(undefined), timeoutMs)
+  );
+  try {
+    const conn = await Promise.race([connecting, timedOut]);
+    if (conn === undefined) {
+      connecting.then((late) => late.close(), () => {});
+      return false;
+    }
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
