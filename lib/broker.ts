@@ -17,6 +17,7 @@ import {
   type Options,
 } from "amqplib";
 import { type BrokerConfig, brokerDisplayUrl } from "./config.ts";
+import type { AmqpMessageLike } from "./frames.ts";
 import { settleWithin } from "./deadline.ts";
 import { logger } from "./log.ts";
 
@@ -52,8 +53,8 @@ export interface BrokerLinkOptions {
   exchange: string;
   /** The gateway's client name; its queue is `<name>_replies`. */
   name: string;
-  /** Called for every message on the replies queue. */
-  onReply: (message: ConsumeMessage) => void;
+  /** Called for every message on the replies queue (an amqplib `ConsumeMessage`). */
+  onReply: (message: AmqpMessageLike) => void;
   /** Called on every link state change. */
   onStateChange?: (state: LinkState) => void;
   /** How long to wait for a publish confirm before failing it (ms). */
