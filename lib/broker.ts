@@ -202,6 +202,7 @@ export class BrokerLink {
         if (this.#closed()) return;
         this.#setState("down");
       }
+      const failedIndex = index;
       let delay: number;
       if (failure !== undefined && quickRetries > 0) {
         // The port opened a moment ago: a starting broker accepts TCP before its AMQP side logs anyone
@@ -227,7 +228,10 @@ export class BrokerLink {
           },
         );
       }
-      if (await this.#waitForBroker(delay, brokers[index])) {
+      // A refused connection to the broker probed next counts as a closed port seen: it may open
+      // before the first probe.
+      const refused = failure !== undefined && index === failedIndex && isRefusal(failure);
+      if (await this.#waitForBroker(delay, brokers[index], refused)) {
         log.info("RabbitMQ at {url} accepts connections again; connecting now", {
           url: this.#displays[index],
         });
@@ -246,15 +250,16 @@ export class BrokerLink {
    * unlike an AMQP login, so the backoff (its ceiling, its jitter) still paces
    * the full attempts against a broker that stays down. A port that accepts
    * from the first probe on (a broker that refuses the login) does not cut the
-   * wait: only the change does.
+   * wait: only the change does. `refusedBefore` says the attempt just made
+   * was refused at the TCP level.
    */
-  async #waitForBroker(ms: number, broker: BrokerConfig): Promise<boolean> {
+  async #waitForBroker(ms: number, broker: BrokerConfig, refusedBefore: boolean): Promise<boolean> {
     const deadline = Date.now() + ms;
     if (ms <= PROBE_INTERVAL_MS) {
       await this.#pause(ms);
       return false;
     }
-    let refused = false;
+    let refused = refusedBefore;
     while (!this.#closed()) {
       const accepting = await probePort(broker.hostname, broker.port, PROBE_INTERVAL_MS);
       if (this.#closed()) return false;
@@ -477,6 +482,13 @@ export async function probePort(hostname: string, port: number, timeoutMs: numbe
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Whether a connection attempt failed because nothing listens on the port (ECONNREFUSED). */
+function isRefusal(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  // Not any "refused": RabbitMQ says ACCESS_REFUSED to a bad login, on a port that accepts.
+  return code === "ECONNREFUSED" || (err instanceof Error && /\bECONNREFUSED\b/.test(err.message));
 }
 
 function connectOptions(broker: BrokerConfig): Options.Connect {

@@ -785,3 +785,32 @@ Deno.test("a broker port that opens before AMQP works: quick retries, then the b
     await client.close();
   }
 });
+
+Deno.test("a broker that refuses the login: its open port never cuts the backoff short", async () => {
+  const exchange = uniqueExchange("login");
+  await using gateway = await startGateway({
+    exchange,
+    env: { CLU_WS_URL: "amqp://guest:not-the-password@127.0.0.1:5672" },
+    waitForBroker: false,
+  });
+  const retrying = (r: LogRecord) => /retrying/.test(r.message);
+  // Attempts 2 to 5 (the first failure is attempt 1): delays of 1, 2 and 4 s ± 30 % between them.
+  await gateway.waitForLog("the fifth attempt", (r) => retrying(r) && Number(r.attempt) >= 5, {
+    timeoutMs: 30_000,
+  });
+  const attempts = gateway.logs.filter(retrying);
+  assert.match(String(attempts[0].error), /ACCESS_REFUSED|403/, "the login is refused");
+  for (const [i, record] of attempts.slice(1).entries()) {
+    const gap = loggedAt(record) - loggedAt(attempts[i]);
+    assert.ok(
+      gap >= Number(attempts[i].delay) * 1000 - 50,
+      `attempt ${record.attempt} came ${gap} ms after the last`,
+    );
+  }
+  assert.equal(gateway.logs.filter((r) => /accepts connections again/.test(r.message)).length, 0);
+  console.log(
+    `login refused: ${attempts.length} attempts, ${
+      attempts.map((r) => `${r.delay} s`).join(", ")
+    } apart; no early retry`,
+  );
+});
