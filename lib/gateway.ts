@@ -120,6 +120,8 @@ export async function startGateway(config: Config): Promise<Gateway> {
       };
       seq++;
       const v1 = `{"seq":${seq},${reply.frame.slice(1)}`;
+      // The history copies the frame's and the meta's bytes: it keeps none of these strings (nor the
+      // broker's buffer), which die young once delivered.
       history.push({ seq, at: Date.now(), frame: v1, meta });
       // CLU's failed-routing reply names the missing actor as sender: it says nothing of that actor's state.
       if (reply.routingKey !== ownReplies) state.update(meta.sender, meta.code, reply.body);
