@@ -17,6 +17,7 @@ import {
   type Options,
 } from "amqplib";
 import { type BrokerConfig, brokerDisplayUrl } from "./config.ts";
+import type { AmqpMessageLike } from "./frames.ts";
 import { settleWithin } from "./deadline.ts";
 import { logger } from "./log.ts";
 
@@ -52,8 +53,8 @@ export interface BrokerLinkOptions {
   exchange: string;
   /** The gateway's client name; its queue is `<name>_replies`. */
   name: string;
-  /** Called for every message on the replies queue. */
-  onReply: (message: ConsumeMessage) => void;
+  /** Called for every message on the replies queue (an amqplib `ConsumeMessage`). */
+  onReply: (message: AmqpMessageLike) => void;
   /** Called on every link state change. */
   onStateChange?: (state: LinkState) => void;
   /** How long to wait for a publish confirm before failing it (ms). */
@@ -63,6 +64,13 @@ export interface BrokerLinkOptions {
   /** Longest reconnect delay (ms). */
   maxDelayMs?: number;
 }
+
+/** While waiting out a reconnect delay, how often the broker's TCP port is probed (ms). */
+export const PROBE_INTERVAL_MS = 500;
+/** Right after the broker's port opens, how soon a failed attempt is retried (ms)… */
+export const QUICK_RETRY_MS = 250;
+/** …and how many times, before the backoff applies again. */
+export const QUICK_RETRIES = 12;
 
 /** Why a command was not sent when the link is down. */
 export const UNREACHABLE = "RabbitMQ is unreachable; the command was not sent";
@@ -148,6 +156,7 @@ export class BrokerLink {
     const brokers = this.#options.brokers;
     let index = 0;
     let attempt = 0;
+    let quickRetries = 0;
     let everUp = false;
     while (!this.#closed()) {
       const display = this.#displays[index];
@@ -166,6 +175,7 @@ export class BrokerLink {
         this.#watch(model);
         await this.#setup(model);
         attempt = 0;
+        quickRetries = 0;
         if (everUp) this.#reconnects++;
         everUp = true;
         this.#node = `${brokers[index].hostname}:${brokers[index].port}`;
@@ -192,9 +202,20 @@ export class BrokerLink {
         if (this.#closed()) return;
         this.#setState("down");
       }
-      index = (index + 1) % brokers.length;
-      attempt++;
-      const delay = this.#backoff(attempt);
+      const failedIndex = index;
+      let delay: number;
+      if (failure !== undefined && quickRetries > 0) {
+        // The port opened a moment ago: a starting broker accepts TCP before its AMQP side logs anyone
+        // in, which follows within seconds. Going back to a backoff grown during the outage would cost
+        // that many seconds of silence for nothing; so the same broker again, soon.
+        quickRetries--;
+        delay = QUICK_RETRY_MS;
+      } else {
+        quickRetries = 0;
+        index = (index + 1) % brokers.length;
+        attempt++;
+        delay = this.#backoff(attempt);
+      }
       if (failure !== undefined) {
         log.warn(
           "cannot reach RabbitMQ at {url} ({error}); retrying {next} in {delay} s (attempt {attempt}); is it running? `rabbitmq-server -detached` starts it",
@@ -207,8 +228,54 @@ export class BrokerLink {
           },
         );
       }
-      await this.#pause(delay);
+      // A refused connection to the broker probed next counts as a closed port seen: it may open
+      // before the first probe.
+      const refused = failure !== undefined && index === failedIndex && isRefusal(failure);
+      if (await this.#waitForBroker(delay, brokers[index], refused)) {
+        log.info("RabbitMQ at {url} accepts connections again; connecting now", {
+          url: this.#displays[index],
+        });
+        quickRetries = QUICK_RETRIES;
+      }
     }
+  }
+
+  /**
+   * Waits `ms` before the next connection attempt, or less: while it waits it
+   * probes the broker's TCP port (connect, close) every
+   * {@linkcode PROBE_INTERVAL_MS}, and resolves `true` as soon as the port goes
+   * from refusing to accepting. Why: the backoff grows while a broker is down
+   * (to 16 s after 20 s), so a broker back after a short outage would wait out
+   * the rest of a long delay; a TCP probe costs the broker next to nothing,
+   * unlike an AMQP login, so the backoff (its ceiling, its jitter) still paces
+   * the full attempts against a broker that stays down. A port that accepts
+   * from the first probe on (a broker that refuses the login) does not cut the
+   * wait: only the change does. `refusedBefore` says the attempt just made
+   * was refused at the TCP level.
+   */
+  async #waitForBroker(ms: number, broker: BrokerConfig, refusedBefore: boolean): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    if (ms <= PROBE_INTERVAL_MS) {
+      await this.#pause(ms);
+      return false;
+    }
+    let refused = refusedBefore;
+    while (!this.#closed()) {
+      const accepting = await probePort(broker.hostname, broker.port, PROBE_INTERVAL_MS);
+      if (this.#closed()) return false;
+      if (accepting && refused) return true;
+      if (!accepting && !refused) {
+        refused = true;
+        log.debug("RabbitMQ's port at {host}:{port} refuses connections; connecting as soon as it accepts", {
+          host: broker.hostname,
+          port: broker.port,
+        });
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await this.#pause(Math.min(PROBE_INTERVAL_MS, left));
+    }
+    return false;
   }
 
   /** Whether close() was called (a method, so TypeScript does not narrow it away across awaits). */
@@ -390,6 +457,38 @@ export class BrokerLink {
     await this.#running;
     log.info("RabbitMQ link closed");
   }
+}
+
+/**
+ * Whether `hostname:port` accepts a TCP connection within `timeoutMs`; the
+ * connection is closed at once (a late one too).
+ */
+export async function probePort(hostname: string, port: number, timeoutMs: number): Promise<boolean> {
+  const connecting = Deno.connect({ hostname, port });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<undefined>((resolve) =>
+    timer = setTimeout(() => resolve(undefined), timeoutMs)
+  );
+  try {
+    const conn = await Promise.race([connecting, timedOut]);
+    if (conn === undefined) {
+      connecting.then((late) => late.close(), () => {});
+      return false;
+    }
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Whether a connection attempt failed because nothing listens on the port (ECONNREFUSED). */
+function isRefusal(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  // Not any "refused": RabbitMQ says ACCESS_REFUSED to a bad login, on a port that accepts.
+  return code === "ECONNREFUSED" || (err instanceof Error && /\bECONNREFUSED\b/.test(err.message));
 }
 
 function connectOptions(broker: BrokerConfig): Options.Connect {

@@ -25,6 +25,7 @@ export interface AmqpMessageLike {
 
 /** A reply that passed CLU's validity rules, with its frame text. */
 export interface EncodedReply {
+  /** Marks a reply to forward. */
   kind: "reply";
   /** The frame exactly as sent to websocket clients. */
   frame: string;
@@ -38,6 +39,7 @@ export interface EncodedReply {
 
 /** A reply the gateway does not forward, and why. */
 export interface DroppedReply {
+  /** Marks a reply not to forward. */
   kind: "dropped";
   /** Why the reply was dropped, for the log. */
   reason: string;

@@ -91,7 +91,11 @@ export async function startGateway(config: Config): Promise<Gateway> {
       });
     },
   });
-  const history = new History({ maxEntries: limits.historySize, maxAgeSeconds: limits.historyAgeSeconds });
+  const history = new History({
+    maxEntries: limits.historySize,
+    maxAgeSeconds: limits.historyAgeSeconds,
+    maxBytes: limits.historyBytes,
+  });
   const state = new ActorState();
   const tracker = new Tracker();
   const inFlight = new InFlight();
@@ -119,6 +123,8 @@ export async function startGateway(config: Config): Promise<Gateway> {
       };
       seq++;
       const v1 = `{"seq":${seq},${reply.frame.slice(1)}`;
+      // The history copies the frame's and the meta's bytes: it keeps none of these strings (nor the
+      // broker's buffer), which die young once delivered.
       history.push({ seq, at: Date.now(), frame: v1, meta });
       // The state leaves out failed-routing replies (ours, other gateways', CLU clients'): see isFailedRouting.
       state.update(meta.sender, meta.code, reply.body);

@@ -20,6 +20,7 @@ import {
 } from "./frames.ts";
 import { compileGlobs, globListProblem, MAX_CLIENT_GLOBS } from "./glob.ts";
 import type { History } from "./history.ts";
+import { releaseClosedSocket } from "./ws_release.ts";
 import { type Client, type Hub, rememberMine } from "./hub.ts";
 import { logger } from "./log.ts";
 import type { InFlight } from "./in_flight.ts";
@@ -113,6 +114,8 @@ export class Sessions {
     socket.onclose = (event) => {
       this.#sockets--;
       if (this.#sockets === 0) this.#allClosed?.resolve();
+      // After the bookkeeping above: this drops the handlers, this one included (see ws_release.ts).
+      releaseClosedSocket(socket);
       if (!client) return;
       hub.remove(client);
       log.info(

@@ -8,7 +8,9 @@
 // alarm); both put it back in a `finally`, whatever happens.
 
 import assert from "node:assert/strict";
-import { connectBroker, uniqueExchange, until } from "./helpers/broker.ts";
+import { Buffer } from "node:buffer";
+import { connect as amqpConnect } from "amqplib";
+import { AMQP_URL, connectBroker, uniqueExchange, until } from "./helpers/broker.ts";
 import { startActor, startSilentActor, type TestActor } from "./helpers/actor.ts";
 import { type GatewayProcess, healthState, type LogRecord, startGateway } from "./helpers/gateway_process.ts";
 import { TcpProxy } from "./helpers/tcp_proxy.ts";
@@ -564,4 +566,251 @@ Deno.test("a burst with a cut in the middle: every command has one logged outcom
       }
     }
   });
+});
+
+/** Resolves with the instant (ms since the epoch) port 5672 first accepts a TCP connection; polls every 20 ms. */
+async function portOpens(timeoutMs = 60_000): Promise<number> {
+  return await until("port 5672 to accept TCP connections", async () => {
+    try {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: 5672 });
+      conn.close();
+      return Date.now();
+    } catch {
+      return undefined;
+    }
+  }, { timeoutMs, intervalMs: 20 });
+}
+
+/**
+ * Publishes a broadcast with `marker` every 100 ms, from its own connection
+ * (made as soon as the broker lets it log in), until `stop` resolves.
+ */
+async function publishUntil(exchange: string, marker: string, stop: Promise<unknown>): Promise<void> {
+  let stopped = false;
+  stop.finally(() => stopped = true);
+  const connection = await until("an AMQP connection of the test's own", async () => {
+    if (stopped) return "stopped" as const;
+    return await amqpConnect(AMQP_URL, { timeout: 1000 });
+  }, { timeoutMs: 60_000, intervalMs: 50 });
+  if (connection === "stopped") return;
+  try {
+    connection.on("error", () => {});
+    const channel = await connection.createConfirmChannel();
+    await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
+    for (let n = 1; !stopped; n++) {
+      channel.publish(exchange, "reply.broadcast", Buffer.from(JSON.stringify({ marker, n })), {
+        contentType: "text/json",
+        headers: {
+          command_id: null,
+          commander_id: null,
+          internal: false,
+          message_code: "i",
+          sender: "recovery",
+        },
+      });
+      await channel.waitForConfirms();
+      await Promise.race([stop, new Promise((resolve) => setTimeout(resolve, 100))]);
+    }
+  } finally {
+    await connection.close().catch(() => {});
+  }
+}
+
+Deno.test("after a long stop of the RabbitMQ application, replies flow within 2 s of its port opening; meanwhile attempts follow the backoff", async () => {
+  const exchange = uniqueExchange("recovery");
+  await using gateway = await startGateway({ exchange });
+  let client: WsClient | undefined;
+  let starting: Promise<unknown> | undefined;
+  try {
+    client = await connectClient(gateway);
+    const beforeStop = gateway.logs.length;
+    await using _guard = await brokerGuard("start_app");
+    try {
+      await rabbitmqctlOk("stop_app");
+      const lost = await gateway.waitForLog("link lost (stop_app)", linkLost, { after: beforeStop });
+      // The outage lasts until the backoff has grown past several seconds: the sixth attempt's delay is
+      // 11 to 21 s (16 s ± 30 %), which the link would have waited out in full before.
+      const sixth = await gateway.waitForLog(
+        "the sixth connection attempt",
+        (r) => /retrying/.test(r.message) && Number(r.attempt) >= 6,
+        { after: beforeStop, timeoutMs: 60_000 },
+      );
+      starting = rabbitmqctlOk("start_app");
+      const portAt = await portOpens();
+      const marker = crypto.randomUUID();
+      const arrived = client.next(
+        "a reply published after the port opened",
+        (f) => f.body.marker === marker,
+        {
+          timeoutMs: 30_000,
+        },
+      );
+      const publishing = publishUntil(exchange, marker, arrived);
+      await arrived;
+      const arrivedAt = Date.now();
+      await publishing;
+      const up = await gateway.waitForLog("link up after start_app", linkUp, { after: beforeStop });
+
+      // While the port was closed: each attempt waited at least what the backoff asked (70 % of
+      // 0.5 s × 2^(n-1), capped), and no attempt came sooner than the delay logged before it.
+      const attempts = gateway.logs.slice(beforeStop).filter((r) =>
+        /retrying/.test(r.message) && loggedAt(r) < portAt
+      );
+      for (const [i, record] of attempts.entries()) {
+        const minimum = 0.7 * Math.min(30_000 / 1.3, 500 * 2 ** (Number(record.attempt) - 1));
+        assert.ok(
+          Number(record.delay) * 1000 >= minimum - 50,
+          `attempt ${record.attempt}: delay ${record.delay} s`,
+        );
+        const next = attempts[i + 1];
+        if (next) {
+          const gap = loggedAt(next) - loggedAt(record);
+          assert.ok(
+            gap >= Number(record.delay) * 1000 - 50,
+            `attempt ${next.attempt} came ${gap} ms after the last`,
+          );
+        }
+      }
+      const closedMs = portAt - loggedAt(lost);
+      assert.ok(
+        attempts.length <= 7,
+        `${attempts.length} attempts in the ${closedMs} ms the port was closed; the backoff allows 6 or 7`,
+      );
+      const replyMs = arrivedAt - portAt;
+      console.log(
+        `recovery: port closed for ${closedMs} ms (${attempts.length} attempts, the last waiting ${sixth.delay} s); after the port opened: link up in ${
+          loggedAt(up) - portAt
+        } ms, a reply at a client in ${replyMs} ms`,
+      );
+      assert.ok(replyMs < 2_000, `a reply reached the client ${replyMs} ms after the broker's port opened`);
+    } finally {
+      await starting?.catch(() => {});
+      await ensureBrokerRunning();
+    }
+    await healthState(gateway, "up");
+  } finally {
+    await client?.close();
+  }
+});
+
+Deno.test("a broker port that opens before AMQP works: quick retries, then the backoff again; the link never waits out a grown backoff", async () => {
+  // gateway → front → back → RabbitMQ. The front proxy's port is what the gateway probes; with the back one
+  // down, the front accepts and drops every connection at once, as a starting broker that does not log
+  // anyone in yet.
+  await using back = TcpProxy.reserve();
+  await using front = TcpProxy.reserve(back.port);
+  back.up();
+  front.up();
+  const exchange = uniqueExchange("quick");
+  await using gateway = await startGateway({
+    exchange,
+    env: { CLU_WS_URL: `amqp://guest:guest@127.0.0.1:${front.port}` },
+  });
+  const client = await connectClient(gateway);
+  const publisher = await connectBroker();
+  try {
+    const channel = await publisher.createConfirmChannel();
+    await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
+    const broadcast = async (marker: string) => {
+      channel.publish(exchange, "reply.broadcast", Buffer.from(JSON.stringify({ marker })), {
+        contentType: "text/json",
+        headers: {
+          command_id: null,
+          commander_id: null,
+          internal: false,
+          message_code: "i",
+          sender: "quick",
+        },
+      });
+      await channel.waitForConfirms();
+    };
+    const retrying = (r: LogRecord) => /retrying/.test(r.message);
+    const reopened = (r: LogRecord) => /accepts connections again/.test(r.message);
+
+    const beforeDown = gateway.logs.length;
+    await back.down();
+    await front.down();
+    await gateway.waitForLog("link lost", linkLost, { after: beforeDown });
+    // A backoff of 8 s ± 30 %: the fifth attempt.
+    await gateway.waitForLog("the fifth attempt", (r) => retrying(r) && Number(r.attempt) >= 5, {
+      after: beforeDown,
+      timeoutMs: 30_000,
+    });
+
+    // The port opens, but AMQP fails behind it.
+    const beforeOpen = gateway.logs.length;
+    const openedAt = Date.now();
+    front.up();
+    const noticed = await gateway.waitForLog("the port seen open", reopened, { after: beforeOpen });
+    const noticedMs = loggedAt(noticed) - openedAt;
+    assert.ok(noticedMs < 1_500, `the open port was noticed after ${noticedMs} ms`);
+    // Quick retries at 0.25 s, a dozen of them, then the backoff again (no quicker than 70 % of 16 s).
+    const resumed = await gateway.waitForLog(
+      "the backoff again",
+      (r) => retrying(r) && Number(r.delay) >= 5,
+      { after: beforeOpen, timeoutMs: 30_000 },
+    );
+    const quick = gateway.logs.slice(beforeOpen).filter((r) =>
+      retrying(r) && loggedAt(r) < loggedAt(resumed)
+    );
+    assert.ok(quick.length >= 3 && quick.length <= 13, `${quick.length} quick retries`);
+    for (const [i, record] of quick.slice(1).entries()) {
+      assert.ok(loggedAt(record) - loggedAt(quick[i]) >= 200, "quick retries are 250 ms apart");
+    }
+    const reopenedAgain = gateway.logs.slice(beforeOpen).filter(reopened).length;
+    assert.equal(reopenedAgain, 1, "a port that stays open does not cut the backoff short again");
+
+    // The broker goes away and comes back for real: the link is up within moments, not the backoff's 16 s.
+    const beforeGone = gateway.logs.length;
+    await front.down();
+    await gateway.waitForLog("the port seen closed", (r) => /refuses connections/.test(r.message), {
+      after: beforeGone,
+    });
+    const beforeBack = gateway.logs.length;
+    back.up();
+    front.up();
+    const backAt = Date.now();
+    const up = await gateway.waitForLog("link up", linkUp, { after: beforeBack, timeoutMs: 30_000 });
+    const marker = crypto.randomUUID();
+    await broadcast(marker);
+    await client.next("the broadcast after recovery", (f) => f.body.marker === marker);
+    const replyMs = Date.now() - backAt;
+    console.log(
+      `quick: open port noticed after ${noticedMs} ms; ${quick.length} quick retries, then a delay of ${resumed.delay} s; ` +
+        `back for real → link up ${loggedAt(up) - backAt} ms, a reply at a client ${replyMs} ms`,
+    );
+    assert.ok(replyMs < 2_000, `a reply reached the client ${replyMs} ms after the broker came back`);
+  } finally {
+    await publisher.close().catch(() => {});
+    await client.close();
+  }
+});
+
+Deno.test("a broker that refuses the login: its open port never cuts the backoff short", async () => {
+  const exchange = uniqueExchange("login");
+  await using gateway = await startGateway({
+    exchange,
+    env: { CLU_WS_URL: "amqp://guest:not-the-password@127.0.0.1:5672" },
+    waitForBroker: false,
+  });
+  const retrying = (r: LogRecord) => /retrying/.test(r.message);
+  // Attempts 2 to 5 (the first failure is attempt 1): delays of 1, 2 and 4 s ± 30 % between them.
+  await gateway.waitForLog("the fifth attempt", (r) => retrying(r) && Number(r.attempt) >= 5, {
+    timeoutMs: 30_000,
+  });
+  const attempts = gateway.logs.filter(retrying);
+  assert.match(String(attempts[0].error), /ACCESS_REFUSED|403/, "the login is refused");
+  for (const [i, record] of attempts.slice(1).entries()) {
+    const gap = loggedAt(record) - loggedAt(attempts[i]);
+    assert.ok(
+      gap >= Number(attempts[i].delay) * 1000 - 50,
+      `attempt ${record.attempt} came ${gap} ms after the last`,
+    );
+  }
+  assert.equal(gateway.logs.filter((r) => /accepts connections again/.test(r.message)).length, 0);
+  console.log(
+    `login refused: ${attempts.length} attempts, ${
+      attempts.map((r) => `${r.delay} s`).join(", ")
+    } apart; no early retry`,
+  );
 });

@@ -77,6 +77,7 @@ const ALL_OPTIONS: { flag: string; short?: string; env?: string }[] = [
   { flag: "idle-timeout", env: "CLU_WS_IDLE_TIMEOUT" },
   { flag: "history-size", env: "CLU_WS_HISTORY_SIZE" },
   { flag: "history-age", env: "CLU_WS_HISTORY_AGE" },
+  { flag: "history-bytes", env: "CLU_WS_HISTORY_BYTES" },
   { flag: "config", env: "CLU_WS_CONFIG" },
   { flag: "tokens-file", env: "CLU_WS_TOKENS_FILE" },
   { flag: "allow-origin", env: "CLU_WS_ALLOW_ORIGIN" },
@@ -121,6 +122,7 @@ Deno.test("config: no flags and no environment give CLU's defaults", () => {
       idleTimeoutSeconds: 40,
       historySize: 10000,
       historyAgeSeconds: 600,
+      historyBytes: 8388608,
     },
     access: {
       tokensFile: undefined,
@@ -306,6 +308,7 @@ Deno.test("config: every CLU_WS_* variable sets its value", () => {
       idleTimeoutSeconds: 0,
       historySize: 10000,
       historyAgeSeconds: 600,
+      historyBytes: 8388608,
     },
     access: {
       tokensFile: undefined,
@@ -851,6 +854,10 @@ Deno.test("config: sizes take bytes or units", () => {
   assert.equal(run(["--client-buffer", "64KiB"]).limits.clientBufferBytes, 65536);
   assert.equal(run(["--client-buffer", "1.5MB"]).limits.clientBufferBytes, 1_500_000);
   assert.equal(run(["--max-message-size", "1k"]).limits.maxMessageBytes, 1024);
+  assert.equal(run([]).limits.historyBytes, 8 * 1024 * 1024, "--history-bytes defaults to 8 MiB");
+  assert.equal(run(["--history-bytes", "16MiB"]).limits.historyBytes, 16 * 1024 * 1024);
+  assert.equal(run(["--history-bytes", "0"]).limits.historyBytes, 0, "0 keeps no history");
+  assert.equal(run([], { CLU_WS_HISTORY_BYTES: "512KiB" }).limits.historyBytes, 512 * 1024);
 });
 
 for (
@@ -858,6 +865,7 @@ for (
     [["--client-buffer", "lots"], /--client-buffer: 'lots' is not a size/],
     [["--client-buffer", "10"], /at least 1024 bytes/],
     [["--max-message-size", "5 parsecs"], /--max-message-size: '5 parsecs' is not a size/],
+    [["--history-bytes", "lots"], /--history-bytes: 'lots' is not a size/],
     [["--max-clients", "0"], /--max-clients: '0' is not a whole number from 1/],
     [["--command-rate", "-3"], /--command-rate/],
     [["--slow-client", "ignore"], /--slow-client: 'ignore' is not one of close, drop/],
