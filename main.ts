@@ -107,6 +107,13 @@ async function main(): Promise<number> {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => onSignal(signal));
   }
+  gateway.failed.then((err) => {
+    if (stopping) return;
+    log.error("{error}; exiting with status 1 so that the supervisor restarts clu-ws", {
+      error: err.message,
+    });
+    stopped.resolve(1);
+  });
   Deno.addSignalListener("SIGHUP", () => {
     log.info("SIGHUP received; reloading the tokens file");
     gateway!.reloadTokens();

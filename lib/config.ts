@@ -107,6 +107,10 @@ export interface Limits {
   historySize: number;
   /** Seconds a reply is kept for resuming clients. */
   historyAgeSeconds: number;
+  /** Seconds a client has to send an HTTP request's head (and body), e.g. the upgrade request. */
+  headerTimeoutSeconds: number;
+  /** Connections at once that are not websockets (yet): HTTP requests, handshakes in progress. */
+  maxPending: number;
 }
 
 /** The limits used when none are given. */
@@ -120,6 +124,8 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   idleTimeoutSeconds: 40,
   historySize: 10_000,
   historyAgeSeconds: 600,
+  headerTimeoutSeconds: 10,
+  maxPending: 1000,
 };
 
 /** What the command line asked for besides running the gateway. */
@@ -273,6 +279,20 @@ const OPTIONS: readonly OptionSpec[] = [
     shown: "40",
     help:
       "seconds: a silent client is pinged after half of it and dropped at the end without a pong (0: never)",
+  },
+  {
+    flag: "header-timeout",
+    env: "CLU_WS_HEADER_TIMEOUT",
+    shown: "10",
+    help:
+      "seconds a client has to send an HTTP request (the websocket handshake included); a slower one gets 408 and is closed (1 to 30)",
+  },
+  {
+    flag: "max-pending",
+    env: "CLU_WS_MAX_PENDING",
+    shown: "1000",
+    help:
+      "connections at once that are not websockets (HTTP requests, handshakes in progress); more are closed on arrival",
   },
   {
     flag: "history-size",
@@ -509,6 +529,11 @@ export function parseCli(
           min: 1,
           max: 86_400,
         }),
+        headerTimeoutSeconds: parseCount(pick("header-timeout"), DEFAULT_LIMITS.headerTimeoutSeconds, {
+          min: 1,
+          max: 30,
+        }),
+        maxPending: parseCount(pick("max-pending"), DEFAULT_LIMITS.maxPending, { min: 1 }),
       },
       access: {
         tokensFile: pick("tokens-file")?.value,

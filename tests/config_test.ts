@@ -75,6 +75,8 @@ const ALL_OPTIONS: { flag: string; short?: string; env?: string }[] = [
   { flag: "command-rate", env: "CLU_WS_COMMAND_RATE" },
   { flag: "command-burst", env: "CLU_WS_COMMAND_BURST" },
   { flag: "idle-timeout", env: "CLU_WS_IDLE_TIMEOUT" },
+  { flag: "header-timeout", env: "CLU_WS_HEADER_TIMEOUT" },
+  { flag: "max-pending", env: "CLU_WS_MAX_PENDING" },
   { flag: "history-size", env: "CLU_WS_HISTORY_SIZE" },
   { flag: "history-age", env: "CLU_WS_HISTORY_AGE" },
   { flag: "config", env: "CLU_WS_CONFIG" },
@@ -120,6 +122,8 @@ Deno.test("config: no flags and no environment give CLU's defaults", () => {
       idleTimeoutSeconds: 40,
       historySize: 10000,
       historyAgeSeconds: 600,
+      headerTimeoutSeconds: 10,
+      maxPending: 1000,
     },
     access: {
       tokensFile: undefined,
@@ -305,6 +309,8 @@ Deno.test("config: every CLU_WS_* variable sets its value", () => {
       idleTimeoutSeconds: 0,
       historySize: 10000,
       historyAgeSeconds: 600,
+      headerTimeoutSeconds: 10,
+      maxPending: 1000,
     },
     access: {
       tokensFile: undefined,
