@@ -67,7 +67,11 @@ async function main(): Promise<number> {
       return EXIT_USAGE;
     }
     const why = err instanceof Error ? err.message : String(err);
-    if (err instanceof Deno.errors.AddrInUse || err instanceof Deno.errors.PermissionDenied) {
+    const code = (err as { code?: unknown }).code;
+    if (
+      err instanceof Deno.errors.AddrInUse || err instanceof Deno.errors.PermissionDenied ||
+      code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL"
+    ) {
       log.error("cannot listen on {host}:{port} ({error}); choose another --port or --host", {
         host: config.host,
         port: config.port,

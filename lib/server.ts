@@ -106,6 +106,7 @@ export async function startServer<T>(options: ServerOptions<T>): Promise<Gateway
     connectionsCheckingInterval: Math.max(100, Math.min(1000, headerTimeoutMs / 4)),
     keepAliveTimeout: 5000,
   };
+  if (options.tls) checkTls(options.tls);
   const server = options.tls
     ? https.createServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key })
     : http.createServer(serverOptions);
@@ -237,6 +238,11 @@ export async function startServer<T>(options: ServerOptions<T>): Promise<Gateway
   let watching = false;
   const address = await listen(server, options.host, options.port);
   options.onListen({ hostname: address.address, port: address.port });
+  // An accept error surfacing as an event (not seen under Deno 2.9, which stops silently): logged,
+  // never thrown; the watchdog below notices whether the listener still accepts.
+  server.on("error", (err: Error & { code?: string }) => {
+    log.error("the listener reported an error: {error}", { error: err.code ?? err.message });
+  });
 
   // The watchdog: a connection to ourselves must be accepted; if it is not, the listener stopped.
   const failed = Promise.withResolvers<Error>();
@@ -328,6 +334,15 @@ async function refuse(socket: Duplex, response: Response): Promise<void> {
   lines.push(`content-length: ${body.length}`, "connection: close", "", "");
   if (!socket.writable) return;
   socket.end(Buffer.concat([Buffer.from(lines.join("\r\n")), body]));
+}
+
+/**
+ * Throws when the certificate and key are not a usable PEM pair: `node:https` under Deno accepts
+ * anything at start and then fails every handshake, so the pair is tried on a throwaway listener.
+ */
+function checkTls(tls: { cert: string; key: string }): void {
+  const listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert: tls.cert, key: tls.key });
+  listener.close();
 }
 
 function listen(server: net.Server, host: string, port: number): Promise<net.AddressInfo> {
