@@ -67,7 +67,11 @@ async function main(): Promise<number> {
       return EXIT_USAGE;
     }
     const why = err instanceof Error ? err.message : String(err);
-    if (err instanceof Deno.errors.AddrInUse || err instanceof Deno.errors.PermissionDenied) {
+    const code = (err as { code?: unknown }).code;
+    if (
+      err instanceof Deno.errors.AddrInUse || err instanceof Deno.errors.PermissionDenied ||
+      code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL"
+    ) {
       log.error("cannot listen on {host}:{port} ({error}); choose another --port or --host", {
         host: config.host,
         port: config.port,
@@ -107,6 +111,13 @@ async function main(): Promise<number> {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => onSignal(signal));
   }
+  gateway.failed.then((err) => {
+    if (stopping) return;
+    log.error("{error}; exiting with status 1 so that the supervisor restarts clu-ws", {
+      error: err.message,
+    });
+    stopped.resolve(1);
+  });
   Deno.addSignalListener("SIGHUP", () => {
     log.info("SIGHUP received; reloading the tokens file");
     gateway!.reloadTokens();

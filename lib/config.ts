@@ -113,6 +113,10 @@ export interface Limits {
   historyAgeSeconds: number;
   /** Bytes of replies kept for resuming clients (frames and filter fields, plus a fixed overhead each). */
   historyBytes: number;
+  /** Seconds a client has to send an HTTP request's head (and body), e.g. the upgrade request. */
+  headerTimeoutSeconds: number;
+  /** Connections at once that are not websockets (yet): HTTP requests, handshakes in progress. */
+  maxPending: number;
 }
 
 /** The limits used when none are given. */
@@ -129,6 +133,8 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   // 8 MiB: ~8,000 replies of 1 KB. With 20 clients, a stalled one and a flood of 30,000 such replies the
   // gateway's RSS peaks under +64 MiB with it (tests/memory_test.ts); the buffer is allocated once at this size.
   historyBytes: 8 * 1024 * 1024,
+  headerTimeoutSeconds: 10,
+  maxPending: 1000,
 };
 
 /** What the command line asked for besides running the gateway. */
@@ -282,6 +288,20 @@ const OPTIONS: readonly OptionSpec[] = [
     shown: "40",
     help:
       "seconds: a silent client is pinged after half of it and dropped at the end without a pong (0: never)",
+  },
+  {
+    flag: "header-timeout",
+    env: "CLU_WS_HEADER_TIMEOUT",
+    shown: "10",
+    help:
+      "seconds a client has to send an HTTP request (the websocket handshake included); a slower one gets 408 and is closed (1 to 30)",
+  },
+  {
+    flag: "max-pending",
+    env: "CLU_WS_MAX_PENDING",
+    shown: "1000",
+    help:
+      "connections at once that are not websockets (HTTP requests, handshakes in progress); more are closed on arrival",
   },
   {
     flag: "history-size",
@@ -533,6 +553,11 @@ export function parseCli(
           max: 86_400,
         }),
         historyBytes: parseSize(pick("history-bytes"), DEFAULT_LIMITS.historyBytes, { min: 0 }),
+        headerTimeoutSeconds: parseCount(pick("header-timeout"), DEFAULT_LIMITS.headerTimeoutSeconds, {
+          min: 1,
+          max: 30,
+        }),
+        maxPending: parseCount(pick("max-pending"), DEFAULT_LIMITS.maxPending, { min: 1 }),
       },
       access: {
         tokensFile: pick("tokens-file")?.value,

@@ -47,6 +47,8 @@ export interface Gateway {
    * one at a time, the last file read wins, and a bad file changes nothing.
    */
   reloadTokens(): Promise<void>;
+  /** Resolves if the listener ended for good (the process should exit non-zero to be restarted). */
+  readonly failed: Promise<Error>;
 }
 
 /** Starts serving clients at once and connects to RabbitMQ in the background. */
@@ -207,11 +209,14 @@ export async function startGateway(config: Config): Promise<Gateway> {
 
   let listening: (port: number) => void;
   const boundPort = new Promise<number>((resolve) => listening = resolve);
-  const server = startServer<Grant>({
+  const server = await startServer<Grant>({
     host: config.host,
     port: config.port,
     tls: config.tls,
-    idleTimeoutSeconds: limits.idleTimeoutSeconds,
+    headerTimeoutSeconds: limits.headerTimeoutSeconds,
+    maxPending: limits.maxPending,
+    maxMessageBytes: limits.maxMessageBytes,
+    tooBigReason: `message too big: limit ${describeBytes(limits.maxMessageBytes)}`,
     admit,
     onSocket(socket, peer, grant, protocol) {
       sessions.attach(socket, peer, grant, { v1: protocol === V1_PROTOCOL });
@@ -264,10 +269,12 @@ export async function startGateway(config: Config): Promise<Gateway> {
   });
   const port = await boundPort;
   warnIfOpen(config, access.usesTokens, port);
+  warnIfTooFewDescriptors(limits.maxClients + limits.maxPending);
   await broker.start();
 
   return {
     port,
+    failed: server.failed,
     reloadTokens: () => access.reload(),
     async stop() {
       if (stopping) return;
@@ -312,6 +319,26 @@ function warnIfOpen(config: Config, usesTokens: boolean, port: number): void {
       { port },
     );
   }
+}
+
+/** Descriptors the process holds besides its clients (runtime, broker link, listener), with a margin. */
+const FIXED_DESCRIPTORS = 64;
+
+/** Warns when the open-files limit cannot hold `connections` clients and pending connections. */
+function warnIfTooFewDescriptors(connections: number): void {
+  let limit: number;
+  try {
+    const line = /^Max open files\s+(\d+)/m.exec(Deno.readTextFileSync("/proc/self/limits"));
+    if (!line) return;
+    limit = Number(line[1]);
+  } catch {
+    return; // Not Linux, or /proc hidden: nothing to check against.
+  }
+  if (limit >= connections + FIXED_DESCRIPTORS) return;
+  log.warn(
+    "the open-files limit ({limit}) allows about {clients} connections, fewer than --max-clients plus --max-pending ({connections}); raise it (LimitNOFILE= in the systemd unit, ulimit -n) or lower those options",
+    { limit, clients: Math.max(0, limit - FIXED_DESCRIPTORS), connections },
+  );
 }
 
 function isLoopback(host: string): boolean {

@@ -26,6 +26,8 @@ export interface HttpApiContext extends DispatchContext {
 }
 
 const DEFAULT_TIMEOUT_SECONDS = 30;
+/** Largest `POST /commands` body read; a command is a few hundred bytes. */
+export const MAX_COMMAND_BODY_BYTES = 64 * 1024;
 /** Callers remembered for rate limiting; the oldest is forgotten beyond this. */
 const MAX_ALLOWANCES = 10_000;
 
@@ -94,8 +96,10 @@ async function runCommand(
   peer: string,
   grant: Grant,
 ): Promise<Response> {
-  const text = await request.text();
-  if (text.length > 64 * 1024) return problem(413, "the request body is over 64 KiB");
+  const text = await readCapped(request, MAX_COMMAND_BODY_BYTES);
+  if (text === undefined) {
+    return problem(413, "the request body is over 64 KiB; send one command per request");
+  }
   const parsed = parseClientCommand(text);
   if (parsed.kind === "error") return problem(400, parsed.error);
   if (parsed.kind === "control") return problem(400, "send a command, not a control frame");
@@ -139,6 +143,40 @@ async function runCommand(
     context.tracker.fail(parsed.commandId, `Failed routing message to consumer '${parsed.consumer}'.`);
   }
   return await ended.promise;
+}
+
+/**
+ * The body as text, or undefined when it is over `limit` bytes: refused by its
+ * Content-Length before a byte is read, or as soon as the bytes read pass the
+ * limit (chunked bodies), so a huge body never sits in memory.
+ */
+async function readCapped(request: Request, limit: number): Promise<string | undefined> {
+  const declared = Number(request.headers.get("content-length") ?? NaN);
+  if (declared > limit) {
+    await request.body?.cancel().catch(() => {});
+    return undefined;
+  }
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 function problem(status: number, error: string): Response {

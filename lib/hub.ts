@@ -18,6 +18,21 @@ import { TokenBucket } from "./rate_limit.ts";
 /** Close code for a client closed for being too slow (RFC 6455 policy violation). */
 export const CLOSE_TOO_SLOW = 1008;
 
+/** `readyState` of an open socket (as in the browser API and `ws`). */
+const OPEN = 1;
+
+/** What the hub needs of a client's socket (the browser API's names, which `ws` shares). */
+export interface HubSocket {
+  /** 1 while open. */
+  readonly readyState: number;
+  /** Bytes queued and not yet written to the network. */
+  readonly bufferedAmount: number;
+  /** Queues a text frame. */
+  send(frame: string): void;
+  /** Starts the closing handshake. */
+  close(code?: number, reason?: string): void;
+}
+
 /** One connected websocket client; `grant` is what admission attached to it (e.g. its token). */
 export interface Client<G = unknown> {
   /** A short id for logs. */
@@ -25,7 +40,7 @@ export interface Client<G = unknown> {
   /** The peer address, `host:port`. */
   readonly peer: string;
   /** The socket. */
-  readonly socket: WebSocket;
+  readonly socket: HubSocket;
   /** What admission granted it. */
   readonly grant: G;
   /** When it connected (ms since the epoch). */
@@ -149,7 +164,7 @@ export class Hub<G = unknown> {
   }
 
   /** Registers an open socket and returns its client record. */
-  add(socket: WebSocket, peer: string, grant: G, { v1 = false } = {}): Client<G> {
+  add(socket: HubSocket, peer: string, grant: G, { v1 = false } = {}): Client<G> {
     const client: Client<G> = {
       v1,
       filter: undefined,
@@ -192,7 +207,7 @@ export class Hub<G = unknown> {
 
   #sendRaw(client: Client<G>, frame: string, frames: number): void {
     const socket = client.socket;
-    if (socket.readyState !== WebSocket.OPEN) return;
+    if (socket.readyState !== OPEN) return;
     // Asking the socket for its backlog costs an op per frame; the kernel's buffers absorb
     // megabytes first, so a look every few KiB keeps the budget to within that slack.
     client.unchecked += frame.length;
@@ -259,7 +274,7 @@ export class Hub<G = unknown> {
 
   #checkLagging(): void {
     for (const client of this.#lagging) {
-      if (client.socket.readyState !== WebSocket.OPEN) {
+      if (client.socket.readyState !== OPEN) {
         this.#unlag(client);
       } else if (client.socket.bufferedAmount <= this.#options.bufferBytes / 2) {
         this.#caughtUp(client);

@@ -1,16 +1,35 @@
 /**
- * The HTTP side: `Deno.serve` (TLS when configured) with a websocket upgrade
- * on any path (old apps reach the gateway through reverse-proxy paths),
- * `/healthz`, `/metrics`, and the caller's routes (the console, the API). Whether a client may
- * connect is asked of the caller's `admit` before the upgrade, so a refusal is
- * a plain HTTP answer (401, 403, 503) that any client can show.
+ * The HTTP side: `node:http` (or `node:https` with TLS) on one port, with a
+ * websocket upgrade (`npm:ws`) on any path (old apps reach the gateway through
+ * reverse-proxy paths), `/healthz`, `/metrics`, and the caller's routes (the
+ * console, the API) as web-standard `Request` → `Response` handlers. Whether a
+ * client may connect is asked of the caller's `admit` before the upgrade, so a
+ * refusal is a plain HTTP answer (401, 403, 503) that any client can show.
+ *
+ * Hostile or broken peers are bounded here: a request head must arrive within
+ * the header timeout (408), connections not upgraded to websockets are capped,
+ * and a watchdog re-opens the listener when running out of file descriptors
+ * has stopped it (under Deno 2.9 `node:http` stops accepting on EMFILE without
+ * an `error` or `close` event); if it cannot, {@linkcode GatewayServer.failed}
+ * settles so the process can exit for its supervisor to restart it.
  *
  * @module
  */
 
+import { Buffer } from "node:buffer";
+import http from "node:http";
+import https from "node:https";
+import net from "node:net";
+import type { Duplex } from "node:stream";
+// @ts-types="npm:@types/ws@8.18.2"
+import { WebSocket, WebSocketServer } from "ws";
+import { requestFrom, writeResponse } from "./http_adapter.ts";
 import { logger } from "./log.ts";
 
 const log = logger("server");
+
+/** A client's websocket, as the server hands it over (already open). */
+export type ServerSocket = WebSocket;
 
 /** What `/healthz` answers: HTTP status and JSON body. */
 export interface Health {
@@ -36,12 +55,18 @@ export interface ServerOptions<T> {
   port: number;
   /** PEM certificate and key: serve https:// and wss://. */
   tls?: { cert: string; key: string };
-  /** Seconds without traffic before a ping; the peer is dropped if no pong follows. */
-  idleTimeoutSeconds?: number;
+  /** Seconds a client has to send a request's head (and body); then 408 or a close. */
+  headerTimeoutSeconds: number;
+  /** Connections at once that are not websockets (yet); more are closed on arrival. */
+  maxPending: number;
+  /** Largest frame a websocket client may send; larger closes it with 1009 while it arrives. */
+  maxMessageBytes: number;
+  /** The close reason sent with 1009. */
+  tooBigReason: string;
   /** Decides on each upgrade: an admission, or the HTTP response that refuses it. */
   admit: (request: Request, peer: string) => Promise<Admission<T> | Response> | Admission<T> | Response;
-  /** Called with every upgraded socket (not yet open), the peer address, the grant and the subprotocol. */
-  onSocket: (socket: WebSocket, peer: string, grant: T, protocol: string | undefined) => void;
+  /** Called with every upgraded (open) socket, the peer address, the grant and the subprotocol. */
+  onSocket: (socket: ServerSocket, peer: string, grant: T, protocol: string | undefined) => void;
   /** Application routes (plain HTTP): a response, or undefined to fall through. */
   routes?: (request: Request, peer: string) => Promise<Response | undefined>;
   /** Refuses a request for `/healthz` or `/metrics`, or undefined to serve it. */
@@ -54,31 +79,104 @@ export interface ServerOptions<T> {
   onListen: (address: { hostname: string; port: number }) => void;
 }
 
-/** Starts the HTTP/websocket server. */
-export function startServer<T>(options: ServerOptions<T>): Deno.HttpServer<Deno.NetAddr> {
-  async function upgrade(request: Request, peer: string): Promise<Response> {
-    const admission = await options.admit(request, peer);
-    if (admission instanceof Response) return admission;
-    try {
-      // Deno pings after half the idle timeout and drops the peer if no pong follows.
-      const { socket, response } = Deno.upgradeWebSocket(request, {
-        idleTimeout: options.idleTimeoutSeconds ?? 40,
-        ...(admission.protocol ? { protocol: admission.protocol } : {}),
-      });
-      options.onSocket(socket, peer, admission.grant, admission.protocol);
-      return response;
-    } catch (err) {
-      log.info("refused a bad websocket upgrade from {peer}: {error}", {
-        peer,
-        error: err instanceof Error ? err.message : String(err),
-      });
-      return new Response("bad websocket upgrade request\n", { status: 400 });
+/** A running server. */
+export interface GatewayServer {
+  /** Stops accepting and closes every connection left. */
+  shutdown(): Promise<void>;
+  /** Resolves with the reason if the listener ended for good and could not be reopened. */
+  readonly failed: Promise<Error>;
+  /** Connections open now that are not websockets. */
+  readonly pending: number;
+}
+
+/** How often the watchdog checks that the listener still accepts (ms). */
+const WATCHDOG_MS = 2000;
+/** Reopening the listener is given up after this many failures in a row. */
+const MAX_RELISTEN_FAILURES = 5;
+/** At most one "out of descriptors" warning per this many ms. */
+const WARN_EVERY_MS = 10_000;
+
+/** Starts the HTTP/websocket server; resolves once it listens. */
+export async function startServer<T>(options: ServerOptions<T>): Promise<GatewayServer> {
+  const headerTimeoutMs = options.headerTimeoutSeconds * 1000;
+  const serverOptions: http.ServerOptions = {
+    headersTimeout: headerTimeoutMs,
+    requestTimeout: headerTimeoutMs,
+    // The timeouts are enforced by a periodic sweep (30 s by default): sweep often enough to keep them.
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, headerTimeoutMs / 4)),
+    keepAliveTimeout: 5000,
+  };
+  if (options.tls) checkTls(options.tls);
+  const server = options.tls
+    ? https.createServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key })
+    : http.createServer(serverOptions);
+  const scheme = options.tls ? "https" : "http";
+  const chosen = new WeakMap<http.IncomingMessage, string | undefined>();
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: options.maxMessageBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+    // ws refuses an offer list it cannot parse with 400; the choice itself was made by `admit`.
+    handleProtocols: (_offered: Set<string>, request: http.IncomingMessage) => chosen.get(request) ?? false,
+    WebSocket: GatewaySocket,
+  });
+  GatewaySocket.tooBigReason = options.tooBigReason;
+
+  /** Every TCP connection (under TLS, the raw socket beneath): websockets and the rest. */
+  const connections = new Set<net.Socket>();
+  /** How many of them are websockets; the others are pending (HTTP, keep-alive, handshakes). */
+  let websockets = 0;
+  const pending = () => connections.size - websockets;
+  let lastPendingWarning = 0;
+  /** Remote ports of the connections accepted since the watchdog's probe began. */
+  const acceptedPorts = new Set<number>();
+
+  server.on("connection", (socket: net.Socket) => {
+    if (watching && socket.remotePort !== undefined) acceptedPorts.add(socket.remotePort);
+    if (pending() >= options.maxPending) {
+      if (Date.now() - lastPendingWarning > WARN_EVERY_MS) {
+        lastPendingWarning = Date.now();
+        log.warn(
+          "closing new connections: {pending} connections have not become websockets, the limit (--max-pending)",
+          { pending: pending() },
+        );
+      }
+      socket.destroy();
+      return;
     }
+    connections.add(socket);
+    socket.once("close", () => connections.delete(socket));
+  });
+  server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
+    // Node answers a header timeout with 408 itself only when no listener is attached; keep that.
+    if (socket.writable && (err.code === "ERR_HTTP_REQUEST_TIMEOUT" || err.code === "HPE_HEADER_OVERFLOW")) {
+      const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : 408;
+      socket.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+      );
+    } else if (socket.writable && err.code?.startsWith("HPE_")) {
+      socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    } else {
+      socket.destroy();
+    }
+    log.debug("dropped a bad or slow HTTP client: {error}", { error: err.code ?? err.message });
+  });
+
+  async function serveHttp(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const peer = peerOf(req.socket);
+    const request = requestFrom(req, scheme);
+    let response: Response;
+    try {
+      response = await route(request, peer);
+    } catch (err) {
+      log.error("HTTP handler failed: {error}", { error: err instanceof Error ? err.message : String(err) });
+      response = new Response("internal error\n", { status: 500 });
+    }
+    await writeResponse(req, res, response);
   }
 
-  async function handler(request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Promise<Response> {
-    const peer = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
-    if (request.headers.get("upgrade")?.toLowerCase() === "websocket") return await upgrade(request, peer);
+  async function route(request: Request, peer: string): Promise<Response> {
     const routed = await options.routes?.(request, peer);
     if (routed) return routed;
     const { pathname } = new URL(request.url);
@@ -98,14 +196,222 @@ export function startServer<T>(options: ServerOptions<T>): Deno.HttpServer<Deno.
     return new Response("not found\n", { status: 404 });
   }
 
-  return Deno.serve({
-    hostname: options.host,
-    port: options.port,
-    ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
-    onListen: options.onListen,
-    onError(err) {
-      log.error("HTTP handler failed: {error}", { error: err instanceof Error ? err.message : String(err) });
-      return new Response("internal error\n", { status: 500 });
+  async function upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on("error", () => {}); // A peer that resets mid-handshake is no error of ours.
+    const peer = peerOf(socket as net.Socket);
+    if (req.headers.upgrade?.toLowerCase() !== "websocket") {
+      return refuse(socket, new Response("only websocket upgrades are served\n", { status: 400 }));
+    }
+    let admission: Admission<T> | Response;
+    try {
+      admission = await options.admit(requestFrom(req, scheme), peer);
+    } catch (err) {
+      log.error("admission failed: {error}", { error: err instanceof Error ? err.message : String(err) });
+      admission = new Response("internal error\n", { status: 500 });
+    }
+    if (admission instanceof Response) return refuse(socket, admission);
+    if (socket.destroyed) return;
+    chosen.set(req, admission.protocol);
+    const { grant, protocol } = admission;
+    wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      websockets++;
+      ws.once("close", () => websockets--);
+      options.onSocket(ws, peer, grant, protocol);
+    });
+  }
+
+  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    serveHttp(req, res).catch((err) => {
+      log.error("HTTP response failed: {error}", { error: err instanceof Error ? err.message : String(err) });
+      res.destroy();
+    });
+  });
+  server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgrade(req, socket, head).catch((err) => {
+      log.error("websocket upgrade failed: {error}", {
+        error: err instanceof Error ? err.message : String(err),
+      });
+      socket.destroy();
+    });
+  });
+
+  let watching = false;
+  const address = await listen(server, options.host, options.port);
+  options.onListen({ hostname: address.address, port: address.port });
+  // An accept error surfacing as an event (not seen under Deno 2.9, which stops silently): logged,
+  // never thrown; the watchdog below notices whether the listener still accepts.
+  server.on("error", (err: Error & { code?: string }) => {
+    log.error("the listener reported an error: {error}", { error: err.code ?? err.message });
+  });
+
+  // The watchdog: a connection to ourselves must be accepted; if it is not, the listener stopped.
+  const failed = Promise.withResolvers<Error>();
+  let stopped = false;
+  let relistenFailures = 0;
+  let missed = 0;
+  let lastFdWarning = 0;
+  const probeHost = probeAddress(options.host);
+  async function watch(): Promise<void> {
+    if (watching || stopped) return;
+    watching = true;
+    acceptedPorts.clear();
+    try {
+      const outcome = await probe(probeHost, address.port, (port) => acceptedPorts.has(port));
+      if (outcome === "accepted" || stopped) {
+        relistenFailures = 0;
+        missed = 0;
+        return;
+      }
+      if (outcome === "no-descriptors") {
+        if (Date.now() - lastFdWarning > WARN_EVERY_MS) {
+          lastFdWarning = Date.now();
+          log.error(
+            "out of file descriptors ({pending} connections not upgraded, {fds} open): new clients wait until some close; raise LimitNOFILE / ulimit -n or lower --max-clients and --max-pending",
+            { pending: pending(), fds: openFds() },
+          );
+        }
+        return;
+      }
+      // A busy event loop can be slow to see the probe: act on the second miss in a row only.
+      if (++missed < 2) return;
+      missed = 0;
+      log.error("the listener stopped accepting connections ({outcome}); reopening it", { outcome });
+      try {
+        await relisten(server, options.host, address.port);
+        relistenFailures = 0;
+        log.warn("the listener on port {port} accepts connections again", { port: address.port });
+      } catch (err) {
+        relistenFailures++;
+        log.error("could not reopen the listener (attempt {attempt} of {max}): {error}", {
+          attempt: relistenFailures,
+          max: MAX_RELISTEN_FAILURES,
+          error: err instanceof Error ? err.message : String(err),
+        });
+        if (relistenFailures >= MAX_RELISTEN_FAILURES) {
+          failed.resolve(new Error(`the listener on port ${address.port} ended and could not be reopened`));
+        }
+      }
+    } finally {
+      watching = false;
+      acceptedPorts.clear();
+    }
+  }
+  const watchdog = setInterval(() => void watch(), WATCHDOG_MS);
+
+  return {
+    failed: failed.promise,
+    get pending() {
+      return pending();
     },
-  }, handler);
+    async shutdown() {
+      stopped = true;
+      clearInterval(watchdog);
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      for (const socket of connections) socket.destroy();
+      await closed;
+    },
+  };
+}
+
+/** A `ws` socket whose 1009 close (a frame over `maxPayload`) says what the limit is. */
+class GatewaySocket extends WebSocket {
+  static tooBigReason = "message too big";
+
+  // @ts-ignore: ws's own close, with the same signature.
+  override close(code?: number, reason?: string | Buffer): void {
+    super.close(code, code === 1009 && !reason ? GatewaySocket.tooBigReason : reason);
+  }
+}
+
+/** Writes a refusal as a plain HTTP answer on the upgrade socket and closes it. */
+async function refuse(socket: Duplex, response: Response): Promise<void> {
+  const body = Buffer.from(await response.arrayBuffer());
+  const lines = [`HTTP/1.1 ${response.status} ${http.STATUS_CODES[response.status] ?? ""}`];
+  response.headers.forEach((value, name) => {
+    if (name !== "content-length" && name !== "connection") lines.push(`${name}: ${value}`);
+  });
+  lines.push(`content-length: ${body.length}`, "connection: close", "", "");
+  if (!socket.writable) return;
+  socket.end(Buffer.concat([Buffer.from(lines.join("\r\n")), body]));
+}
+
+/**
+ * Throws when the certificate and key are not a usable PEM pair: `node:https` under Deno accepts
+ * anything at start and then fails every handshake, so the pair is tried on a throwaway listener.
+ */
+function checkTls(tls: { cert: string; key: string }): void {
+  const listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert: tls.cert, key: tls.key });
+  listener.close();
+}
+
+function listen(server: net.Server, host: string, port: number): Promise<net.AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once("error", onError);
+    server.listen({ host, port }, () => {
+      server.off("error", onError);
+      resolve(server.address() as net.AddressInfo);
+    });
+  });
+}
+
+/** Closes the dead listening socket (connections stay) and listens again on the same port. */
+async function relisten(server: net.Server, host: string, port: number): Promise<void> {
+  server.close();
+  await listen(server, host, port);
+}
+
+/**
+ * Connects to the listener and waits for it to accept: "accepted", "no-descriptors"
+ * when this process cannot even open the probe's socket, or "not accepted".
+ */
+function probe(
+  host: string,
+  port: number,
+  accepted: (localPort: number) => boolean,
+): Promise<"accepted" | "no-descriptors" | "not accepted" | "refused"> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    let done = false;
+    const finish = (outcome: "accepted" | "no-descriptors" | "not accepted" | "refused") => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      clearInterval(poll);
+      socket.destroy();
+      resolve(outcome);
+    };
+    const timer = setTimeout(() => finish("not accepted"), WATCHDOG_MS / 2);
+    let poll: ReturnType<typeof setInterval> | undefined;
+    socket.on("error", (err: Error & { code?: string }) => {
+      finish(err.code === "EMFILE" || err.code === "ENFILE" ? "no-descriptors" : "refused");
+    });
+    socket.on("connect", () => {
+      const localPort = socket.localPort ?? -1;
+      poll = setInterval(() => {
+        if (accepted(localPort)) finish("accepted");
+      }, 20);
+    });
+  });
+}
+
+function probeAddress(host: string): string {
+  if (host === "0.0.0.0" || host === "") return "127.0.0.1";
+  if (host === "::") return "::1";
+  return host;
+}
+
+function peerOf(socket: net.Socket): string {
+  return `${socket.remoteAddress}:${socket.remotePort}`;
+}
+
+function openFds(): number | string {
+  try {
+    let count = 0;
+    for (const _ of Deno.readDirSync("/proc/self/fd")) count++;
+    return count;
+  } catch {
+    return "?";
+  }
 }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import type { ActorState } from "./actor_state.ts";
 import { CLOSE_REVOKED, type Grant, revokedReason, V1_SUBPROTOCOL } from "./access.ts";
 import type { Limits } from "./config.ts";
@@ -20,10 +21,10 @@ import {
 } from "./frames.ts";
 import { compileGlobs, globListProblem, MAX_CLIENT_GLOBS } from "./glob.ts";
 import type { History } from "./history.ts";
-import { releaseClosedSocket } from "./ws_release.ts";
 import { type Client, type Hub, rememberMine } from "./hub.ts";
 import { logger } from "./log.ts";
 import type { InFlight } from "./in_flight.ts";
+import type { ServerSocket } from "./server.ts";
 import type { Tracker } from "./tracker.ts";
 
 const log = logger("sessions");
@@ -38,6 +39,13 @@ export const CLOSE_TOO_BIG = 1009;
 export const V1_PROTOCOL = V1_SUBPROTOCOL;
 /** Seconds a tracked command may run when the client gives no timeout. */
 const DEFAULT_TRACK_TIMEOUT_SECONDS = 60;
+
+/** Whether a socket was heard from since the last look, whether it was pinged, and how to drop it. */
+interface Liveness {
+  heard: boolean;
+  pinged: boolean;
+  drop(code: number, reason: string): void;
+}
 
 /** What sessions need from the gateway. */
 export interface SessionContext extends DispatchContext {
@@ -86,46 +94,56 @@ export class Sessions {
     return this.#allClosed.promise;
   }
 
-  /** Takes over a freshly upgraded socket. */
-  attach(socket: WebSocket, peer: string, grant: Grant, { v1 = false } = {}): void {
+  /** Takes over a freshly upgraded (open) socket. */
+  attach(socket: ServerSocket, peer: string, grant: Grant, { v1 = false } = {}): void {
     const { hub } = this.#context;
-    let client: Client<Grant> | undefined;
     this.#sockets++;
-    socket.onopen = () => {
-      client = hub.add(socket, peer, grant, { v1 });
-      log.info("client {client} connected from {peer} with token {token} ({clients} connected{dialect})", {
-        client: client.id,
-        peer,
-        token: this.#context.access.tokenName(grant) ?? "(none)",
-        clients: hub.size,
-        dialect: v1 ? ", clu-ws v1" : "",
-      });
-      // Admitted just before a reload removed its token: the sweep of that reload did not see it.
-      if (this.#context.access.revoked(grant)) {
-        this.#closeRevokedClients([client]);
-        return;
-      }
-      if (v1) this.#welcome(client);
-    };
-    socket.onmessage = (event) => {
-      if (client) this.#onMessage(client, event.data);
-    };
+    const client = hub.add(socket, peer, grant, { v1 });
+    log.info("client {client} connected from {peer} with token {token} ({clients} connected{dialect})", {
+      client: client.id,
+      peer,
+      token: this.#context.access.tokenName(grant) ?? "(none)",
+      clients: hub.size,
+      dialect: v1 ? ", clu-ws v1" : "",
+    });
     let failure: string | undefined;
-    socket.onclose = (event) => {
+    let closeCode: number | undefined;
+    const liveness: Liveness = {
+      heard: true,
+      pinged: false,
+      drop(code, reason) {
+        // A peer that answers nothing would hold the closing handshake open: say why, then cut it.
+        closeCode = code;
+        failure = reason;
+        socket.close(code, reason);
+        socket.terminate();
+      },
+    };
+    this.#watchIdle(socket, liveness);
+    const heard = () => {
+      liveness.heard = true;
+      liveness.pinged = false;
+    };
+    socket.on("pong", heard);
+    socket.on("ping", heard);
+    socket.on("message", (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+      heard();
+      this.#onMessage(client, isBinary ? toBytes(data) : String(data));
+    });
+    socket.on("close", (code: number, reason: Buffer) => {
       this.#sockets--;
+      this.#idle.delete(socket);
       if (this.#sockets === 0) this.#allClosed?.resolve();
-      // After the bookkeeping above: this drops the handlers, this one included (see ws_release.ts).
-      releaseClosedSocket(socket);
-      if (!client) return;
       hub.remove(client);
+      const why = failure ?? String(reason);
       log.info(
         "client {client} from {peer} ({token}) disconnected ({code}{error}) after {seconds} s: {frames} frames sent, {commands} commands, {bad} bad frames ({clients} connected)",
         {
           client: client.id,
           peer,
           token: this.#context.access.tokenName(client.grant) ?? "no token",
-          code: event.code,
-          error: failure ? `: ${failure}` : event.reason ? `: ${event.reason}` : "",
+          code: closeCode ?? code,
+          error: why ? `: ${why}` : "",
           seconds: ((Date.now() - client.connectedAt) / 1000).toFixed(1),
           frames: client.framesSent,
           commands: client.commandsSent,
@@ -133,11 +151,51 @@ export class Sessions {
           clients: hub.size,
         },
       );
-    };
-    socket.onerror = (event) => {
-      // Followed by a close event, which logs it (e.g. a text frame that is not UTF-8).
-      failure = (event as ErrorEvent).message || undefined;
-    };
+    });
+    // ws closes the socket itself after an error (1009 over --max-message-size, 1007 invalid UTF-8);
+    // without a listener the error would be thrown and end the process.
+    socket.on("error", (err: Error & { code?: string }) => {
+      failure = err.message;
+      if (err.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
+        client.badFrames++;
+        hub.remove(client);
+        log.warn("closed client {client} from {peer}: sent a frame over the limit of {limit} bytes", {
+          client: client.id,
+          peer,
+          limit: this.#context.limits.maxMessageBytes,
+        });
+      }
+    });
+    // Admitted just before a reload removed its token: the sweep of that reload did not see it.
+    if (this.#context.access.revoked(grant)) return this.#closeRevokedClients([client]);
+    if (v1) this.#welcome(client);
+  }
+
+  readonly #idle = new Map<ServerSocket, Liveness>();
+  #idleTimer: ReturnType<typeof setInterval> | undefined;
+
+  /** Pings a socket silent for half of --idle-timeout; drops it (1001) when the next half brings nothing. */
+  #watchIdle(socket: ServerSocket, liveness: Liveness): void {
+    const seconds = this.#context.limits.idleTimeoutSeconds;
+    if (seconds <= 0) return;
+    this.#idle.set(socket, liveness);
+    this.#idleTimer ??= setInterval(() => {
+      for (const [peer, state] of this.#idle) {
+        if (state.heard) {
+          state.heard = false;
+        } else if (!state.pinged) {
+          state.pinged = true;
+          try {
+            peer.ping();
+          } catch {
+            // Closing already.
+          }
+        } else {
+          this.#idle.delete(peer);
+          state.drop(1001, "no answer to ping within --idle-timeout");
+        }
+      }
+    }, (seconds * 1000) / 2);
   }
 
   #welcome(client: Client<Grant>): void {
@@ -425,8 +483,11 @@ export class Sessions {
     }
   }
 
-  /** Closes every client with the given code and reason. */
+  /** Closes every client with the given code and reason, and stops watching for idle ones. */
   closeAll(code: number, reason: string): void {
+    clearInterval(this.#idleTimer);
+    this.#idleTimer = undefined;
+    this.#idle.clear();
     this.#context.hub.closeAll(code, reason);
   }
 }
@@ -436,6 +497,15 @@ const textEncoder = new TextEncoder();
 /** UTF-8 size of `text`, computed only when it could exceed `limit`. */
 function textBytes(text: string, limit: number): number {
   return text.length * 3 <= limit ? text.length : textEncoder.encode(text).length;
+}
+
+/** A binary message as one byte array (ws hands over fragments as a list). */
+function toBytes(data: Buffer | ArrayBuffer | Buffer[]): Uint8Array {
+  return Array.isArray(data)
+    ? Buffer.concat(data)
+    : data instanceof ArrayBuffer
+    ? new Uint8Array(data)
+    : data;
 }
 
 function byteLength(data: unknown): number {

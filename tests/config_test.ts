@@ -75,6 +75,8 @@ const ALL_OPTIONS: { flag: string; short?: string; env?: string }[] = [
   { flag: "command-rate", env: "CLU_WS_COMMAND_RATE" },
   { flag: "command-burst", env: "CLU_WS_COMMAND_BURST" },
   { flag: "idle-timeout", env: "CLU_WS_IDLE_TIMEOUT" },
+  { flag: "header-timeout", env: "CLU_WS_HEADER_TIMEOUT" },
+  { flag: "max-pending", env: "CLU_WS_MAX_PENDING" },
   { flag: "history-size", env: "CLU_WS_HISTORY_SIZE" },
   { flag: "history-age", env: "CLU_WS_HISTORY_AGE" },
   { flag: "history-bytes", env: "CLU_WS_HISTORY_BYTES" },
@@ -123,6 +125,8 @@ Deno.test("config: no flags and no environment give CLU's defaults", () => {
       historySize: 10000,
       historyAgeSeconds: 600,
       historyBytes: 8388608,
+      headerTimeoutSeconds: 10,
+      maxPending: 1000,
     },
     access: {
       tokensFile: undefined,
@@ -309,6 +313,8 @@ Deno.test("config: every CLU_WS_* variable sets its value", () => {
       historySize: 10000,
       historyAgeSeconds: 600,
       historyBytes: 8388608,
+      headerTimeoutSeconds: 10,
+      maxPending: 1000,
     },
     access: {
       tokensFile: undefined,
