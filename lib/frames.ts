@@ -190,6 +190,7 @@ function headerValueToJson(value: unknown): unknown {
 
 /** A validated command from a websocket client. */
 export interface ClientCommand {
+  /** Tells the three results of {@linkcode parseClientCommand} apart. */
   kind: "command";
   /** The actor to command (`command.<consumer>`). */
   consumer: string;
@@ -213,6 +214,7 @@ export const CONTROL_KEY = "clu-ws";
 
 /** A clu-ws v1 control frame, not yet validated (see `sessions.ts`). */
 export interface ControlFrame {
+  /** Tells the three results of {@linkcode parseClientCommand} apart. */
   kind: "control";
   /** The frame's fields. */
   fields: Record<string, unknown>;
@@ -220,6 +222,7 @@ export interface ControlFrame {
 
 /** Bad input from a client: what it was, and the id to fail if one was given. */
 export interface ClientInputError {
+  /** Tells the three results of {@linkcode parseClientCommand} apart. */
   kind: "error";
   /** What was wrong, for the client. */
   error: string;

@@ -11,7 +11,6 @@ import {
   getJsonLinesFormatter,
   getLogger,
   getTextFormatter,
-  type Logger,
   type LogRecord,
   resetSync,
 } from "@logtape/logtape";
@@ -70,7 +69,25 @@ function writeAllSync(bytes: Uint8Array): void {
   while (offset < bytes.length) offset += Deno.stderr.writeSync(bytes.subarray(offset));
 }
 
+/** Properties of a log message, or a function that builds them only when the level is enabled. */
+export type LogProperties = Record<string, unknown> | (() => Record<string, unknown>);
+
+/**
+ * What the gateway logs through: LogTape's logger, narrowed to the calls used here so that the
+ * library's own types stay out of this module's public surface.
+ */
+export interface Log {
+  /** Detail for debugging, built lazily when properties are a function. */
+  debug(message: string, properties?: LogProperties): void;
+  /** Normal operation. */
+  info(message: string, properties?: LogProperties): void;
+  /** Something an operator should look at. */
+  warn(message: string, properties?: LogProperties): void;
+  /** Something failed. */
+  error(message: string, properties?: LogProperties): void;
+}
+
 /** The logger for one part of the gateway, e.g. `logger("broker")`. */
-export function logger(part: string): Logger {
+export function logger(part: string): Log {
   return getLogger([LOG_CATEGORY, part]);
 }

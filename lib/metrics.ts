@@ -37,7 +37,7 @@ export interface MetricSources {
 /** The gateway's metrics registry. */
 export class Metrics {
   /** The registry `/metrics` renders. */
-  readonly registry: Registry = new Registry();
+  readonly #registry: Registry = new Registry();
   readonly #replies: Counter<"result">;
   readonly #commands: Counter<"outcome">;
   readonly #commandsReceived: Counter;
@@ -47,7 +47,7 @@ export class Metrics {
 
   /** Registers every metric; `sources` are read at scrape time. */
   constructor(sources: MetricSources) {
-    const registers = [this.registry];
+    const registers = [this.#registry];
     const fromSource = (name: string, help: string, read: () => number, type: "counter" | "gauge") => {
       if (type === "gauge") {
         new Gauge({
@@ -184,12 +184,12 @@ export class Metrics {
 
   /** The Prometheus text exposition. */
   render(): Promise<string> {
-    return this.registry.metrics();
+    return this.#registry.metrics();
   }
 
   /** The content type of {@linkcode Metrics.render}. */
   get contentType(): string {
-    return this.registry.contentType;
+    return this.#registry.contentType;
   }
 
   /** Stops the lag sampler. */

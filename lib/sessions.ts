@@ -36,7 +36,7 @@ export const LINK_LOST_WARNING =
 /** Close code for a client frame over the size limit (RFC 6455 "message too big"). */
 export const CLOSE_TOO_BIG = 1009;
 /** The subprotocol that opts a connection into clu-ws v1. */
-export const V1_PROTOCOL = V1_SUBPROTOCOL;
+export const V1_PROTOCOL: string = V1_SUBPROTOCOL;
 /** Seconds a tracked command may run when the client gives no timeout. */
 const DEFAULT_TRACK_TIMEOUT_SECONDS = 60;
 
