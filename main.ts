@@ -5,8 +5,8 @@
  * @module
  */
 
-import { TokensError } from "./lib/auth.ts";
-import { ConfigError, parseCli } from "./lib/config.ts";
+import { TokensError } from "./lib/access/tokens.ts";
+import { ConfigError, parseCli } from "./lib/config/config.ts";
 import { startGateway } from "./lib/gateway.ts";
 import { logger, setupLogging } from "./lib/log.ts";
 import { VERSION } from "./lib/version.ts";

@@ -11,23 +11,23 @@
  * @module
  */
 
-import { Access, type Grant } from "./access.ts";
-import { ActorState } from "./actor_state.ts";
-import { BrokerLink } from "./broker.ts";
-import type { Config } from "./config.ts";
-import { settleWithin } from "./deadline.ts";
-import type { DispatchContext } from "./dispatch.ts";
-import { encodeReply, type GatewayIdentity, gatewayReplyFrame } from "./frames.ts";
-import { History } from "./history.ts";
-import { handleApi, HttpAllowances } from "./http_api.ts";
-import { Hub } from "./hub.ts";
+import { Access, type Grant } from "./access/admission.ts";
+import { ActorState } from "./replies/actor_state.ts";
+import { BrokerLink } from "./broker/link.ts";
+import type { Config } from "./config/config.ts";
+import { settleWithin } from "./broker/deadline.ts";
+import type { DispatchContext } from "./commands/dispatch.ts";
+import { encodeReply, type GatewayIdentity, gatewayReplyFrame } from "./protocol/clu.ts";
+import { History } from "./replies/history.ts";
+import { handleApi, HttpAllowances } from "./http/api.ts";
+import { Hub } from "./clients/hub.ts";
 import { logger } from "./log.ts";
-import { Metrics } from "./metrics.ts";
-import { type Admission, startServer } from "./server.ts";
-import { describeBytes, LINK_LOST_WARNING, Sessions, V1_PROTOCOL } from "./sessions.ts";
-import { InFlight } from "./in_flight.ts";
-import { staticFile } from "./static.ts";
-import { Tracker } from "./tracker.ts";
+import { Metrics } from "./http/metrics.ts";
+import { type Admission, startServer } from "./http/server.ts";
+import { describeBytes, LINK_LOST_WARNING, Sessions, V1_PROTOCOL } from "./clients/sessions.ts";
+import { InFlight } from "./commands/in_flight.ts";
+import { staticFile } from "./http/static.ts";
+import { Tracker } from "./commands/tracker.ts";
 import { VERSION } from "./version.ts";
 
 const log = logger("gateway");

@@ -14,7 +14,7 @@ import {
   type LogRecord,
   resetSync,
 } from "@logtape/logtape";
-import type { LogFormat, LogLevelName } from "./config.ts";
+import type { LogFormat, LogLevelName } from "./config/config.ts";
 
 /** The root category of every clu-ws logger. */
 export const LOG_CATEGORY = "clu-ws";

@@ -20,12 +20,12 @@ import {
   type TokenEntry,
   TokensError,
   type TokenSet,
-} from "../lib/auth.ts";
-import { compileGlobs } from "../lib/glob.ts";
-import { commandDenial, commandRules, originAllowed } from "../lib/policy.ts";
-import { Access, type Grant } from "../lib/access.ts";
-import type { AccessConfig } from "../lib/config.ts";
-import type { Admission } from "../lib/server.ts";
+} from "../lib/access/tokens.ts";
+import { compileGlobs } from "../lib/protocol/glob.ts";
+import { commandDenial, commandRules, originAllowed } from "../lib/access/rules.ts";
+import { Access, type Grant } from "../lib/access/admission.ts";
+import type { AccessConfig } from "../lib/config/config.ts";
+import type { Admission } from "../lib/http/server.ts";
 import { setupLogging } from "../lib/log.ts";
 
 // ---------------------------------------------------------------- helpers

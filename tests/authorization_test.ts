@@ -6,9 +6,9 @@
 
 import assert from "node:assert/strict";
 import type { ChannelModel } from "amqplib";
-import { bytesToHex, parseTokens, sha256 } from "../lib/auth.ts";
-import { ConfigError, parseCli } from "../lib/config.ts";
-import { globMatch } from "../lib/glob.ts";
+import { bytesToHex, parseTokens, sha256 } from "../lib/access/tokens.ts";
+import { ConfigError, parseCli } from "../lib/config/config.ts";
+import { globMatch } from "../lib/protocol/glob.ts";
 import { connectBroker, uniqueExchange } from "./helpers/broker.ts";
 import { startActor } from "./helpers/actor.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";

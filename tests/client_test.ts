@@ -5,7 +5,7 @@
 // NOT happen.
 
 import assert from "node:assert/strict";
-import { bytesToHex, sha256 } from "../lib/auth.ts";
+import { bytesToHex, sha256 } from "../lib/access/tokens.ts";
 import {
   type ClientOptions,
   CluClient,

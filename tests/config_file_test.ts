@@ -6,9 +6,9 @@
  */
 
 import assert from "node:assert/strict";
-import { type Config, ConfigError, helpText, parseCli, type ParseCliOptions } from "../lib/config.ts";
-import { parseTokens, TokensError } from "../lib/auth.ts";
-import { Access } from "../lib/access.ts";
+import { type Config, ConfigError, helpText, parseCli, type ParseCliOptions } from "../lib/config/config.ts";
+import { parseTokens, TokensError } from "../lib/access/tokens.ts";
+import { Access } from "../lib/access/admission.ts";
 
 type Env = Record<string, string | undefined>;
 

@@ -13,7 +13,7 @@ import {
   helpText,
   parseCli,
   type ParseCliOptions,
-} from "../lib/config.ts";
+} from "../lib/config/config.ts";
 
 type Env = Record<string, string | undefined>;
 

@@ -5,7 +5,7 @@
 // with CLU_WS_DOCS_SCREENSHOT=1 the day view is also written to docs/console.png.
 
 import assert from "node:assert/strict";
-import { bytesToHex, sha256 } from "../lib/auth.ts";
+import { bytesToHex, sha256 } from "../lib/access/tokens.ts";
 import { uniqueExchange } from "./helpers/broker.ts";
 import { startActor, type TestActor } from "./helpers/actor.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";

@@ -21,7 +21,7 @@ import {
   newMessageId,
   parseClientCommand,
   unroutableReply,
-} from "../lib/frames.ts";
+} from "../lib/protocol/clu.ts";
 
 const utf8 = new TextEncoder();
 const FRAME_KEYS = ["headers", "exchange", "message_id", "routing_key", "timestamp", "body"];

@@ -16,7 +16,7 @@ import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts"
 import { RawWebSocket } from "./helpers/raw_ws.ts";
 import { startActor } from "./helpers/actor.ts";
 import { type Frame, WsClient } from "./helpers/ws_client.ts";
-import { History, type HistoryEntry } from "../lib/history.ts";
+import { History, type HistoryEntry } from "../lib/replies/history.ts";
 
 const MiB = 1024 * 1024;
 

@@ -3,7 +3,7 @@
 // policy, and what other gateways' failed-routing replies and a full actor state do to /actors.
 
 import assert from "node:assert/strict";
-import { ConfigError, parseCli } from "../lib/config.ts";
+import { ConfigError, parseCli } from "../lib/config/config.ts";
 import { uniqueExchange } from "./helpers/broker.ts";
 import { startActor, type TestActor } from "./helpers/actor.ts";
 import { chromium } from "playwright-core";

@@ -4,7 +4,7 @@
 // own exchange; waits are for frames and log records, never for time.
 
 import assert from "node:assert/strict";
-import { bytesToHex, sha256 } from "../lib/auth.ts";
+import { bytesToHex, sha256 } from "../lib/access/tokens.ts";
 import { uniqueExchange, until } from "./helpers/broker.ts";
 import { type SilentActor, startActor, startSilentActor, type TestActor } from "./helpers/actor.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";

@@ -4,7 +4,7 @@
 // nothing. Waits are for log lines, close events and frames, never for time.
 
 import assert from "node:assert/strict";
-import { bytesToHex, sha256 } from "../lib/auth.ts";
+import { bytesToHex, sha256 } from "../lib/access/tokens.ts";
 import { CluClient, type ConnectionState } from "../web/client.ts";
 import { uniqueExchange } from "./helpers/broker.ts";
 import { startActor, type TestActor } from "./helpers/actor.ts";

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import parsePrometheus from "parse-prometheus-text-format";
-import { bytesToHex, sha256 } from "../lib/auth.ts";
+import { bytesToHex, sha256 } from "../lib/access/tokens.ts";
 import { uniqueExchange, until } from "./helpers/broker.ts";
 import { startActor, type TestActor } from "./helpers/actor.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";

@@ -15,9 +15,9 @@
  * @module
  */
 
-import { isFailedRouting } from "../lib/actor_state.ts";
+import { isFailedRouting } from "../lib/replies/actor_state.ts";
 import { CluClient, CommandError, type CommandResult, type Frame, type Welcome } from "./client.ts";
-import { compileGlobs, MAX_CLIENT_GLOBS } from "../lib/glob.ts";
+import { compileGlobs, MAX_CLIENT_GLOBS } from "../lib/protocol/glob.ts";
 
 /** Rows kept on the page. */
 const MAX_ROWS = 2000;

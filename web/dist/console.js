@@ -1,8 +1,8 @@
-// lib/frames.ts
+// lib/protocol/clu.ts
 var decoder = new TextDecoder();
 var encoder = new TextEncoder();
 
-// lib/actor_state.ts
+// lib/replies/actor_state.ts
 var STATE_LIMITS = {
   actors: 1e3,
   keywordsPerActor: 2e3,
@@ -442,7 +442,7 @@ function newId() {
   }, () => Math.random().toString(16).slice(2, 10)).join("-");
 }
 
-// lib/glob.ts
+// lib/protocol/glob.ts
 var MAX_CLIENT_GLOBS = 64;
 function wildcardMatch(pattern, subject, many, one) {
   let p = 0;

@@ -6,12 +6,12 @@
  * @module
  */
 
-import type { Access, Grant } from "./access.ts";
-import type { BrokerLink } from "./broker.ts";
-import { sendCommand } from "./commands.ts";
-import type { ClientCommand, GatewayIdentity } from "./frames.ts";
-import { logger } from "./log.ts";
-import type { CommandOutcome, Metrics } from "./metrics.ts";
+import type { Access, Grant } from "../access/admission.ts";
+import type { BrokerLink } from "../broker/link.ts";
+import { sendCommand } from "./publish.ts";
+import type { ClientCommand, GatewayIdentity } from "../protocol/clu.ts";
+import { logger } from "../log.ts";
+import type { CommandOutcome, Metrics } from "../http/metrics.ts";
 import type { TokenBucket } from "./rate_limit.ts";
 
 const log = logger("commands");

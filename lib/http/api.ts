@@ -6,12 +6,12 @@
  * @module
  */
 
-import type { ActorState } from "./actor_state.ts";
-import type { Grant } from "./access.ts";
-import { dispatch, type DispatchContext } from "./dispatch.ts";
-import { parseClientCommand } from "./frames.ts";
-import { TokenBucket } from "./rate_limit.ts";
-import type { Tracker } from "./tracker.ts";
+import type { ActorState } from "../replies/actor_state.ts";
+import type { Grant } from "../access/admission.ts";
+import { dispatch, type DispatchContext } from "../commands/dispatch.ts";
+import { parseClientCommand } from "../protocol/clu.ts";
+import { TokenBucket } from "../commands/rate_limit.ts";
+import type { Tracker } from "../commands/tracker.ts";
 
 /** What the API needs from the gateway. */
 export interface HttpApiContext extends DispatchContext {

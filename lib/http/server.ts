@@ -23,8 +23,8 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 // @ts-types="npm:@types/ws@8.18.2"
 import { WebSocket, WebSocketServer } from "ws";
-import { requestFrom, writeResponse } from "./http_adapter.ts";
-import { logger } from "./log.ts";
+import { requestFrom, writeResponse } from "./adapter.ts";
+import { logger } from "../log.ts";
 
 const log = logger("server");
 

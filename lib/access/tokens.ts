@@ -12,7 +12,7 @@
  */
 
 import { parse as parseToml } from "smol-toml";
-import { compileGlobs, type GlobList, globListProblem, MAX_CONFIG_GLOBS } from "./glob.ts";
+import { compileGlobs, type GlobList, globListProblem, MAX_CONFIG_GLOBS } from "../protocol/glob.ts";
 
 /** What a token allows. */
 export type Role = "watch" | "command";

@@ -5,8 +5,8 @@
  * @module
  */
 
-import type { TokenEntry } from "./auth.ts";
-import { compileGlobs, type GlobList } from "./glob.ts";
+import type { TokenEntry } from "./tokens.ts";
+import { compileGlobs, type GlobList } from "../protocol/glob.ts";
 
 /** The gateway-wide command rules. */
 export interface CommandRules {

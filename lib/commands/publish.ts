@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { BrokerLink } from "./broker.ts";
+import type { BrokerLink } from "../broker/link.ts";
 import {
   type ClientCommand,
   commandBody,
@@ -14,7 +14,7 @@ import {
   type GatewayIdentity,
   newMessageId,
   unroutableReply,
-} from "./frames.ts";
+} from "../protocol/clu.ts";
 
 /** How a command ended as far as the gateway can tell. */
 export type CommandResult =

@@ -6,9 +6,9 @@
  * @module
  */
 
-import clientJs from "../web/dist/client.js" with { type: "text" };
-import consoleJs from "../web/dist/console.js" with { type: "text" };
-import consoleHtml from "../web/console.html" with { type: "text" };
+import clientJs from "../../web/dist/client.js" with { type: "text" };
+import consoleJs from "../../web/dist/console.js" with { type: "text" };
+import consoleHtml from "../../web/console.html" with { type: "text" };
 
 const FILES: Record<string, { body: string; type: string; cors?: boolean }> = {
   "/": { body: consoleHtml, type: "text/html; charset=utf-8" },

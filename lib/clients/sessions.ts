@@ -7,10 +7,10 @@
  */
 
 import { Buffer } from "node:buffer";
-import type { ActorState } from "./actor_state.ts";
-import { CLOSE_REVOKED, type Grant, revokedReason, V1_SUBPROTOCOL } from "./access.ts";
-import type { Limits } from "./config.ts";
-import { dispatch, type DispatchContext } from "./dispatch.ts";
+import type { ActorState } from "../replies/actor_state.ts";
+import { CLOSE_REVOKED, type Grant, revokedReason, V1_SUBPROTOCOL } from "../access/admission.ts";
+import type { Limits } from "../config/config.ts";
+import { dispatch, type DispatchContext } from "../commands/dispatch.ts";
 import { compileFilter } from "./filter.ts";
 import {
   type ClientCommand,
@@ -18,14 +18,14 @@ import {
   type GatewayIdentity,
   gatewayReplyFrame,
   parseClientCommand,
-} from "./frames.ts";
-import { compileGlobs, globListProblem, MAX_CLIENT_GLOBS } from "./glob.ts";
-import type { History } from "./history.ts";
+} from "../protocol/clu.ts";
+import { compileGlobs, globListProblem, MAX_CLIENT_GLOBS } from "../protocol/glob.ts";
+import type { History } from "../replies/history.ts";
 import { type Client, type Hub, rememberMine } from "./hub.ts";
-import { logger } from "./log.ts";
-import type { InFlight } from "./in_flight.ts";
-import type { ServerSocket } from "./server.ts";
-import type { Tracker } from "./tracker.ts";
+import { logger } from "../log.ts";
+import type { InFlight } from "../commands/in_flight.ts";
+import type { ServerSocket } from "../http/server.ts";
+import type { Tracker } from "../commands/tracker.ts";
 
 const log = logger("sessions");
 

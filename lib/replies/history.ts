@@ -16,7 +16,7 @@
  * @module
  */
 
-import type { ReplyMeta } from "./filter.ts";
+import type { ReplyMeta } from "../clients/filter.ts";
 
 /** One remembered reply. */
 export interface HistoryEntry {

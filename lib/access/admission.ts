@@ -18,11 +18,11 @@ import {
   type TokenEntry,
   TokensError,
   type TokenSet,
-} from "./auth.ts";
-import type { AccessConfig } from "./config.ts";
-import { logger } from "./log.ts";
-import { commandDenial, type CommandRules, commandRules, originAllowed } from "./policy.ts";
-import type { Admission } from "./server.ts";
+} from "./tokens.ts";
+import type { AccessConfig } from "../config/config.ts";
+import { logger } from "../log.ts";
+import { commandDenial, type CommandRules, commandRules, originAllowed } from "./rules.ts";
+import type { Admission } from "../http/server.ts";
 
 const log = logger("access");
 

@@ -16,10 +16,10 @@ import {
   type ConsumeMessage,
   type Options,
 } from "amqplib";
-import { type BrokerConfig, brokerDisplayUrl } from "./config.ts";
-import type { AmqpMessageLike } from "./frames.ts";
+import { type BrokerConfig, brokerDisplayUrl } from "../config/config.ts";
+import type { AmqpMessageLike } from "../protocol/clu.ts";
 import { settleWithin } from "./deadline.ts";
-import { logger } from "./log.ts";
+import { logger } from "../log.ts";
 
 const log = logger("broker");
 

@@ -11,9 +11,9 @@
  * @module
  */
 
-import type { SlowClientPolicy } from "./config.ts";
+import type { SlowClientPolicy } from "../config/config.ts";
 import type { ReplyFilter, ReplyMeta } from "./filter.ts";
-import { TokenBucket } from "./rate_limit.ts";
+import { TokenBucket } from "../commands/rate_limit.ts";
 
 /** Close code for a client closed for being too slow (RFC 6455 policy violation). */
 export const CLOSE_TOO_SLOW = 1008;

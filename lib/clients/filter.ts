@@ -7,7 +7,13 @@
  * @module
  */
 
-import { compileGlobs, type GlobList, globListProblem, MAX_CLIENT_GLOBS, wildcardMatch } from "./glob.ts";
+import {
+  compileGlobs,
+  type GlobList,
+  globListProblem,
+  MAX_CLIENT_GLOBS,
+  wildcardMatch,
+} from "../protocol/glob.ts";
 
 /** What a filter looks at in a reply. */
 export interface ReplyMeta {

@@ -10,7 +10,7 @@
 
 import { parseArgs } from "node:util";
 import { parse as parseToml } from "smol-toml";
-import { globListProblem, MAX_CONFIG_GLOBS } from "./glob.ts";
+import { globListProblem, MAX_CONFIG_GLOBS } from "../protocol/glob.ts";
 
 /** Log levels accepted by `--log-level`, most verbose first. */
 export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;

@@ -6,8 +6,8 @@
  * @module
  */
 
-import { isoTimestamp } from "./frames.ts";
-import type { GlobList } from "./glob.ts";
+import { isoTimestamp } from "../protocol/clu.ts";
+import type { GlobList } from "../protocol/glob.ts";
 
 /** Bounds of the store. */
 export const STATE_LIMITS = { actors: 1000, keywordsPerActor: 2000, valueBytes: 64 * 1024 } as const;
