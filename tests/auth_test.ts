@@ -12,17 +12,16 @@ import { resetSync } from "@logtape/logtape";
 import {
   authenticate,
   bytesToHex,
-  offeredProtocols,
   parseTokens,
-  presentedToken,
   sha256,
-  SUBPROTOCOL,
   type TokenEntry,
   TokensError,
   type TokenSet,
 } from "../lib/access/tokens.ts";
+import { offeredProtocols, presentedToken, SUBPROTOCOL } from "../lib/access/credentials.ts";
 import { compileGlobs } from "../lib/protocol/glob.ts";
-import { commandDenial, commandRules, originAllowed } from "../lib/access/rules.ts";
+import { commandDenial, commandRules } from "../lib/access/rules.ts";
+import { originAllowed } from "../lib/access/origins.ts";
 import { Access, type Grant } from "../lib/access/admission.ts";
 import type { AccessConfig } from "../lib/config/config.ts";
 import type { Admission } from "../lib/http/server.ts";

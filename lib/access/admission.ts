@@ -1,33 +1,26 @@
 /**
- * Access control at the door and on every command: browser origin, access
- * token (from a file reloaded on SIGHUP, or the environment), and the command
- * rules. Refusals are HTTP answers before the upgrade; denied commands get a
- * reason naming the rule.
+ * Access control at the door and on every command: browser origin
+ * (`origins.ts`), then access token (`credentials.ts` says how it is
+ * presented, `token_store.ts` holds the tokens in force), and the command
+ * rules (`rules.ts`). Refusals are HTTP answers before the upgrade; denied
+ * commands get a reason naming the rule.
  *
  * @module
  */
 
-import {
-  authenticate,
-  bytesToHex,
-  offeredProtocols,
-  parseTokens,
-  presentedToken,
-  type Role,
-  SUBPROTOCOL,
-  type TokenEntry,
-  TokensError,
-  type TokenSet,
-} from "./tokens.ts";
+import { bytesToHex, constantTimeEqual, type Role, type TokenEntry } from "./tokens.ts";
+import { TokenStore } from "./token_store.ts";
+import { bearerToken, offeredProtocols, presentedToken, SUBPROTOCOL, V1_SUBPROTOCOL } from "./credentials.ts";
+import { refusedOrigin } from "./origins.ts";
+import { commandDenial, type CommandRules, commandRules } from "./rules.ts";
 import type { AccessConfig } from "../config/config.ts";
 import { logger } from "../log.ts";
-import { commandDenial, type CommandRules, commandRules, originAllowed } from "./rules.ts";
 import type { Admission } from "../http/server.ts";
 
-const log = logger("access");
+export { V1_SUBPROTOCOL };
 
-/** The subprotocol that opts a connection into clu-ws v1 (docs/protocol.md). */
-export const V1_SUBPROTOCOL = "clu-ws.v1";
+const log = logger("access");
+const encoder = new TextEncoder();
 
 /**
  * What an admitted client carries: which token it presented, when the gateway
@@ -46,14 +39,7 @@ export interface Grant {
 export class Access {
   readonly #config: AccessConfig;
   readonly #rules: CommandRules;
-  #tokens: TokenSet | undefined;
-  /** The entries of `#tokens` by digest (hex): what a grant resolves to. */
-  #byDigest = new Map<string, TokenEntry>();
-  readonly #reloadListeners: Array<() => void> = [];
-  /** The end of the last reload requested: reloads run one after another. */
-  #reloads: Promise<void> = Promise.resolve();
-  /** A reload requested and not started yet; it reads the file when it starts. */
-  #nextReload: Promise<void> | undefined;
+  readonly #tokens: TokenStore;
 
   /** Rules from the configuration; call {@linkcode Access.load} before use. */
   constructor(config: AccessConfig) {
@@ -63,11 +49,12 @@ export class Access {
       allow: config.allowActors,
       deny: config.denyActors,
     });
+    this.#tokens = new TokenStore(config);
   }
 
   /** Whether clients need a token. */
   get usesTokens(): boolean {
-    return this.#tokens !== undefined;
+    return this.#tokens.inUse;
   }
 
   /**
@@ -75,20 +62,8 @@ export class Access {
    *
    * @throws {TokensError} when they cannot be used; the gateway must not start open by mistake.
    */
-  async load(): Promise<void> {
-    const { tokensFile, tokensText } = this.#config;
-    let tokens: TokenSet | undefined;
-    if (tokensFile) {
-      tokens = await parseTokens(await readTokensFile(tokensFile), tokensFile);
-    } else if (tokensText) {
-      tokens = await parseTokens(tokensText.text, tokensText.source);
-    }
-    if (!tokens) return;
-    // Both swapped together, after the last await: a decision never sees half of a file.
-    this.#tokens = tokens;
-    this.#byDigest = new Map(tokens.entries.map((entry) => [bytesToHex(entry.digest), entry]));
-    for (const warning of tokens.warnings) log.warn(warning);
-    log.info("{count} access tokens loaded", { count: tokens.entries.length });
+  load(): Promise<void> {
+    return this.#tokens.load();
   }
 
   /**
@@ -97,90 +72,30 @@ export class Access {
    * removed tokens there.
    */
   onReload(listener: () => void): void {
-    this.#reloadListeners.push(listener);
+    this.#tokens.onReload(listener);
   }
 
   /**
    * Re-reads the tokens file (SIGHUP); on any error the tokens in use stay.
-   * Reloads never overlap: one requested while another runs starts after it
-   * and reads the file then, so the last file read wins; requests that arrive
-   * while one is already waiting share it. Never rejects.
+   * Reloads never overlap and the last file read wins
+   * ({@linkcode TokenStore.reload}). Never rejects.
    */
   reload(): Promise<void> {
-    if (this.#nextReload) {
-      log.debug("a reload is already waiting to start; it will read the file then");
-      return this.#nextReload;
-    }
-    const next = this.#reloads.then(() => {
-      this.#nextReload = undefined;
-      return this.#reloadOnce();
-    }).catch((err) => {
-      // Caught here so that the chain goes on: a rejected link would skip every later reload.
-      log.error("SIGHUP: the reload failed unexpectedly (please report it): {error}", {
-        error: err instanceof Error ? err.stack ?? err.message : String(err),
-      });
-    });
-    this.#nextReload = next;
-    this.#reloads = next;
-    return next;
-  }
-
-  async #reloadOnce(): Promise<void> {
-    const file = this.#config.tokensFile;
-    if (!file) {
-      log.info("SIGHUP: no --tokens-file to reload");
-      return;
-    }
-    const before = this.#byDigest;
-    try {
-      await this.load();
-    } catch (err) {
-      log.error("SIGHUP: kept the tokens in use; {error}", {
-        error: err instanceof Error ? err.message : String(err),
-      });
-      return;
-    }
-    const removed = [...before].filter(([digest]) => !this.#byDigest.has(digest)).map(([, e]) => e.name);
-    const added = [...this.#byDigest].filter(([digest]) => !before.has(digest)).length;
-    const changed = [...this.#byDigest].filter(([digest, entry]) => {
-      const old = before.get(digest);
-      return old !== undefined && !sameEntry(old, entry);
-    }).length;
-    for (const listener of this.#reloadListeners) {
-      try {
-        listener();
-      } catch (err) {
-        log.error("SIGHUP: applying the reloaded tokens failed (please report it): {error}", {
-          error: err instanceof Error ? err.stack ?? err.message : String(err),
-        });
-      }
-    }
-    log.info(
-      "SIGHUP: reloaded {file}: {count} tokens, {added} added, {changed} changed, {removedCount} removed{names}",
-      {
-        file,
-        count: this.#byDigest.size,
-        added,
-        changed,
-        removedCount: removed.length,
-        names: removed.length > 0 ? ` (${removed.join(", ")})` : "",
-        removed,
-      },
-    );
+    return this.#tokens.reload();
   }
 
   /** Admits or refuses an upgrade: origin first (403), then the token (401). */
   async admit(request: Request, peer: string): Promise<Admission<Grant> | Response> {
-    const refusedOrigin = this.#originRefusal(request, peer);
-    if (refusedOrigin) return refusedOrigin;
+    const refusal = this.#originRefusal(request, peer);
+    if (refusal) return refusal;
     const protocols = offeredProtocols(request);
     // A browser fails the connection unless one of its offered subprotocols is answered.
     const protocol = protocols.find((p) => p === V1_SUBPROTOCOL) ??
       protocols.find((p) => p === SUBPROTOCOL) ??
       protocols[0];
-    if (!this.#tokens) return { protocol, grant: {} };
+    if (!this.#tokens.inUse) return { protocol, grant: {} };
     const presented = presentedToken(request, protocols);
-    const token = presented === undefined ? undefined : await authenticate(this.#tokens, presented);
+    const token = presented === undefined ? undefined : await this.#tokens.authenticate(presented);
     if (!token) {
       log.warn("refused a client from {peer}: {why}", {
         peer,
@@ -199,11 +114,11 @@ export class Access {
    * or refuses it: 403 from a browser origin that is not allowed, 401 without a valid token.
    */
   async authorizeHttp(request: Request, peer: string): Promise<Grant | Response> {
-    const refusedOrigin = this.#originRefusal(request, peer);
-    if (refusedOrigin) return refusedOrigin;
-    if (!this.#tokens) return {};
+    const refusal = this.#originRefusal(request, peer);
+    if (refusal) return refusal;
+    if (!this.#tokens.inUse) return {};
     const presented = presentedToken(request, []);
-    const token = presented === undefined ? undefined : await authenticate(this.#tokens, presented);
+    const token = presented === undefined ? undefined : await this.#tokens.authenticate(presented);
     if (token) return grantOf(token);
     log.warn("refused an HTTP request from {peer}: {why}", {
       peer,
@@ -220,25 +135,11 @@ export class Access {
 
   /**
    * A 403 for a browser request from an origin that is not allowed
-   * (`--allow-origin`, `--public-url`); see {@linkcode originAllowed} for why
-   * the `Host` header alone never vouches for a DNS name.
+   * (`--allow-origin`, `--public-url`); see {@linkcode refusedOrigin}.
    */
   #originRefusal(request: Request, peer: string): Response | undefined {
-    const allowed = this.#config.allowOrigins;
-    const host = request.headers.get("host");
-    let origin = request.headers.get("origin");
-    if (origin === null) {
-      // Browsers send no Origin on a same-origin GET, so a DNS rebinding page's fetch("/actors") would
-      // pass as a script. Sec-Fetch-Site, which the browser sets and no page can, gives it away; the
-      // page's origin is then the Host it sent, with either scheme.
-      if (allowed.length === 0 || request.headers.get("sec-fetch-site") !== "same-origin") return undefined;
-      if (host !== null && ["http:", "https:"].some((s) => originAllowed(`${s}//${host}`, host, allowed))) {
-        return undefined;
-      }
-      origin = `http(s)://${host}`;
-    } else if (originAllowed(origin, host, allowed)) {
-      return undefined;
-    }
+    const origin = refusedOrigin(request, this.#config.allowOrigins);
+    if (origin === undefined) return undefined;
     log.warn("refused a client from {peer}: origin {origin} is not allowed (--allow-origin, --public-url)", {
       peer,
       origin,
@@ -261,7 +162,7 @@ export class Access {
    * or its secret replaced under the same name): its sessions must end.
    */
   revoked(grant: Grant): boolean {
-    return grant.digest !== undefined && !this.#byDigest.has(grant.digest);
+    return grant.digest !== undefined && this.#tokens.entry(grant.digest) === undefined;
   }
 
   /** What the client may do now: `watch` when read-only or its token only watches (or is gone). */
@@ -281,15 +182,15 @@ export class Access {
    * reading "no entry" as "no tokens".
    */
   tokenOf(grant: Grant): TokenEntry | undefined {
-    return grant.digest === undefined ? undefined : this.#byDigest.get(grant.digest);
+    return grant.digest === undefined ? undefined : this.#tokens.entry(grant.digest);
   }
 
   /** Refuses `/healthz` and `/metrics` without the metrics token, when one is set. */
   guardOps(request: Request): Response | undefined {
     const expected = this.#config.metricsToken;
     if (!expected) return undefined;
-    const presented = /^Bearer\s+(.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1]?.trim() ?? "";
-    if (constantTimeEqual(presented, expected)) return undefined;
+    const presented = bearerToken(request) ?? "";
+    if (constantTimeEqual(encoder.encode(presented), encoder.encode(expected))) return undefined;
     return new Response("this endpoint needs Authorization: Bearer <metrics token>\n", {
       status: 401,
       headers: { "www-authenticate": 'Bearer realm="clu-ws metrics"' },
@@ -310,25 +211,4 @@ export function revokedReason(grant: Grant): string {
 
 function grantOf(token: TokenEntry): Grant {
   return { digest: bytesToHex(token.digest), name: token.name };
-}
-
-function sameEntry(a: TokenEntry, b: TokenEntry): boolean {
-  return a.name === b.name && a.role === b.role &&
-    JSON.stringify(a.actors?.patterns ?? null) === JSON.stringify(b.actors?.patterns ?? null);
-}
-
-async function readTokensFile(path: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (err) {
-    throw new TokensError(`cannot read tokens file '${path}' (${err instanceof Error ? err.message : err})`);
-  }
-}
-
-function constantTimeEqual(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
-  return diff === 0;
 }

@@ -8,6 +8,9 @@
  * under `tokens`; `token = "<plain text>"` is accepted in place of `sha256`
  * with a warning.
  *
+ * This module is the token set as text makes it; the set in force, and its
+ * reload on SIGHUP, is `token_store.ts`.
+ *
  * @module
  */
 
@@ -158,37 +161,20 @@ export async function authenticate(tokens: TokenSet, presented: string): Promise
   const digest = await sha256(presented);
   let found: TokenEntry | undefined;
   for (const entry of tokens.entries) {
-    let diff = 0;
-    for (let i = 0; i < 32; i++) diff |= entry.digest[i] ^ digest[i];
-    if (diff === 0) found = entry;
+    if (constantTimeEqual(entry.digest, digest)) found = entry;
   }
   return found;
 }
 
-/** The websocket subprotocol clu-ws answers when a client offers it. */
-export const SUBPROTOCOL = "clu-ws";
-/** Prefix of the subprotocol that carries a token, e.g. `token.<value>`. */
-export const TOKEN_PROTOCOL_PREFIX = "token.";
-
-/** The subprotocols a client offered, parsed (browsers join with ", ", Node's ws with ","). */
-export function offeredProtocols(request: Request): string[] {
-  const header = request.headers.get("sec-websocket-protocol");
-  if (!header) return [];
-  return header.split(",").map((p) => p.trim()).filter(Boolean);
-}
-
 /**
- * The token a client presented, as a browser can: a `token.<value>`
- * subprotocol, a `token` query parameter, or `Authorization: Bearer`.
+ * Whether two byte strings are equal, in a time that depends on their lengths
+ * only, not on where they differ: the one comparison of secrets (token
+ * digests here, the metrics token at the ops guard).
  */
-export function presentedToken(request: Request, protocols: string[]): string | undefined {
-  const fromProtocol = protocols.find((p) => p.startsWith(TOKEN_PROTOCOL_PREFIX) && p.length > 6);
-  if (fromProtocol) return fromProtocol.slice(TOKEN_PROTOCOL_PREFIX.length);
-  const fromQuery = new URL(request.url).searchParams.get("token");
-  if (fromQuery) return fromQuery;
-  const authorization = request.headers.get("authorization");
-  const bearer = authorization && /^Bearer\s+(.+)$/i.exec(authorization)?.[1];
-  return bearer ? bearer.trim() : undefined;
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
+  return diff === 0;
 }
 
 /** SHA-256 of text. */
