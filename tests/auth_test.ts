@@ -1,7 +1,8 @@
 /**
- * Unit tests for access control: tokens (lib/auth.ts), actor globs
- * (lib/glob.ts), command rules and origins (lib/policy.ts), and the door and
- * ops guard that combine them (lib/access.ts). No sockets: requests are
+ * Unit tests for access control: tokens (lib/access/tokens.ts), actor globs
+ * (lib/protocol/glob.ts), command rules (lib/access/rules.ts), origins
+ * (lib/access/origins.ts), and the door and ops guard that combine them
+ * (lib/access/admission.ts). No sockets: requests are
  * constructed, tokens come from text, and the only file I/O is in the tests of
  * --tokens-file, which are skipped without read/write permission.
  */
