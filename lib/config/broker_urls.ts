@@ -8,6 +8,7 @@
 
 import { ConfigError } from "./config_error.ts";
 import { LAYERS, type Layers } from "./layers.ts";
+import type { OptionName } from "./options.ts";
 import { parseHeartbeat, parseList, parsePort, type RawValue } from "./parsers.ts";
 
 /** How to reach RabbitMQ; the password is kept apart from anything printable. */
@@ -71,9 +72,8 @@ export function parseBrokers(layers: Layers, options: ParseBrokersOptions): Brok
   const url = layers.pick("url");
   if (!url) return [separate];
   const urls = parseList(url);
-  const higher = (
-    ...names: ("rabbitmq-host" | "rabbitmq-port" | "user" | "password" | "password-file" | "vhost")[]
-  ) => names.some((name) => (layers.pick(name)?.layer ?? LAYERS.default) < url.layer);
+  const higher = (...names: OptionName[]) =>
+    names.some((name) => (layers.pick(name)?.layer ?? LAYERS.default) < url.layer);
   const brokers = urls.map((one) => {
     const merged = applyBrokerUrl(separate, { ...url, value: one });
     // Several URLs name several nodes: a lone --rabbitmq-host or --rabbitmq-port cannot stand for all of them.
