@@ -18,38 +18,39 @@
  * @module
  */
 
-import { Actors } from "./console/actors.ts";
-import { Commands } from "./console/commands.ts";
-import { Connection } from "./console/connection.ts";
-import { Filters } from "./console/filters.ts";
+import { createActors } from "./console/actors.ts";
+import { createCommands } from "./console/commands.ts";
+import { createConnection } from "./console/connection.ts";
+import { createFilters } from "./console/filters.ts";
 import { entryOf } from "./console/format.ts";
 import { rowClicks } from "./console/rows.ts";
-import { Stream } from "./console/stream.ts";
-import { Theme } from "./console/theme.ts";
+import { createStream } from "./console/stream.ts";
+import { createTheme } from "./console/theme.ts";
 
-const theme = new Theme();
+const theme = createTheme();
 document.documentElement.classList.remove("loading");
 
-const filters: Filters = new Filters({ onChange: () => stream.rerender() });
+// The panels call each other only through these closures (made once, called after all are made).
+const filters = createFilters({ onChange: () => stream.rerender() });
 const onRowClick = rowClicks((id) => filters.showText(id));
-const stream: Stream = new Stream({
+const stream = createStream({
   matches: (entry) => filters.matches(entry),
   beforeRender: () => actors.render(),
   onRowClick,
 });
-const commands = new Commands({ client: () => connection.client, onRowClick });
-const actors: Actors = new Actors({
-  flashColor: () => theme.flashColor,
+const commands = createCommands({ client: () => connection.client(), onRowClick });
+const actors = createActors({
+  flashColor: theme.flashColor,
   onShowOnly: (actor) => filters.showActor(actor),
   onCommand: (actor) => commands.target(actor),
   requestRender: () => stream.schedule(),
 });
-const connection: Connection = new Connection({
+const connection = createConnection({
   onReply: (frame) => {
     stream.add(entryOf(frame));
     actors.fromReply(frame);
     commands.onReply(frame);
-    if (actors.changed) stream.schedule();
+    if (actors.changed()) stream.schedule();
   },
   onWelcome: (hello, client) => {
     commands.setRole(hello.role);
@@ -61,7 +62,7 @@ const connection: Connection = new Connection({
 stream.rerender();
 
 document.addEventListener("keydown", (event) => {
-  if (event.altKey || event.ctrlKey || event.metaKey || connection.asking) return;
+  if (event.altKey || event.ctrlKey || event.metaKey || connection.asking()) return;
   const target = event.target as HTMLElement;
   if (target.closest("input, textarea, select, [contenteditable]")) return;
   if (event.key === "/") {

@@ -32,7 +32,7 @@ interface ActorView {
   changed: Set<string>;
 }
 
-/** Options for {@linkcode Actors}. */
+/** Options for {@linkcode createActors}. */
 export interface ActorsOptions {
   /** The colour a changed keyword flashes with (it follows the theme). */
   flashColor: () => string;
@@ -44,115 +44,34 @@ export interface ActorsOptions {
   requestRender: () => void;
 }
 
-/** The actors panel. Changes are gathered and written by {@linkcode Actors.render}, in the stream's frame. */
-export class Actors {
-  #list = byId<HTMLUListElement>("actors");
-  #count = byId("actor-count");
-  #find = byId<HTMLInputElement>("actor-find");
-  #names = byId<HTMLDataListElement>("actor-names");
-  #actors = new Map<string, ActorView>();
-  #dirty = new Set<ActorView>();
-  #reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
-  #options: ActorsOptions;
-
-  /** Listens to the actor search box. */
-  constructor(options: ActorsOptions) {
-    this.#options = options;
-    this.#find.addEventListener("input", () => {
-      for (const view of this.#actors.values()) view.item.hidden = !this.#matchesFind(view.name);
-    });
-  }
-
+/** The actors panel. Changes are gathered, and written by {@linkcode Actors.render} in the stream's frame. */
+export interface Actors {
   /** Whether changes wait for the next render. */
-  get changed(): boolean {
-    return this.#dirty.size > 0;
-  }
-
+  changed(): boolean;
   /** Updates the actors from a reply on the exchange (not from frames the gateway made for us). */
-  fromReply(frame: Frame): void {
-    const sender = frame.headers.sender;
-    if (frame.seq === undefined || typeof sender !== "string" || !sender) return;
-    // A failed-routing reply names whatever consumer was typed as its sender: it says nothing of an actor,
-    // whichever gateway or CLU client published it (the gateway's state leaves it out the same way).
-    if (isFailedRouting(sender, String(frame.headers.message_code), frame.body)) return;
-    const view = this.#view(sender);
-    const now = Date.now();
-    view.lastSeen = now;
-    this.#dirty.add(view);
-    const body = frame.body;
-    if (body === null || typeof body !== "object" || Array.isArray(body)) return;
-    const code = String(frame.headers.message_code).toLowerCase();
-    for (const [key, value] of Object.entries(body)) {
-      this.#setKeyword(view, key, { value, seen: now, code, seq: frame.seq });
-    }
-  }
-
+  fromReply(frame: Frame): void;
   /** Loads the gateway's actor state (after a welcome); a dropped connection asks again on the next one. */
-  async load(client: CluClient): Promise<void> {
-    try {
-      const snapshot = await client.actorState();
-      for (const [name, record] of Object.entries(snapshot.actors)) {
-        const view = this.#view(name);
-        view.lastSeen = Math.max(view.lastSeen, Date.parse(record.last_seen) || 0);
-        this.#dirty.add(view);
-        for (const [key, kw] of Object.entries(record.keywords)) {
-          this.#setKeyword(view, key, {
-            value: kw.value,
-            seen: Date.parse(kw.seen) || Date.now(),
-            code: String(kw.code).toLowerCase(),
-            seq: snapshot.seq,
-          });
-        }
-      }
-      this.#options.requestRender();
-    } catch {
-      // The connection dropped; the next welcome asks again.
-    }
-  }
-
+  load(client: CluClient): Promise<void>;
   /** After a gap, positions may have restarted (a new epoch): what we hold is older than anything to come. */
-  forgetPositions(): void {
-    for (const view of this.#actors.values()) for (const kw of view.keywords.values()) kw.seq = -1;
-  }
-
+  forgetPositions(): void;
   /** Writes the changes gathered since the last render. */
-  render(): void {
-    if (this.#dirty.size === 0) return;
-    const flash = !this.#reducedMotion.matches;
-    for (const view of this.#dirty) {
-      view.meta.textContent = metaText(view);
-      if (view.table) {
-        if (view.table.querySelector("td.panel-empty") && view.changed.size) view.table.replaceChildren();
-        for (const key of view.changed) {
-          let row = view.rows.get(key);
-          if (row) fillKeywordRow(view, key, row);
-          else {
-            row = keywordRow(view, key);
-            view.table.append(row);
-          }
-          if (flash) {
-            const flashColor = this.#options.flashColor();
-            row.cells[1].animate([{ backgroundColor: flashColor }, { backgroundColor: "transparent" }], {
-              duration: 1200,
-              easing: "ease-out",
-            });
-          }
-        }
-      }
-      view.changed.clear();
-    }
-    this.#dirty.clear();
-  }
-
+  render(): void;
   /** Rewrites "… ago" of the actors shown. */
-  refreshLastSeen(): void {
-    for (const view of this.#actors.values()) {
-      if (!view.item.hidden) view.meta.textContent = metaText(view);
-    }
-  }
+  refreshLastSeen(): void;
+}
 
-  #view(name: string): ActorView {
-    const known = this.#actors.get(name);
+/** The actors panel, listening to its search box. */
+export function createActors(options: ActorsOptions): Actors {
+  const list = byId<HTMLUListElement>("actors");
+  const count = byId("actor-count");
+  const find = byId<HTMLInputElement>("actor-find");
+  const names = byId<HTMLDataListElement>("actor-names");
+  const actors = new Map<string, ActorView>();
+  const dirtyActors = new Set<ActorView>();
+  const reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
+
+  function actorView(name: string): ActorView {
+    const known = actors.get(name);
     if (known) return known;
     const item = el("li", "actor-item");
     item.dataset.actor = name;
@@ -182,8 +101,8 @@ export class Actors {
       rows: new Map(),
       changed: new Set(),
     };
-    filterButton.addEventListener("click", () => this.#options.onShowOnly(name));
-    commandButton.addEventListener("click", () => this.#options.onCommand(name));
+    filterButton.addEventListener("click", () => options.onShowOnly(name));
+    commandButton.addEventListener("click", () => options.onCommand(name));
     details.addEventListener("toggle", () => {
       if (details.open) buildKeywordTable(view);
       else {
@@ -192,38 +111,126 @@ export class Actors {
         view.rows.clear();
       }
     });
-    this.#actors.set(name, view);
+    actors.set(name, view);
     // Keep the list sorted by name; new actors are rare next to replies.
     let before: Element | null = null;
-    for (const other of this.#list.children) {
+    for (const other of list.children) {
       if ((other as HTMLElement).dataset.actor!.localeCompare(name) > 0) {
         before = other;
         break;
       }
     }
-    this.#list.insertBefore(item, before);
+    list.insertBefore(item, before);
     const option = el("option");
     option.value = name;
-    this.#names.append(option);
-    this.#count.textContent = `(${this.#actors.size})`;
-    item.hidden = !this.#matchesFind(name);
+    names.append(option);
+    count.textContent = `(${actors.size})`;
+    item.hidden = !matchesFind(name);
     return view;
   }
 
-  #matchesFind(name: string): boolean {
-    const query = this.#find.value.trim().toLowerCase();
+  function matchesFind(name: string): boolean {
+    const query = find.value.trim().toLowerCase();
     return !query || name.toLowerCase().includes(query);
   }
 
-  #setKeyword(view: ActorView, key: string, value: KeywordView): void {
+  function setKeyword(view: ActorView, key: string, value: KeywordView): void {
     const current = view.keywords.get(key);
     if (current && current.seq > value.seq) return;
     view.keywords.set(key, value);
     view.changed.add(key);
-    this.#dirty.add(view);
+    dirtyActors.add(view);
   }
+
+  function fromReply(frame: Frame): void {
+    const sender = frame.headers.sender;
+    if (frame.seq === undefined || typeof sender !== "string" || !sender) return;
+    // A failed-routing reply names whatever consumer was typed as its sender: it says nothing of an actor,
+    // whichever gateway or CLU client published it (the gateway's state leaves it out the same way).
+    if (isFailedRouting(sender, String(frame.headers.message_code), frame.body)) return;
+    const view = actorView(sender);
+    const now = Date.now();
+    view.lastSeen = now;
+    dirtyActors.add(view);
+    const body = frame.body;
+    if (body === null || typeof body !== "object" || Array.isArray(body)) return;
+    const code = String(frame.headers.message_code).toLowerCase();
+    for (const [key, value] of Object.entries(body)) {
+      setKeyword(view, key, { value, seen: now, code, seq: frame.seq });
+    }
+  }
+
+  async function load(client: CluClient): Promise<void> {
+    try {
+      const snapshot = await client.actorState();
+      for (const [name, record] of Object.entries(snapshot.actors)) {
+        const view = actorView(name);
+        view.lastSeen = Math.max(view.lastSeen, Date.parse(record.last_seen) || 0);
+        dirtyActors.add(view);
+        for (const [key, kw] of Object.entries(record.keywords)) {
+          setKeyword(view, key, {
+            value: kw.value,
+            seen: Date.parse(kw.seen) || Date.now(),
+            code: String(kw.code).toLowerCase(),
+            seq: snapshot.seq,
+          });
+        }
+      }
+      options.requestRender();
+    } catch {
+      // The connection dropped; the next welcome asks again.
+    }
+  }
+
+  function render(): void {
+    if (dirtyActors.size === 0) return;
+    const flash = !reducedMotion.matches;
+    const flashColor = options.flashColor();
+    for (const view of dirtyActors) {
+      view.meta.textContent = metaText(view);
+      if (view.table) {
+        if (view.table.querySelector("td.panel-empty") && view.changed.size) view.table.replaceChildren();
+        for (const key of view.changed) {
+          let row = view.rows.get(key);
+          if (row) fillKeywordRow(view, key, row);
+          else {
+            row = keywordRow(view, key);
+            view.table.append(row);
+          }
+          if (flash) {
+            row.cells[1].animate([{ backgroundColor: flashColor }, { backgroundColor: "transparent" }], {
+              duration: 1200,
+              easing: "ease-out",
+            });
+          }
+        }
+      }
+      view.changed.clear();
+    }
+    dirtyActors.clear();
+  }
+
+  find.addEventListener("input", () => {
+    for (const view of actors.values()) view.item.hidden = !matchesFind(view.name);
+  });
+
+  return {
+    changed: () => dirtyActors.size > 0,
+    fromReply,
+    load,
+    forgetPositions() {
+      for (const view of actors.values()) for (const kw of view.keywords.values()) kw.seq = -1;
+    },
+    render,
+    refreshLastSeen() {
+      for (const view of actors.values()) {
+        if (!view.item.hidden) view.meta.textContent = metaText(view);
+      }
+    },
+  };
 }
 
+/** "12 kw · 5 s ago": an actor's summary line. */
 function metaText(view: ActorView): string {
   return `${view.keywords.size} kw · ${view.lastSeen ? ago(view.lastSeen) : "—"}`;
 }

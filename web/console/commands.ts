@@ -35,7 +35,7 @@ interface CommandView {
   repliesBox?: HTMLElement;
 }
 
-/** Options for {@linkcode Commands}. */
+/** Options for {@linkcode createCommands}. */
 export interface CommandsOptions {
   /** The connected client, if any. */
   client: () => CluClient | undefined;
@@ -44,77 +44,51 @@ export interface CommandsOptions {
 }
 
 /** The command bar and the commands panel. */
-export class Commands {
-  #list = byId<HTMLOListElement>("commands");
-  #bar = byId<HTMLFormElement>("command-bar");
-  #fields = byId<HTMLFieldSetElement>("command-fields");
-  #actor = byId<HTMLInputElement>("command-actor");
-  #text = byId<HTMLInputElement>("command-text");
-  #note = byId("command-note");
-  #views = new Map<string, CommandView>();
-  #history = new CommandHistory(load("local", HISTORY_KEY));
-  #ticker: ReturnType<typeof setInterval> | undefined;
-  #options: CommandsOptions;
-
-  /** Shows the empty panel and listens to the command bar. */
-  constructor(options: CommandsOptions) {
-    this.#options = options;
-    this.#list.append(el("li", "panel-empty", "Commands you send appear here."));
-    this.#bar.addEventListener("submit", (event) => this.#send(event));
-    this.#text.addEventListener("keydown", (event) => this.#onKey(event));
-  }
-
+export interface Commands {
   /** Puts `actor` in the bar, ready for a command. */
-  target(actor: string): void {
-    this.#actor.value = actor;
-    this.#text.focus();
-  }
-
+  target(actor: string): void;
   /** Turns the bar off for a watch-only token. */
-  setRole(role: Welcome["role"] | undefined): void {
-    const watchOnly = role === "watch";
-    this.#fields.disabled = watchOnly;
-    this.#bar.dataset.role = role ?? "";
-    if (watchOnly) this.#note.textContent = "This access token may only watch: commands are off.";
-  }
-
+  setRole(role: Welcome["role"] | undefined): void;
   /** Adds a reply to its command, if it answers one of ours; the first `>` marks it running. */
-  onReply(frame: Frame): void {
-    const id = frame.headers.command_id;
-    if (id === undefined || id === null) return;
-    const view = this.#views.get(String(id));
-    if (!view) return;
-    view.replies.push(frame);
-    view.toggle.textContent = `Replies (${view.replies.length})`;
-    if (view.repliesBox) view.repliesBox.append(rowFor(entryOf(frame), false));
-    if (view.state === "sent" && frame.headers.message_code === ">") {
-      setState(view, "running", performance.now() - view.started);
-    }
-  }
+  onReply(frame: Frame): void;
+}
 
-  #onKey(event: KeyboardEvent): void {
+/** Shows the empty commands panel and listens to the command bar. */
+export function createCommands(options: CommandsOptions): Commands {
+  const list = byId<HTMLOListElement>("commands");
+  const bar = byId<HTMLFormElement>("command-bar");
+  const fields = byId<HTMLFieldSetElement>("command-fields");
+  const actorInput = byId<HTMLInputElement>("command-actor");
+  const textInput = byId<HTMLInputElement>("command-text");
+  const note = byId("command-note");
+  const views = new Map<string, CommandView>();
+  const history = new CommandHistory(load("local", HISTORY_KEY));
+  let ticker: ReturnType<typeof setInterval> | undefined;
+
+  /** The up and down arrows walk the history. */
+  function onKey(event: KeyboardEvent): void {
     if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
     if (event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
     event.preventDefault();
-    const current = { actor: this.#actor.value, text: this.#text.value };
-    const shown = this.#history.move(event.key === "ArrowUp" ? "up" : "down", current);
+    const current = { actor: actorInput.value, text: textInput.value };
+    const shown = history.move(event.key === "ArrowUp" ? "up" : "down", current);
     if (!shown) return;
-    this.#actor.value = shown.actor;
-    this.#text.value = shown.text;
+    actorInput.value = shown.actor;
+    textInput.value = shown.text;
     const end = shown.text.length;
-    this.#text.setSelectionRange(end, end);
+    textInput.setSelectionRange(end, end);
   }
 
-  #send(event: SubmitEvent): void {
+  function send(event: SubmitEvent): void {
     event.preventDefault();
-    const actor = this.#actor.value.trim();
-    const text = this.#text.value.trim();
+    const actor = actorInput.value.trim();
+    const text = textInput.value.trim();
     if (!actor || !text) return;
-    this.#history.remember({ actor, text });
-    save("local", HISTORY_KEY, JSON.stringify(this.#history));
-    this.#text.value = "";
-    const view = this.#view(newCommandId(), actor, text);
-    const client = this.#options.client();
+    history.remember({ actor, text });
+    save("local", HISTORY_KEY, JSON.stringify(history));
+    textInput.value = "";
+    const view = commandView(newCommandId(), actor, text);
+    const client = options.client();
     if (!client) {
       finish(view, undefined, "not connected to the gateway");
       return;
@@ -130,7 +104,7 @@ export class Commands {
     );
   }
 
-  #view(id: string, actor: string, text: string): CommandView {
+  function commandView(id: string, actor: string, text: string): CommandView {
     const item = el("li", "command-item st-sent");
     item.dataset.commandId = id;
     item.dataset.state = "sent";
@@ -160,20 +134,20 @@ export class Commands {
       errorEl,
       toggle,
     };
-    toggle.addEventListener("click", () => this.#toggleReplies(view));
-    this.#views.set(id, view);
-    this.#list.querySelector(".panel-empty")?.remove();
-    this.#list.prepend(item);
-    while (this.#list.childElementCount > MAX_COMMANDS) {
-      const last = this.#list.lastElementChild as HTMLElement;
-      this.#views.delete(last.dataset.commandId ?? "");
+    toggle.addEventListener("click", () => toggleReplies(view));
+    views.set(id, view);
+    list.querySelector(".panel-empty")?.remove();
+    list.prepend(item);
+    while (list.childElementCount > MAX_COMMANDS) {
+      const last = list.lastElementChild as HTMLElement;
+      views.delete(last.dataset.commandId ?? "");
       last.remove();
     }
-    this.#ticker ??= setInterval(() => this.#tick(), 100);
+    ticker ??= setInterval(tick, 100);
     return view;
   }
 
-  #toggleReplies(view: CommandView): void {
+  function toggleReplies(view: CommandView): void {
     if (view.repliesBox) {
       view.repliesBox.remove();
       view.repliesBox = undefined;
@@ -181,7 +155,7 @@ export class Commands {
       return;
     }
     const box = el("div", "replies");
-    box.addEventListener("click", this.#options.onRowClick);
+    box.addEventListener("click", options.onRowClick);
     for (const frame of view.replies) box.append(rowFor(entryOf(frame), false));
     view.repliesBox = box;
     view.item.append(box);
@@ -189,18 +163,47 @@ export class Commands {
   }
 
   /** Moves the elapsed time of commands still going; stops when none is. */
-  #tick(): void {
+  function tick(): void {
     let running = 0;
-    for (const view of this.#views.values()) {
+    for (const view of views.values()) {
       if (view.state !== "sent" && view.state !== "running") continue;
       running++;
       view.elapsedEl.textContent = duration(performance.now() - view.started);
     }
     if (running === 0) {
-      clearInterval(this.#ticker);
-      this.#ticker = undefined;
+      clearInterval(ticker);
+      ticker = undefined;
     }
   }
+
+  list.append(el("li", "panel-empty", "Commands you send appear here."));
+  bar.addEventListener("submit", send);
+  textInput.addEventListener("keydown", onKey);
+
+  return {
+    target(actor) {
+      actorInput.value = actor;
+      textInput.focus();
+    },
+    setRole(role) {
+      const watchOnly = role === "watch";
+      fields.disabled = watchOnly;
+      bar.dataset.role = role ?? "";
+      if (watchOnly) note.textContent = "This access token may only watch: commands are off.";
+    },
+    onReply(frame) {
+      const id = frame.headers.command_id;
+      if (id === undefined || id === null) return;
+      const view = views.get(String(id));
+      if (!view) return;
+      view.replies.push(frame);
+      view.toggle.textContent = `Replies (${view.replies.length})`;
+      if (view.repliesBox) view.repliesBox.append(rowFor(entryOf(frame), false));
+      if (view.state === "sent" && frame.headers.message_code === ">") {
+        setState(view, "running", performance.now() - view.started);
+      }
+    },
+  };
 }
 
 function setState(view: CommandView, state: CommandState, elapsedMs: number): void {

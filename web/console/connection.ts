@@ -19,186 +19,185 @@ const GATEWAY_LABELS: Record<string, string> = {
   closed: "disconnected, retrying",
 };
 
-/** Options for {@linkcode Connection}: what the other panels do with what arrives. */
+/** Options for {@linkcode createConnection}: what the other panels do with what arrives. */
 export interface ConnectionOptions {
   /** Each reply, in order. */
   onReply: (frame: Frame) => void;
   /** Each welcome, with the client that got it. */
   onWelcome: (hello: Welcome, client: CluClient) => void;
-  /** Replies were missed (before the note that says so). */
+  /** Replies were missed (called before the note that says so). */
   onGap: () => void;
   /** A note for the stream (connection lost, link state, gap). */
   note: (text: string) => void;
 }
 
 /** The connection to the gateway and the token it takes. */
-export class Connection {
-  #gatewayState = byId("gateway-state");
-  #brokerState = byId("broker-state");
-  #info = byId("info");
-  #rate = byId("rate");
-  #forgetToken = byId<HTMLButtonElement>("forget-token");
-  #tokenDialog = byId<HTMLDialogElement>("token-dialog");
-  #tokenForm = byId<HTMLFormElement>("token-form");
-  #tokenInput = byId<HTMLInputElement>("token-input");
-  #tokenError = byId("token-error");
-  #options: ConnectionOptions;
-
-  #client: CluClient | undefined;
-  #welcome: Welcome | undefined;
-  #token: string | undefined;
-  #everOpen = false;
-  #checkingToken = false;
-  #lastTokenCheck = -Infinity;
-  #stopListening: Array<() => void> = [];
-  /** Replies since the rate was last shown. */
-  #received = 0;
-
-  /** Listens to the token prompt and the forget-token button; {@linkcode Connection.start} connects. */
-  constructor(options: ConnectionOptions) {
-    this.#options = options;
-    this.#forgetToken.addEventListener("click", () => {
-      save("session", TOKEN_KEY, null);
-      location.reload();
-    });
-    this.#tokenDialog.addEventListener("cancel", (event) => event.preventDefault());
-  }
-
+export interface Connection {
   /** The client, while there is one. */
-  get client(): CluClient | undefined {
-    return this.#client;
-  }
-
+  client(): CluClient | undefined;
   /** Whether the token prompt is up (keyboard shortcuts wait for it). */
-  get asking(): boolean {
-    return this.#tokenDialog.open;
-  }
-
+  asking(): boolean;
   /** Shows the replies received since the last call, as a rate per second (call it every second). */
-  showRate(): void {
-    this.#rate.textContent = `${this.#received} msg/s`;
-    this.#received = 0;
-  }
-
+  showRate(): void;
   /** Takes the tab's token, asks for one if the gateway wants one, then connects. */
-  async start(): Promise<void> {
-    this.#token = load("session", TOKEN_KEY) ?? undefined;
-    this.#forgetToken.hidden = this.#token === undefined;
-    if (await probe(this.#token) === 401) {
-      if (this.#token) save("session", TOKEN_KEY, null);
-      this.#token = undefined;
-      await this.#obtainToken("");
-    }
-    this.#connect();
+  start(): Promise<void>;
+}
+
+/** The connection panel, listening to the token prompt and the forget-token button; `start` connects. */
+export function createConnection(options: ConnectionOptions): Connection {
+  const { note } = options;
+  const gatewayState = byId("gateway-state");
+  const brokerState = byId("broker-state");
+  const info = byId("info");
+  const rate = byId("rate");
+  const forgetToken = byId<HTMLButtonElement>("forget-token");
+  const tokenDialog = byId<HTMLDialogElement>("token-dialog");
+  const tokenForm = byId<HTMLFormElement>("token-form");
+  const tokenInput = byId<HTMLInputElement>("token-input");
+  const tokenError = byId("token-error");
+
+  let client: CluClient | undefined;
+  let welcome: Welcome | undefined;
+  let token: string | undefined;
+  let everOpen = false;
+  let checkingToken = false;
+  let lastTokenCheck = -Infinity;
+  const stopListening: Array<() => void> = [];
+  /** Replies since the rate was last shown. */
+  let received = 0;
+
+  function showGateway(state: string): void {
+    gatewayState.dataset.state = state;
+    gatewayState.textContent = `Gateway: ${GATEWAY_LABELS[state] ?? state}`;
+    document.title = state === "open"
+      ? "clu-ws console"
+      : `clu-ws console (${GATEWAY_LABELS[state] ?? state})`;
+    if (state !== "open") showBroker("unknown");
   }
 
-  #connect(): void {
-    for (const stop of this.#stopListening.splice(0)) stop();
-    this.#client?.close();
+  function showBroker(state: string): void {
+    brokerState.dataset.state = state;
+    brokerState.textContent = `RabbitMQ: ${state}`;
+  }
+
+  function connect(): void {
+    for (const stop of stopListening.splice(0)) stop();
+    client?.close();
     const url = new URL(".", location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-    const current = new CluClient(url.href, this.#token ? { token: this.#token } : {});
-    this.#client = current;
-    const { note } = this.#options;
+    const current = new CluClient(url.href, token ? { token } : {});
+    client = current;
     let lastBroker = "";
-    this.#stopListening.push(
+    stopListening.push(
       current.on("reply", (frame) => {
-        this.#received++;
-        this.#options.onReply(frame);
+        received++;
+        options.onReply(frame);
       }),
       current.on("connection", (state) => {
-        this.#showGateway(state);
+        showGateway(state);
         if (state === "closed") {
-          const dropped = this.#welcome !== undefined;
-          if (this.#everOpen && dropped) note("Connection to the gateway lost; reconnecting.");
-          this.#welcome = undefined;
+          const dropped = welcome !== undefined;
+          if (everOpen && dropped) note("Connection to the gateway lost; reconnecting.");
+          welcome = undefined;
           lastBroker = "";
           // A refused attempt (not a dropped connection) may be a token the gateway no longer takes.
-          if (!dropped) this.#recheckToken(current);
+          if (!dropped) recheckToken(current);
         }
       }),
       current.on("broker", (state) => {
-        this.#showBroker(state);
+        showBroker(state);
         if (lastBroker && state !== lastBroker) note(`RabbitMQ link ${state}.`);
         lastBroker = state;
       }),
       current.on("gap", (gap) => {
-        this.#options.onGap();
+        options.onGap();
         note(`Some replies were missed (${gap.reason}); actor state reloaded.`);
       }),
       current.on("welcome", (hello) => {
-        if (this.#everOpen && !this.#welcome) note("Reconnected to the gateway.");
-        this.#everOpen = true;
-        this.#welcome = hello;
-        this.#info.textContent = `${hello.exchange} · role ${hello.role}`;
-        this.#info.title = `gateway ${hello.name}, epoch ${hello.epoch}`;
-        this.#options.onWelcome(hello, current);
+        if (everOpen && !welcome) note("Reconnected to the gateway.");
+        everOpen = true;
+        welcome = hello;
+        info.textContent = `${hello.exchange} · role ${hello.role}`;
+        info.title = `gateway ${hello.name}, epoch ${hello.epoch}`;
+        options.onWelcome(hello, current);
       }),
     );
-    this.#showGateway(current.state);
-  }
-
-  #showGateway(state: string): void {
-    const label = GATEWAY_LABELS[state] ?? state;
-    this.#gatewayState.dataset.state = state;
-    this.#gatewayState.textContent = `Gateway: ${label}`;
-    document.title = state === "open" ? "clu-ws console" : `clu-ws console (${label})`;
-    if (state !== "open") this.#showBroker("unknown");
-  }
-
-  #showBroker(state: string): void {
-    this.#brokerState.dataset.state = state;
-    this.#brokerState.textContent = `RabbitMQ: ${state}`;
+    showGateway(current.state);
   }
 
   /** Shows the token prompt until the gateway accepts a token. */
-  async #obtainToken(reason: string): Promise<void> {
-    this.#tokenError.textContent = reason;
-    this.#gatewayState.dataset.state = "connecting";
-    this.#gatewayState.textContent = "Gateway: waiting for a token";
-    if (!this.#tokenDialog.open) this.#tokenDialog.showModal();
+  async function obtainToken(reason: string): Promise<void> {
+    tokenError.textContent = reason;
+    gatewayState.dataset.state = "connecting";
+    gatewayState.textContent = "Gateway: waiting for a token";
+    if (!tokenDialog.open) tokenDialog.showModal();
     while (true) {
-      this.#tokenInput.focus();
+      tokenInput.focus();
       const candidate = await new Promise<string>((resolve) => {
-        this.#tokenForm.addEventListener("submit", (event) => {
+        tokenForm.addEventListener("submit", (event) => {
           event.preventDefault();
-          resolve(this.#tokenInput.value.trim());
+          resolve(tokenInput.value.trim());
         }, { once: true });
       });
       if (!candidate) continue;
       const status = await probe(candidate);
       if (status === 401) {
-        this.#tokenError.textContent = "The gateway refused that token. Check it and try again.";
-        this.#tokenInput.select();
+        tokenError.textContent = "The gateway refused that token. Check it and try again.";
+        tokenInput.select();
         continue;
       }
-      this.#token = candidate;
-      save("session", TOKEN_KEY, candidate);
-      this.#tokenInput.value = "";
-      this.#tokenError.textContent = "";
-      this.#tokenDialog.close();
-      this.#forgetToken.hidden = false;
+      token = candidate;
+      save("session", TOKEN_KEY, token);
+      tokenInput.value = "";
+      tokenError.textContent = "";
+      tokenDialog.close();
+      forgetToken.hidden = false;
       return;
     }
   }
 
   /** After a lost connection: if the token is no longer accepted, ask for another. */
-  async #recheckToken(current: CluClient): Promise<void> {
-    if (this.#checkingToken || performance.now() - this.#lastTokenCheck < 5000) return;
-    this.#checkingToken = true;
-    this.#lastTokenCheck = performance.now();
+  async function recheckToken(current: CluClient): Promise<void> {
+    if (checkingToken || performance.now() - lastTokenCheck < 5000) return;
+    checkingToken = true;
+    lastTokenCheck = performance.now();
     try {
-      if (await probe(this.#token) !== 401 || this.#client !== current) return;
+      if (await probe(token) !== 401 || client !== current) return;
       current.close();
-      this.#token = undefined;
+      token = undefined;
       save("session", TOKEN_KEY, null);
-      this.#forgetToken.hidden = true;
-      await this.#obtainToken(this.#everOpen ? "The gateway no longer accepts the token; give another." : "");
-      this.#connect();
+      forgetToken.hidden = true;
+      await obtainToken(everOpen ? "The gateway no longer accepts the token; give another." : "");
+      connect();
     } finally {
-      this.#checkingToken = false;
+      checkingToken = false;
     }
   }
+
+  forgetToken.addEventListener("click", () => {
+    save("session", TOKEN_KEY, null);
+    location.reload();
+  });
+  tokenDialog.addEventListener("cancel", (event) => event.preventDefault());
+
+  return {
+    client: () => client,
+    asking: () => tokenDialog.open,
+    showRate() {
+      rate.textContent = `${received} msg/s`;
+      received = 0;
+    },
+    async start() {
+      token = load("session", TOKEN_KEY) ?? undefined;
+      forgetToken.hidden = token === undefined;
+      if (await probe(token) === 401) {
+        if (token) save("session", TOKEN_KEY, null);
+        token = undefined;
+        await obtainToken("");
+      }
+      connect();
+    },
+  };
 }
 
 /** `GET actors` with the token: 401 means the gateway wants a (different) token; 0 that it is unreachable. */

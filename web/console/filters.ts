@@ -19,68 +19,46 @@ import {
   queryWithForm,
 } from "./filter_query.ts";
 
-/** Options for {@linkcode Filters}. */
+/** Options for {@linkcode createFilters}. */
 export interface FiltersOptions {
   /** Called when the filters change, to show the stream again through them. */
   onChange: () => void;
 }
 
-/** The filters form; {@linkcode Filters.matches} tests entries against what it holds. */
-export class Filters {
-  #form = byId<HTMLFormElement>("filters");
-  #actor = byId<HTMLInputElement>("filter-actor");
-  #codeSet = byId<HTMLFieldSetElement>("filter-codes");
-  #text = byId<HTMLInputElement>("filter-text");
-  #boxes = new Map<string, HTMLInputElement>();
-  #filter: Filter = { include: [], exclude: [], codes: undefined, text: "" };
-  #urlTimer: ReturnType<typeof setTimeout> | undefined;
-  #onChange: () => void;
-
-  /** Builds the code boxes and fills the form from the URL (without telling `onChange`). */
-  constructor(options: FiltersOptions) {
-    this.#onChange = options.onChange;
-    this.#buildCodeBoxes();
-    this.#fromUrl();
-    this.#form.addEventListener("submit", (event) => event.preventDefault());
-    this.#form.addEventListener("input", () => this.apply());
-    byId<HTMLButtonElement>("filter-clear").addEventListener("click", () => {
-      this.#actor.value = "";
-      this.#text.value = "";
-      for (const box of this.#boxes.values()) box.checked = true;
-      this.apply();
-    });
-  }
-
+/** The filters form. */
+export interface Filters {
   /** Whether `entry` passes the filters in force. */
-  matches(entry: Entry): boolean {
-    return matchesFilter(this.#filter, entry);
-  }
-
+  matches(entry: Entry): boolean;
   /** Shows only `actor`'s replies. */
-  showActor(actor: string): void {
-    this.#actor.value = actor;
-    this.apply();
-  }
-
+  showActor(actor: string): void;
   /** Shows only replies that contain `text` (a command id). */
-  showText(text: string): void {
-    this.#text.value = text;
-    this.apply();
-  }
-
+  showText(text: string): void;
   /** Puts the cursor in the free-text box. */
-  focusText(): void {
-    this.#text.focus();
+  focusText(): void;
+}
+
+/** Builds the code boxes, fills the form from the URL (without calling `onChange`) and listens to it. */
+export function createFilters(options: FiltersOptions): Filters {
+  const form = byId<HTMLFormElement>("filters");
+  const actorInput = byId<HTMLInputElement>("filter-actor");
+  const textInput = byId<HTMLInputElement>("filter-text");
+  const boxes = new Map<string, HTMLInputElement>();
+  let filter: Filter = { include: [], exclude: [], codes: undefined, text: "" };
+  let urlTimer: ReturnType<typeof setTimeout> | undefined;
+
+  function read(): FilterForm {
+    const ticked = [...boxes].filter(([, box]) => box.checked).map(([code]) => code);
+    return { actor: actorInput.value, codes: chosenCodes(ticked), text: textInput.value };
   }
 
   /** Applies the form's filters to the stream and, a moment later, to the URL. */
-  apply(): void {
-    const form = this.#read();
-    this.#filter = parseFilter(form);
-    this.#onChange();
-    clearTimeout(this.#urlTimer);
-    this.#urlTimer = setTimeout(() => {
-      const query = queryWithForm(location.search, form);
+  function apply(): void {
+    const shown = read();
+    filter = parseFilter(shown);
+    options.onChange();
+    clearTimeout(urlTimer);
+    urlTimer = setTimeout(() => {
+      const query = queryWithForm(location.search, shown);
       history.replaceState(
         history.state,
         "",
@@ -89,34 +67,48 @@ export class Filters {
     }, 150);
   }
 
-  #read(): FilterForm {
-    const ticked = [...this.#boxes].filter(([, box]) => box.checked).map(([code]) => code);
-    return { actor: this.#actor.value, codes: chosenCodes(ticked), text: this.#text.value };
+  const codeSet = byId<HTMLFieldSetElement>("filter-codes");
+  for (const { code, meaning, kind } of CODES) {
+    const label = el("label", `code-box c-${kind}`);
+    const box = el("input");
+    box.type = "checkbox";
+    box.checked = true;
+    box.value = code;
+    box.name = "codes";
+    const glyph = el("span", "code", code);
+    glyph.setAttribute("aria-hidden", "true");
+    label.title = meaning;
+    label.append(box, glyph, el("span", "visually-hidden", meaning));
+    boxes.set(code, box);
+    codeSet.append(label);
   }
 
-  #buildCodeBoxes(): void {
-    for (const { code, meaning, kind } of CODES) {
-      const label = el("label", `code-box c-${kind}`);
-      const box = el("input");
-      box.type = "checkbox";
-      box.checked = true;
-      box.value = code;
-      box.name = "codes";
-      const glyph = el("span", "code", code);
-      glyph.setAttribute("aria-hidden", "true");
-      label.title = meaning;
-      label.append(box, glyph, el("span", "visually-hidden", meaning));
-      this.#boxes.set(code, box);
-      this.#codeSet.append(label);
-    }
-  }
+  // The filters from the URL, into the form.
+  const linked = formFromQuery(location.search);
+  actorInput.value = linked.actor;
+  textInput.value = linked.text;
+  for (const [code, box] of boxes) box.checked = linked.codes === undefined || linked.codes.has(code);
+  filter = parseFilter(read());
 
-  /** Reads the filters from the URL into the form. */
-  #fromUrl(): void {
-    const form = formFromQuery(location.search);
-    this.#actor.value = form.actor;
-    this.#text.value = form.text;
-    for (const [code, box] of this.#boxes) box.checked = form.codes === undefined || form.codes.has(code);
-    this.#filter = parseFilter(this.#read());
-  }
+  form.addEventListener("submit", (event) => event.preventDefault());
+  form.addEventListener("input", apply);
+  byId<HTMLButtonElement>("filter-clear").addEventListener("click", () => {
+    actorInput.value = "";
+    textInput.value = "";
+    for (const box of boxes.values()) box.checked = true;
+    apply();
+  });
+
+  return {
+    matches: (entry) => matchesFilter(filter, entry),
+    showActor(actor) {
+      actorInput.value = actor;
+      apply();
+    },
+    showText(text) {
+      textInput.value = text;
+      apply();
+    },
+    focusText: () => textInput.focus(),
+  };
 }

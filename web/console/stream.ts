@@ -31,7 +31,7 @@ const MAX_BUFFER = 5000;
  */
 const MIN_RENDER_MS = 100;
 
-/** Options for {@linkcode Stream}. */
+/** Options for {@linkcode createStream}. */
 export interface StreamOptions {
   /** Whether an entry passes the filters. */
   matches: (entry: Entry) => boolean;
@@ -42,140 +42,98 @@ export interface StreamOptions {
 }
 
 /** The stream panel: rows, pause, scroll-back and the counts line. */
-export class Stream {
-  #stream = byId("stream");
-  #empty = byId("empty");
-  #counts = byId("counts");
-  #jump = byId<HTMLButtonElement>("jump");
-  #pause = byId<HTMLButtonElement>("pause");
-  #matches: (entry: Entry) => boolean;
-  #beforeRender: () => void;
-
-  #buffer: Entry[] = [];
-  /** Matching entries not yet on the page (paused, scrolled up, or waiting for the next frame). */
-  #pending: Entry[] = [];
-  /** How many matching entries arrived while the view was held (pending is trimmed; this is not). */
-  #held = 0;
-  #paused = false;
-  /** Follow the newest row; false once the user scrolls up. */
-  #stick = true;
-  #lastScrollTop = 0;
-  #frameRequested = false;
-  /** Rows on the page (in the chunks of the stream). */
-  #rowCount = 0;
-  #lastRender = 0;
-  #renderTimer: ReturnType<typeof setTimeout> | undefined;
-
-  /** Listens to the stream's clicks, keys, scrolling and size, and to the pause and jump buttons. */
-  constructor(options: StreamOptions) {
-    this.#matches = options.matches;
-    this.#beforeRender = options.beforeRender;
-    this.#stream.addEventListener("click", options.onRowClick);
-    this.#stream.addEventListener("keydown", (event) => this.#onKey(event));
-    this.#stream.addEventListener("scroll", () => this.#onScroll(), { passive: true });
-    // A stream that changes size (window, header wrapping) stays at the bottom if it was there.
-    new ResizeObserver(() => {
-      if (this.#stick) this.#scrollToEnd();
-    }).observe(this.#stream);
-    this.#jump.addEventListener("click", () => this.jumpToLatest());
-    this.#pause.addEventListener("click", () => this.togglePause());
-  }
-
+export interface Stream {
   /** Asks for a render on the next animation frame, but not sooner than {@linkcode MIN_RENDER_MS} after the last. */
-  schedule(): void {
-    if (this.#frameRequested || this.#renderTimer !== undefined) return;
-    const wait = this.#lastRender + MIN_RENDER_MS - performance.now();
+  schedule(): void;
+  /** Keeps `entry` and, if it passes the filters, shows it with the next render. */
+  add(entry: Entry): void;
+  /** Adds a note of the console's own (connection lost, gap). */
+  note(text: string): void;
+  /** Shows the newest matching entries again from the buffer (after a filter change). */
+  rerender(): void;
+  /** Unpauses, follows the newest rows again and scrolls to them. */
+  jumpToLatest(): void;
+  /** Pauses if running, runs if paused. */
+  togglePause(): void;
+}
+
+/** Listens to the stream's clicks, keys, scrolling and size, and to the pause and jump buttons. */
+export function createStream(options: StreamOptions): Stream {
+  const { matches, beforeRender } = options;
+  const stream = byId("stream");
+  const empty = byId("empty");
+  const counts = byId("counts");
+  const jump = byId<HTMLButtonElement>("jump");
+  const pause = byId<HTMLButtonElement>("pause");
+
+  const buffer: Entry[] = [];
+  /** Matching entries not yet on the page (paused, scrolled up, or waiting for the next frame). */
+  let pending: Entry[] = [];
+  /** How many matching entries arrived while the view was held (pending is trimmed; this is not). */
+  let held = 0;
+  let paused = false;
+  /** Follow the newest row; false once the user scrolls up. */
+  let stick = true;
+  let lastScrollTop = 0;
+  let frameRequested = false;
+  /** Rows on the page (in the chunks of the stream). */
+  let rowCount = 0;
+  let lastRender = 0;
+  let renderTimer: ReturnType<typeof setTimeout> | undefined;
+
+  function schedule(): void {
+    if (frameRequested || renderTimer !== undefined) return;
+    const wait = lastRender + MIN_RENDER_MS - performance.now();
     if (wait > 0) {
-      this.#renderTimer = setTimeout(() => {
-        this.#renderTimer = undefined;
-        this.schedule();
+      renderTimer = setTimeout(() => {
+        renderTimer = undefined;
+        schedule();
       }, wait);
       return;
     }
-    this.#frameRequested = true;
-    requestAnimationFrame(() => {
-      this.#frameRequested = false;
-      this.#render();
-    });
+    frameRequested = true;
+    requestAnimationFrame(flush);
   }
 
-  /** Keeps `entry` and, if it passes the filters, shows it with the next render. */
-  add(entry: Entry): void {
-    const buffer = this.#buffer;
+  function add(entry: Entry): void {
     buffer.push(entry);
     if (buffer.length > MAX_BUFFER + 500) buffer.splice(0, buffer.length - MAX_BUFFER);
-    if (!this.#matches(entry)) return;
-    this.#pending.push(entry);
-    this.#held++;
-    if (this.#pending.length > MAX_ROWS + 500) this.#pending.splice(0, this.#pending.length - MAX_ROWS);
-    this.schedule();
+    if (!matches(entry)) return;
+    pending.push(entry);
+    held++;
+    if (pending.length > MAX_ROWS + 500) pending.splice(0, pending.length - MAX_ROWS);
+    schedule();
   }
 
-  /** Adds a note of the console's own (connection lost, gap). */
-  note(text: string): void {
-    this.add(noteEntry(text));
-  }
-
-  /** Shows the newest matching entries again from the buffer (after a filter change). */
-  rerender(): void {
-    this.#stream.replaceChildren();
-    this.#rowCount = 0;
-    this.#pending = [];
-    this.#held = 0;
-    const entries: Entry[] = [];
-    const buffer = this.#buffer;
-    for (let i = buffer.length - 1; i >= 0 && entries.length < MAX_ROWS; i--) {
-      if (this.#matches(buffer[i])) entries.push(buffer[i]);
-    }
-    entries.reverse();
-    this.#stick = true;
-    this.#appendRows(entries);
-    this.#empty.hidden = entries.length > 0;
-    this.#empty.textContent = buffer.length ? "No replies match the filters." : "Waiting for replies…";
-    this.#updateCounts();
-    this.#scrollToEnd();
-  }
-
-  /** Unpauses, follows the newest rows again and scrolls to them. */
-  jumpToLatest(): void {
-    this.#paused = false;
-    this.#stick = true;
-    this.#pause.setAttribute("aria-pressed", "false");
-    this.#render();
-    this.#scrollToEnd();
-  }
-
-  /** Pauses if running, runs if paused. */
-  togglePause(): void {
-    this.#setPaused(!this.#paused);
+  function flush(): void {
+    frameRequested = false;
+    render();
   }
 
   /** Brings the page up to date: actors, new rows (unless held), counts. */
-  #render(): void {
-    this.#lastRender = performance.now();
+  function render(): void {
+    lastRender = performance.now();
     // Every write first, then the one read that scrolling needs: one layout per render.
-    this.#beforeRender();
+    beforeRender();
     let added = false;
-    if (!this.#paused && this.#stick && this.#pending.length) {
-      const pending = this.#pending;
+    if (!paused && stick && pending.length) {
       const entries = pending.length > MAX_ROWS ? pending.slice(-MAX_ROWS) : pending;
-      this.#pending = [];
-      this.#held = 0;
-      added = this.#appendRows(entries);
+      pending = [];
+      held = 0;
+      added = appendRows(entries);
     }
-    this.#updateCounts();
-    if (added && this.#stick) this.#scrollToEnd();
+    updateCounts();
+    if (added && stick) scrollToEnd();
   }
 
-  #scrollToEnd(): void {
-    this.#stream.scrollTop = this.#stream.scrollHeight;
-    this.#lastScrollTop = this.#stream.scrollTop;
+  function scrollToEnd(): void {
+    stream.scrollTop = stream.scrollHeight;
+    lastScrollTop = stream.scrollTop;
   }
 
   /** Adds rows for `entries` and drops the oldest beyond {@linkcode MAX_ROWS}; true if any were added. */
-  #appendRows(entries: Entry[]): boolean {
+  function appendRows(entries: Entry[]): boolean {
     if (entries.length === 0) return false;
-    const stream = this.#stream;
     let chunk = stream.lastElementChild as HTMLElement | null;
     let room = chunk ? CHUNK_ROWS - chunk.childElementCount : 0;
     let fragment = document.createDocumentFragment();
@@ -190,33 +148,47 @@ export class Stream {
       room--;
     }
     chunk!.append(fragment);
-    this.#rowCount += entries.length;
+    rowCount += entries.length;
     // Whole chunks go once the rest still holds MAX_ROWS - CHUNK_ROWS rows or more.
     while (stream.firstElementChild && stream.firstElementChild !== chunk) {
       const first = stream.firstElementChild;
-      if (this.#rowCount - first.childElementCount < MAX_ROWS - CHUNK_ROWS && this.#rowCount <= MAX_ROWS) {
-        break;
-      }
-      this.#rowCount -= first.childElementCount;
+      if (rowCount - first.childElementCount < MAX_ROWS - CHUNK_ROWS && rowCount <= MAX_ROWS) break;
+      rowCount -= first.childElementCount;
       first.remove();
     }
-    this.#empty.hidden = true;
+    empty.hidden = true;
     return true;
   }
 
+  function rerender(): void {
+    stream.replaceChildren();
+    rowCount = 0;
+    pending = [];
+    held = 0;
+    const entries: Entry[] = [];
+    for (let i = buffer.length - 1; i >= 0 && entries.length < MAX_ROWS; i--) {
+      if (matches(buffer[i])) entries.push(buffer[i]);
+    }
+    entries.reverse();
+    stick = true;
+    appendRows(entries);
+    empty.hidden = entries.length > 0;
+    empty.textContent = buffer.length ? "No replies match the filters." : "Waiting for replies…";
+    updateCounts();
+    scrollToEnd();
+  }
+
   /** Keys in the stream: ↑/↓/Home move between rows, Enter shows the JSON, c filters to the command. */
-  #onKey(event: KeyboardEvent): void {
+  function onStreamKey(event: KeyboardEvent): void {
     if (event.altKey || event.ctrlKey || event.metaKey) return;
     const focused = document.activeElement as HTMLElement | null;
-    const row = focused && focused !== this.#stream ? focused.closest<HTMLElement>(".row, .note") : null;
+    const row = focused && focused !== stream ? focused.closest<HTMLElement>(".row, .note") : null;
     let next: HTMLElement | null | undefined;
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
       const step = event.key === "ArrowDown" ? 1 : -1;
-      next = row
-        ? adjacentRow(row, step)
-        : this.#stream.lastElementChild?.lastElementChild as HTMLElement | null;
+      next = row ? adjacentRow(row, step) : stream.lastElementChild?.lastElementChild as HTMLElement | null;
     } else if (event.key === "Home") {
-      next = this.#stream.firstElementChild?.firstElementChild as HTMLElement | null;
+      next = stream.firstElementChild?.firstElementChild as HTMLElement | null;
     } else if ((event.key === "Enter" || event.key === " ") && row) {
       const expand = row.querySelector<HTMLButtonElement>(":scope > .expand");
       if (expand) toggleJson(expand);
@@ -228,9 +200,8 @@ export class Stream {
     next?.focus();
   }
 
-  #atBottom(): boolean {
-    const s = this.#stream;
-    return s.scrollHeight - s.scrollTop - s.clientHeight < 24;
+  function atBottom(): boolean {
+    return stream.scrollHeight - stream.scrollTop - stream.clientHeight < 24;
   }
 
   /**
@@ -239,40 +210,64 @@ export class Stream {
    * leaving the bottom, not a layout change (a header that wraps, a resize)
    * that leaves the view short of it.
    */
-  #onScroll(): void {
-    const top = this.#stream.scrollTop;
-    const movedUp = top < this.#lastScrollTop - 1;
-    this.#lastScrollTop = top;
-    if (this.#atBottom()) {
-      if (this.#stick) return;
-      this.#stick = true;
-      this.schedule();
-    } else if (this.#stick && movedUp) {
-      this.#stick = false;
+  function onScroll(): void {
+    const top = stream.scrollTop;
+    const movedUp = top < lastScrollTop - 1;
+    lastScrollTop = top;
+    if (atBottom()) {
+      if (stick) return;
+      stick = true;
+      schedule();
+    } else if (stick && movedUp) {
+      stick = false;
     } else return;
-    this.#updateCounts();
+    updateCounts();
   }
 
-  #setPaused(value: boolean): void {
-    this.#paused = value;
-    this.#pause.setAttribute("aria-pressed", String(value));
-    if (!value) {
-      this.#stick = true;
-      this.schedule();
+  function jumpToLatest(): void {
+    paused = false;
+    stick = true;
+    pause.setAttribute("aria-pressed", "false");
+    render();
+    scrollToEnd();
+  }
+
+  function setPaused(value: boolean): void {
+    paused = value;
+    pause.setAttribute("aria-pressed", String(paused));
+    if (!paused) {
+      stick = true;
+      schedule();
     }
-    this.#updateCounts();
+    updateCounts();
   }
 
-  #updateCounts(): void {
-    const paused = this.#paused;
-    const waiting = paused || !this.#stick ? this.#held : 0;
-    this.#counts.textContent = `${this.#rowCount} shown${paused ? " · paused" : ""}${
-      waiting ? ` · ${waiting} new` : ""
-    }`;
-    const showJump = paused || !this.#stick;
-    this.#jump.hidden = !showJump;
-    if (showJump) this.#jump.textContent = waiting ? `${waiting} new · jump to latest` : "Jump to latest";
+  function updateCounts(): void {
+    const waiting = paused || !stick ? held : 0;
+    counts.textContent = `${rowCount} shown${paused ? " · paused" : ""}${waiting ? ` · ${waiting} new` : ""}`;
+    const showJump = paused || !stick;
+    jump.hidden = !showJump;
+    if (showJump) jump.textContent = waiting ? `${waiting} new · jump to latest` : "Jump to latest";
   }
+
+  stream.addEventListener("click", options.onRowClick);
+  stream.addEventListener("keydown", onStreamKey);
+  stream.addEventListener("scroll", onScroll, { passive: true });
+  // A stream that changes size (window, header wrapping) stays at the bottom if it was there.
+  new ResizeObserver(() => {
+    if (stick) scrollToEnd();
+  }).observe(stream);
+  jump.addEventListener("click", jumpToLatest);
+  pause.addEventListener("click", () => setPaused(!paused));
+
+  return {
+    schedule,
+    add,
+    note: (text) => add(noteEntry(text)),
+    rerender,
+    jumpToLatest,
+    togglePause: () => setPaused(!paused),
+  };
 }
 
 /** The row before or after `row` in the stream, across chunks. */

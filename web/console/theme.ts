@@ -10,32 +10,33 @@ import { byId, load, save } from "./dom.ts";
 
 const THEME_KEY = "clu-ws.theme";
 
-/** The theme switch: applies the remembered theme when made. */
-export class Theme {
-  #button = byId<HTMLButtonElement>("night");
-  #flash = "";
-
-  /** Applies the remembered theme and listens to the night button. */
-  constructor() {
-    this.set(load("local", THEME_KEY) === "night");
-    this.#button.addEventListener("click", () => this.toggle());
-  }
-
+/** The theme switch. */
+export interface Theme {
   /** The theme's flash colour (`--flash`), read when the theme was set. */
-  get flashColor(): string {
-    return this.#flash;
-  }
-
+  flashColor(): string;
   /** Night (true) or day, remembered for the next visit. */
-  set(night: boolean): void {
+  set(night: boolean): void;
+  /** Night if it was day, day if it was night. */
+  toggle(): void;
+}
+
+/** Applies the remembered theme and listens to the night button. */
+export function createTheme(): Theme {
+  const button = byId<HTMLButtonElement>("night");
+  let flash = "";
+
+  function set(night: boolean): void {
     document.documentElement.dataset.theme = night ? "night" : "day";
-    this.#button.setAttribute("aria-pressed", String(night));
+    button.setAttribute("aria-pressed", String(night));
     save("local", THEME_KEY, night ? "night" : "day");
-    this.#flash = getComputedStyle(document.documentElement).getPropertyValue("--flash").trim();
+    flash = getComputedStyle(document.documentElement).getPropertyValue("--flash").trim();
   }
 
-  /** Night if it was day, day if it was night. */
-  toggle(): void {
-    this.set(this.#button.getAttribute("aria-pressed") !== "true");
+  function toggle(): void {
+    set(button.getAttribute("aria-pressed") !== "true");
   }
+
+  set(load("local", THEME_KEY) === "night");
+  button.addEventListener("click", toggle);
+  return { flashColor: () => flash, set, toggle };
 }

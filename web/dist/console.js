@@ -158,115 +158,16 @@ function newCommandId() {
 }
 
 // web/console/actors.ts
-var Actors = class {
-  #list = byId("actors");
-  #count = byId("actor-count");
-  #find = byId("actor-find");
-  #names = byId("actor-names");
-  #actors = /* @__PURE__ */ new Map();
-  #dirty = /* @__PURE__ */ new Set();
-  #reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
-  #options;
-  /** Listens to the actor search box. */
-  constructor(options) {
-    this.#options = options;
-    this.#find.addEventListener("input", () => {
-      for (const view of this.#actors.values()) view.item.hidden = !this.#matchesFind(view.name);
-    });
-  }
-  /** Whether changes wait for the next render. */
-  get changed() {
-    return this.#dirty.size > 0;
-  }
-  /** Updates the actors from a reply on the exchange (not from frames the gateway made for us). */
-  fromReply(frame) {
-    const sender = frame.headers.sender;
-    if (frame.seq === void 0 || typeof sender !== "string" || !sender) return;
-    if (isFailedRouting(sender, String(frame.headers.message_code), frame.body)) return;
-    const view = this.#view(sender);
-    const now = Date.now();
-    view.lastSeen = now;
-    this.#dirty.add(view);
-    const body = frame.body;
-    if (body === null || typeof body !== "object" || Array.isArray(body)) return;
-    const code = String(frame.headers.message_code).toLowerCase();
-    for (const [key, value] of Object.entries(body)) {
-      this.#setKeyword(view, key, {
-        value,
-        seen: now,
-        code,
-        seq: frame.seq
-      });
-    }
-  }
-  /** Loads the gateway's actor state (after a welcome); a dropped connection asks again on the next one. */
-  async load(client) {
-    try {
-      const snapshot = await client.actorState();
-      for (const [name, record] of Object.entries(snapshot.actors)) {
-        const view = this.#view(name);
-        view.lastSeen = Math.max(view.lastSeen, Date.parse(record.last_seen) || 0);
-        this.#dirty.add(view);
-        for (const [key, kw] of Object.entries(record.keywords)) {
-          this.#setKeyword(view, key, {
-            value: kw.value,
-            seen: Date.parse(kw.seen) || Date.now(),
-            code: String(kw.code).toLowerCase(),
-            seq: snapshot.seq
-          });
-        }
-      }
-      this.#options.requestRender();
-    } catch {
-    }
-  }
-  /** After a gap, positions may have restarted (a new epoch): what we hold is older than anything to come. */
-  forgetPositions() {
-    for (const view of this.#actors.values()) for (const kw of view.keywords.values()) kw.seq = -1;
-  }
-  /** Writes the changes gathered since the last render. */
-  render() {
-    if (this.#dirty.size === 0) return;
-    const flash = !this.#reducedMotion.matches;
-    for (const view of this.#dirty) {
-      view.meta.textContent = metaText(view);
-      if (view.table) {
-        if (view.table.querySelector("td.panel-empty") && view.changed.size) view.table.replaceChildren();
-        for (const key of view.changed) {
-          let row = view.rows.get(key);
-          if (row) fillKeywordRow(view, key, row);
-          else {
-            row = keywordRow(view, key);
-            view.table.append(row);
-          }
-          if (flash) {
-            const flashColor = this.#options.flashColor();
-            row.cells[1].animate([
-              {
-                backgroundColor: flashColor
-              },
-              {
-                backgroundColor: "transparent"
-              }
-            ], {
-              duration: 1200,
-              easing: "ease-out"
-            });
-          }
-        }
-      }
-      view.changed.clear();
-    }
-    this.#dirty.clear();
-  }
-  /** Rewrites "… ago" of the actors shown. */
-  refreshLastSeen() {
-    for (const view of this.#actors.values()) {
-      if (!view.item.hidden) view.meta.textContent = metaText(view);
-    }
-  }
-  #view(name) {
-    const known = this.#actors.get(name);
+function createActors(options) {
+  const list = byId("actors");
+  const count = byId("actor-count");
+  const find = byId("actor-find");
+  const names = byId("actor-names");
+  const actors2 = /* @__PURE__ */ new Map();
+  const dirtyActors = /* @__PURE__ */ new Set();
+  const reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
+  function actorView(name) {
+    const known = actors2.get(name);
     if (known) return known;
     const item = el("li", "actor-item");
     item.dataset.actor = name;
@@ -296,8 +197,8 @@ var Actors = class {
       rows: /* @__PURE__ */ new Map(),
       changed: /* @__PURE__ */ new Set()
     };
-    filterButton.addEventListener("click", () => this.#options.onShowOnly(name));
-    commandButton.addEventListener("click", () => this.#options.onCommand(name));
+    filterButton.addEventListener("click", () => options.onShowOnly(name));
+    commandButton.addEventListener("click", () => options.onCommand(name));
     details.addEventListener("toggle", () => {
       if (details.open) buildKeywordTable(view);
       else {
@@ -306,34 +207,125 @@ var Actors = class {
         view.rows.clear();
       }
     });
-    this.#actors.set(name, view);
+    actors2.set(name, view);
     let before = null;
-    for (const other of this.#list.children) {
+    for (const other of list.children) {
       if (other.dataset.actor.localeCompare(name) > 0) {
         before = other;
         break;
       }
     }
-    this.#list.insertBefore(item, before);
+    list.insertBefore(item, before);
     const option = el("option");
     option.value = name;
-    this.#names.append(option);
-    this.#count.textContent = `(${this.#actors.size})`;
-    item.hidden = !this.#matchesFind(name);
+    names.append(option);
+    count.textContent = `(${actors2.size})`;
+    item.hidden = !matchesFind(name);
     return view;
   }
-  #matchesFind(name) {
-    const query = this.#find.value.trim().toLowerCase();
+  function matchesFind(name) {
+    const query = find.value.trim().toLowerCase();
     return !query || name.toLowerCase().includes(query);
   }
-  #setKeyword(view, key, value) {
+  function setKeyword(view, key, value) {
     const current = view.keywords.get(key);
     if (current && current.seq > value.seq) return;
     view.keywords.set(key, value);
     view.changed.add(key);
-    this.#dirty.add(view);
+    dirtyActors.add(view);
   }
-};
+  function fromReply(frame) {
+    const sender = frame.headers.sender;
+    if (frame.seq === void 0 || typeof sender !== "string" || !sender) return;
+    if (isFailedRouting(sender, String(frame.headers.message_code), frame.body)) return;
+    const view = actorView(sender);
+    const now = Date.now();
+    view.lastSeen = now;
+    dirtyActors.add(view);
+    const body = frame.body;
+    if (body === null || typeof body !== "object" || Array.isArray(body)) return;
+    const code = String(frame.headers.message_code).toLowerCase();
+    for (const [key, value] of Object.entries(body)) {
+      setKeyword(view, key, {
+        value,
+        seen: now,
+        code,
+        seq: frame.seq
+      });
+    }
+  }
+  async function load2(client) {
+    try {
+      const snapshot = await client.actorState();
+      for (const [name, record] of Object.entries(snapshot.actors)) {
+        const view = actorView(name);
+        view.lastSeen = Math.max(view.lastSeen, Date.parse(record.last_seen) || 0);
+        dirtyActors.add(view);
+        for (const [key, kw] of Object.entries(record.keywords)) {
+          setKeyword(view, key, {
+            value: kw.value,
+            seen: Date.parse(kw.seen) || Date.now(),
+            code: String(kw.code).toLowerCase(),
+            seq: snapshot.seq
+          });
+        }
+      }
+      options.requestRender();
+    } catch {
+    }
+  }
+  function render() {
+    if (dirtyActors.size === 0) return;
+    const flash = !reducedMotion.matches;
+    const flashColor = options.flashColor();
+    for (const view of dirtyActors) {
+      view.meta.textContent = metaText(view);
+      if (view.table) {
+        if (view.table.querySelector("td.panel-empty") && view.changed.size) view.table.replaceChildren();
+        for (const key of view.changed) {
+          let row = view.rows.get(key);
+          if (row) fillKeywordRow(view, key, row);
+          else {
+            row = keywordRow(view, key);
+            view.table.append(row);
+          }
+          if (flash) {
+            row.cells[1].animate([
+              {
+                backgroundColor: flashColor
+              },
+              {
+                backgroundColor: "transparent"
+              }
+            ], {
+              duration: 1200,
+              easing: "ease-out"
+            });
+          }
+        }
+      }
+      view.changed.clear();
+    }
+    dirtyActors.clear();
+  }
+  find.addEventListener("input", () => {
+    for (const view of actors2.values()) view.item.hidden = !matchesFind(view.name);
+  });
+  return {
+    changed: () => dirtyActors.size > 0,
+    fromReply,
+    load: load2,
+    forgetPositions() {
+      for (const view of actors2.values()) for (const kw of view.keywords.values()) kw.seq = -1;
+    },
+    render,
+    refreshLastSeen() {
+      for (const view of actors2.values()) {
+        if (!view.item.hidden) view.meta.textContent = metaText(view);
+      }
+    }
+  };
+}
 function metaText(view) {
   return `${view.keywords.size} kw \xB7 ${view.lastSeen ? ago(view.lastSeen) : "\u2014"}`;
 }
@@ -946,77 +938,44 @@ function rowClicks(onCommandId) {
 // web/console/commands.ts
 var MAX_COMMANDS = 50;
 var HISTORY_KEY = "clu-ws.history";
-var Commands = class {
-  #list = byId("commands");
-  #bar = byId("command-bar");
-  #fields = byId("command-fields");
-  #actor = byId("command-actor");
-  #text = byId("command-text");
-  #note = byId("command-note");
-  #views = /* @__PURE__ */ new Map();
-  #history = new CommandHistory(load("local", HISTORY_KEY));
-  #ticker;
-  #options;
-  /** Shows the empty panel and listens to the command bar. */
-  constructor(options) {
-    this.#options = options;
-    this.#list.append(el("li", "panel-empty", "Commands you send appear here."));
-    this.#bar.addEventListener("submit", (event) => this.#send(event));
-    this.#text.addEventListener("keydown", (event) => this.#onKey(event));
-  }
-  /** Puts `actor` in the bar, ready for a command. */
-  target(actor) {
-    this.#actor.value = actor;
-    this.#text.focus();
-  }
-  /** Turns the bar off for a watch-only token. */
-  setRole(role) {
-    const watchOnly = role === "watch";
-    this.#fields.disabled = watchOnly;
-    this.#bar.dataset.role = role ?? "";
-    if (watchOnly) this.#note.textContent = "This access token may only watch: commands are off.";
-  }
-  /** Adds a reply to its command, if it answers one of ours; the first `>` marks it running. */
-  onReply(frame) {
-    const id = frame.headers.command_id;
-    if (id === void 0 || id === null) return;
-    const view = this.#views.get(String(id));
-    if (!view) return;
-    view.replies.push(frame);
-    view.toggle.textContent = `Replies (${view.replies.length})`;
-    if (view.repliesBox) view.repliesBox.append(rowFor(entryOf(frame), false));
-    if (view.state === "sent" && frame.headers.message_code === ">") {
-      setState(view, "running", performance.now() - view.started);
-    }
-  }
-  #onKey(event) {
+function createCommands(options) {
+  const list = byId("commands");
+  const bar = byId("command-bar");
+  const fields = byId("command-fields");
+  const actorInput = byId("command-actor");
+  const textInput = byId("command-text");
+  const note = byId("command-note");
+  const views = /* @__PURE__ */ new Map();
+  const history2 = new CommandHistory(load("local", HISTORY_KEY));
+  let ticker;
+  function onKey(event) {
     if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
     if (event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
     event.preventDefault();
     const current = {
-      actor: this.#actor.value,
-      text: this.#text.value
+      actor: actorInput.value,
+      text: textInput.value
     };
-    const shown = this.#history.move(event.key === "ArrowUp" ? "up" : "down", current);
+    const shown = history2.move(event.key === "ArrowUp" ? "up" : "down", current);
     if (!shown) return;
-    this.#actor.value = shown.actor;
-    this.#text.value = shown.text;
+    actorInput.value = shown.actor;
+    textInput.value = shown.text;
     const end = shown.text.length;
-    this.#text.setSelectionRange(end, end);
+    textInput.setSelectionRange(end, end);
   }
-  #send(event) {
+  function send(event) {
     event.preventDefault();
-    const actor = this.#actor.value.trim();
-    const text = this.#text.value.trim();
+    const actor = actorInput.value.trim();
+    const text = textInput.value.trim();
     if (!actor || !text) return;
-    this.#history.remember({
+    history2.remember({
       actor,
       text
     });
-    save("local", HISTORY_KEY, JSON.stringify(this.#history));
-    this.#text.value = "";
-    const view = this.#view(newCommandId(), actor, text);
-    const client = this.#options.client();
+    save("local", HISTORY_KEY, JSON.stringify(history2));
+    textInput.value = "";
+    const view = commandView(newCommandId(), actor, text);
+    const client = options.client();
     if (!client) {
       finish(view, void 0, "not connected to the gateway");
       return;
@@ -1025,7 +984,7 @@ var Commands = class {
       commandId: view.id
     }).then((result) => finish(view, result), (err) => finish(view, err instanceof CommandError ? err.result : void 0, err instanceof Error ? err.message : String(err)));
   }
-  #view(id, actor, text) {
+  function commandView(id, actor, text) {
     const item = el("li", "command-item st-sent");
     item.dataset.commandId = id;
     item.dataset.state = "sent";
@@ -1058,19 +1017,19 @@ command id ${id}`;
       errorEl,
       toggle
     };
-    toggle.addEventListener("click", () => this.#toggleReplies(view));
-    this.#views.set(id, view);
-    this.#list.querySelector(".panel-empty")?.remove();
-    this.#list.prepend(item);
-    while (this.#list.childElementCount > MAX_COMMANDS) {
-      const last = this.#list.lastElementChild;
-      this.#views.delete(last.dataset.commandId ?? "");
+    toggle.addEventListener("click", () => toggleReplies(view));
+    views.set(id, view);
+    list.querySelector(".panel-empty")?.remove();
+    list.prepend(item);
+    while (list.childElementCount > MAX_COMMANDS) {
+      const last = list.lastElementChild;
+      views.delete(last.dataset.commandId ?? "");
       last.remove();
     }
-    this.#ticker ??= setInterval(() => this.#tick(), 100);
+    ticker ??= setInterval(tick, 100);
     return view;
   }
-  #toggleReplies(view) {
+  function toggleReplies(view) {
     if (view.repliesBox) {
       view.repliesBox.remove();
       view.repliesBox = void 0;
@@ -1078,26 +1037,52 @@ command id ${id}`;
       return;
     }
     const box = el("div", "replies");
-    box.addEventListener("click", this.#options.onRowClick);
+    box.addEventListener("click", options.onRowClick);
     for (const frame of view.replies) box.append(rowFor(entryOf(frame), false));
     view.repliesBox = box;
     view.item.append(box);
     view.toggle.setAttribute("aria-expanded", "true");
   }
-  /** Moves the elapsed time of commands still going; stops when none is. */
-  #tick() {
+  function tick() {
     let running = 0;
-    for (const view of this.#views.values()) {
+    for (const view of views.values()) {
       if (view.state !== "sent" && view.state !== "running") continue;
       running++;
       view.elapsedEl.textContent = duration(performance.now() - view.started);
     }
     if (running === 0) {
-      clearInterval(this.#ticker);
-      this.#ticker = void 0;
+      clearInterval(ticker);
+      ticker = void 0;
     }
   }
-};
+  list.append(el("li", "panel-empty", "Commands you send appear here."));
+  bar.addEventListener("submit", send);
+  textInput.addEventListener("keydown", onKey);
+  return {
+    target(actor) {
+      actorInput.value = actor;
+      textInput.focus();
+    },
+    setRole(role) {
+      const watchOnly = role === "watch";
+      fields.disabled = watchOnly;
+      bar.dataset.role = role ?? "";
+      if (watchOnly) note.textContent = "This access token may only watch: commands are off.";
+    },
+    onReply(frame) {
+      const id = frame.headers.command_id;
+      if (id === void 0 || id === null) return;
+      const view = views.get(String(id));
+      if (!view) return;
+      view.replies.push(frame);
+      view.toggle.textContent = `Replies (${view.replies.length})`;
+      if (view.repliesBox) view.repliesBox.append(rowFor(entryOf(frame), false));
+      if (view.state === "sent" && frame.headers.message_code === ">") {
+        setState(view, "running", performance.now() - view.started);
+      }
+    }
+  };
+}
 function setState(view, state, elapsedMs) {
   view.state = state;
   view.trail.push(`${state} ${duration(elapsedMs)}`);
@@ -1124,122 +1109,85 @@ var GATEWAY_LABELS = {
   open: "connected",
   closed: "disconnected, retrying"
 };
-var Connection = class {
-  #gatewayState = byId("gateway-state");
-  #brokerState = byId("broker-state");
-  #info = byId("info");
-  #rate = byId("rate");
-  #forgetToken = byId("forget-token");
-  #tokenDialog = byId("token-dialog");
-  #tokenForm = byId("token-form");
-  #tokenInput = byId("token-input");
-  #tokenError = byId("token-error");
-  #options;
-  #client;
-  #welcome;
-  #token;
-  #everOpen = false;
-  #checkingToken = false;
-  #lastTokenCheck = -Infinity;
-  #stopListening = [];
-  /** Replies since the rate was last shown. */
-  #received = 0;
-  /** Listens to the token prompt and the forget-token button; {@linkcode Connection.start} connects. */
-  constructor(options) {
-    this.#options = options;
-    this.#forgetToken.addEventListener("click", () => {
-      save("session", TOKEN_KEY, null);
-      location.reload();
-    });
-    this.#tokenDialog.addEventListener("cancel", (event) => event.preventDefault());
+function createConnection(options) {
+  const { note } = options;
+  const gatewayState = byId("gateway-state");
+  const brokerState = byId("broker-state");
+  const info = byId("info");
+  const rate = byId("rate");
+  const forgetToken = byId("forget-token");
+  const tokenDialog = byId("token-dialog");
+  const tokenForm = byId("token-form");
+  const tokenInput = byId("token-input");
+  const tokenError = byId("token-error");
+  let client;
+  let welcome;
+  let token;
+  let everOpen = false;
+  let checkingToken = false;
+  let lastTokenCheck = -Infinity;
+  const stopListening = [];
+  let received = 0;
+  function showGateway(state) {
+    gatewayState.dataset.state = state;
+    gatewayState.textContent = `Gateway: ${GATEWAY_LABELS[state] ?? state}`;
+    document.title = state === "open" ? "clu-ws console" : `clu-ws console (${GATEWAY_LABELS[state] ?? state})`;
+    if (state !== "open") showBroker("unknown");
   }
-  /** The client, while there is one. */
-  get client() {
-    return this.#client;
+  function showBroker(state) {
+    brokerState.dataset.state = state;
+    brokerState.textContent = `RabbitMQ: ${state}`;
   }
-  /** Whether the token prompt is up (keyboard shortcuts wait for it). */
-  get asking() {
-    return this.#tokenDialog.open;
-  }
-  /** Shows the replies received since the last call, as a rate per second (call it every second). */
-  showRate() {
-    this.#rate.textContent = `${this.#received} msg/s`;
-    this.#received = 0;
-  }
-  /** Takes the tab's token, asks for one if the gateway wants one, then connects. */
-  async start() {
-    this.#token = load("session", TOKEN_KEY) ?? void 0;
-    this.#forgetToken.hidden = this.#token === void 0;
-    if (await probe(this.#token) === 401) {
-      if (this.#token) save("session", TOKEN_KEY, null);
-      this.#token = void 0;
-      await this.#obtainToken("");
-    }
-    this.#connect();
-  }
-  #connect() {
-    for (const stop of this.#stopListening.splice(0)) stop();
-    this.#client?.close();
+  function connect() {
+    for (const stop of stopListening.splice(0)) stop();
+    client?.close();
     const url = new URL(".", location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-    const current = new CluClient(url.href, this.#token ? {
-      token: this.#token
+    const current = new CluClient(url.href, token ? {
+      token
     } : {});
-    this.#client = current;
-    const { note } = this.#options;
+    client = current;
     let lastBroker = "";
-    this.#stopListening.push(current.on("reply", (frame) => {
-      this.#received++;
-      this.#options.onReply(frame);
+    stopListening.push(current.on("reply", (frame) => {
+      received++;
+      options.onReply(frame);
     }), current.on("connection", (state) => {
-      this.#showGateway(state);
+      showGateway(state);
       if (state === "closed") {
-        const dropped = this.#welcome !== void 0;
-        if (this.#everOpen && dropped) note("Connection to the gateway lost; reconnecting.");
-        this.#welcome = void 0;
+        const dropped = welcome !== void 0;
+        if (everOpen && dropped) note("Connection to the gateway lost; reconnecting.");
+        welcome = void 0;
         lastBroker = "";
-        if (!dropped) this.#recheckToken(current);
+        if (!dropped) recheckToken(current);
       }
     }), current.on("broker", (state) => {
-      this.#showBroker(state);
+      showBroker(state);
       if (lastBroker && state !== lastBroker) note(`RabbitMQ link ${state}.`);
       lastBroker = state;
     }), current.on("gap", (gap) => {
-      this.#options.onGap();
+      options.onGap();
       note(`Some replies were missed (${gap.reason}); actor state reloaded.`);
     }), current.on("welcome", (hello) => {
-      if (this.#everOpen && !this.#welcome) note("Reconnected to the gateway.");
-      this.#everOpen = true;
-      this.#welcome = hello;
-      this.#info.textContent = `${hello.exchange} \xB7 role ${hello.role}`;
-      this.#info.title = `gateway ${hello.name}, epoch ${hello.epoch}`;
-      this.#options.onWelcome(hello, current);
+      if (everOpen && !welcome) note("Reconnected to the gateway.");
+      everOpen = true;
+      welcome = hello;
+      info.textContent = `${hello.exchange} \xB7 role ${hello.role}`;
+      info.title = `gateway ${hello.name}, epoch ${hello.epoch}`;
+      options.onWelcome(hello, current);
     }));
-    this.#showGateway(current.state);
+    showGateway(current.state);
   }
-  #showGateway(state) {
-    const label = GATEWAY_LABELS[state] ?? state;
-    this.#gatewayState.dataset.state = state;
-    this.#gatewayState.textContent = `Gateway: ${label}`;
-    document.title = state === "open" ? "clu-ws console" : `clu-ws console (${label})`;
-    if (state !== "open") this.#showBroker("unknown");
-  }
-  #showBroker(state) {
-    this.#brokerState.dataset.state = state;
-    this.#brokerState.textContent = `RabbitMQ: ${state}`;
-  }
-  /** Shows the token prompt until the gateway accepts a token. */
-  async #obtainToken(reason) {
-    this.#tokenError.textContent = reason;
-    this.#gatewayState.dataset.state = "connecting";
-    this.#gatewayState.textContent = "Gateway: waiting for a token";
-    if (!this.#tokenDialog.open) this.#tokenDialog.showModal();
+  async function obtainToken(reason) {
+    tokenError.textContent = reason;
+    gatewayState.dataset.state = "connecting";
+    gatewayState.textContent = "Gateway: waiting for a token";
+    if (!tokenDialog.open) tokenDialog.showModal();
     while (true) {
-      this.#tokenInput.focus();
+      tokenInput.focus();
       const candidate = await new Promise((resolve) => {
-        this.#tokenForm.addEventListener("submit", (event) => {
+        tokenForm.addEventListener("submit", (event) => {
           event.preventDefault();
-          resolve(this.#tokenInput.value.trim());
+          resolve(tokenInput.value.trim());
         }, {
           once: true
         });
@@ -1247,37 +1195,59 @@ var Connection = class {
       if (!candidate) continue;
       const status = await probe(candidate);
       if (status === 401) {
-        this.#tokenError.textContent = "The gateway refused that token. Check it and try again.";
-        this.#tokenInput.select();
+        tokenError.textContent = "The gateway refused that token. Check it and try again.";
+        tokenInput.select();
         continue;
       }
-      this.#token = candidate;
-      save("session", TOKEN_KEY, candidate);
-      this.#tokenInput.value = "";
-      this.#tokenError.textContent = "";
-      this.#tokenDialog.close();
-      this.#forgetToken.hidden = false;
+      token = candidate;
+      save("session", TOKEN_KEY, token);
+      tokenInput.value = "";
+      tokenError.textContent = "";
+      tokenDialog.close();
+      forgetToken.hidden = false;
       return;
     }
   }
-  /** After a lost connection: if the token is no longer accepted, ask for another. */
-  async #recheckToken(current) {
-    if (this.#checkingToken || performance.now() - this.#lastTokenCheck < 5e3) return;
-    this.#checkingToken = true;
-    this.#lastTokenCheck = performance.now();
+  async function recheckToken(current) {
+    if (checkingToken || performance.now() - lastTokenCheck < 5e3) return;
+    checkingToken = true;
+    lastTokenCheck = performance.now();
     try {
-      if (await probe(this.#token) !== 401 || this.#client !== current) return;
+      if (await probe(token) !== 401 || client !== current) return;
       current.close();
-      this.#token = void 0;
+      token = void 0;
       save("session", TOKEN_KEY, null);
-      this.#forgetToken.hidden = true;
-      await this.#obtainToken(this.#everOpen ? "The gateway no longer accepts the token; give another." : "");
-      this.#connect();
+      forgetToken.hidden = true;
+      await obtainToken(everOpen ? "The gateway no longer accepts the token; give another." : "");
+      connect();
     } finally {
-      this.#checkingToken = false;
+      checkingToken = false;
     }
   }
-};
+  forgetToken.addEventListener("click", () => {
+    save("session", TOKEN_KEY, null);
+    location.reload();
+  });
+  tokenDialog.addEventListener("cancel", (event) => event.preventDefault());
+  return {
+    client: () => client,
+    asking: () => tokenDialog.open,
+    showRate() {
+      rate.textContent = `${received} msg/s`;
+      received = 0;
+    },
+    async start() {
+      token = load("session", TOKEN_KEY) ?? void 0;
+      forgetToken.hidden = token === void 0;
+      if (await probe(token) === 401) {
+        if (token) save("session", TOKEN_KEY, null);
+        token = void 0;
+        await obtainToken("");
+      }
+      connect();
+    }
+  };
+}
 async function probe(candidate) {
   try {
     const response = await fetch(new URL("actors", location.href), {
@@ -1404,227 +1374,147 @@ function setParam(params, key, value) {
 }
 
 // web/console/filters.ts
-var Filters = class {
-  #form = byId("filters");
-  #actor = byId("filter-actor");
-  #codeSet = byId("filter-codes");
-  #text = byId("filter-text");
-  #boxes = /* @__PURE__ */ new Map();
-  #filter = {
+function createFilters(options) {
+  const form = byId("filters");
+  const actorInput = byId("filter-actor");
+  const textInput = byId("filter-text");
+  const boxes = /* @__PURE__ */ new Map();
+  let filter = {
     include: [],
     exclude: [],
     codes: void 0,
     text: ""
   };
-  #urlTimer;
-  #onChange;
-  /** Builds the code boxes and fills the form from the URL (without telling `onChange`). */
-  constructor(options) {
-    this.#onChange = options.onChange;
-    this.#buildCodeBoxes();
-    this.#fromUrl();
-    this.#form.addEventListener("submit", (event) => event.preventDefault());
-    this.#form.addEventListener("input", () => this.apply());
-    byId("filter-clear").addEventListener("click", () => {
-      this.#actor.value = "";
-      this.#text.value = "";
-      for (const box of this.#boxes.values()) box.checked = true;
-      this.apply();
-    });
+  let urlTimer;
+  function read() {
+    const ticked = [
+      ...boxes
+    ].filter(([, box]) => box.checked).map(([code]) => code);
+    return {
+      actor: actorInput.value,
+      codes: chosenCodes(ticked),
+      text: textInput.value
+    };
   }
-  /** Whether `entry` passes the filters in force. */
-  matches(entry) {
-    return matchesFilter(this.#filter, entry);
-  }
-  /** Shows only `actor`'s replies. */
-  showActor(actor) {
-    this.#actor.value = actor;
-    this.apply();
-  }
-  /** Shows only replies that contain `text` (a command id). */
-  showText(text) {
-    this.#text.value = text;
-    this.apply();
-  }
-  /** Puts the cursor in the free-text box. */
-  focusText() {
-    this.#text.focus();
-  }
-  /** Applies the form's filters to the stream and, a moment later, to the URL. */
-  apply() {
-    const form = this.#read();
-    this.#filter = parseFilter(form);
-    this.#onChange();
-    clearTimeout(this.#urlTimer);
-    this.#urlTimer = setTimeout(() => {
-      const query = queryWithForm(location.search, form);
+  function apply() {
+    const shown = read();
+    filter = parseFilter(shown);
+    options.onChange();
+    clearTimeout(urlTimer);
+    urlTimer = setTimeout(() => {
+      const query = queryWithForm(location.search, shown);
       history.replaceState(history.state, "", `${location.pathname}${query ? `?${query}` : ""}${location.hash}`);
     }, 150);
   }
-  #read() {
-    const ticked = [
-      ...this.#boxes
-    ].filter(([, box]) => box.checked).map(([code]) => code);
-    return {
-      actor: this.#actor.value,
-      codes: chosenCodes(ticked),
-      text: this.#text.value
-    };
+  const codeSet = byId("filter-codes");
+  for (const { code, meaning, kind } of CODES) {
+    const label = el("label", `code-box c-${kind}`);
+    const box = el("input");
+    box.type = "checkbox";
+    box.checked = true;
+    box.value = code;
+    box.name = "codes";
+    const glyph = el("span", "code", code);
+    glyph.setAttribute("aria-hidden", "true");
+    label.title = meaning;
+    label.append(box, glyph, el("span", "visually-hidden", meaning));
+    boxes.set(code, box);
+    codeSet.append(label);
   }
-  #buildCodeBoxes() {
-    for (const { code, meaning, kind } of CODES) {
-      const label = el("label", `code-box c-${kind}`);
-      const box = el("input");
-      box.type = "checkbox";
-      box.checked = true;
-      box.value = code;
-      box.name = "codes";
-      const glyph = el("span", "code", code);
-      glyph.setAttribute("aria-hidden", "true");
-      label.title = meaning;
-      label.append(box, glyph, el("span", "visually-hidden", meaning));
-      this.#boxes.set(code, box);
-      this.#codeSet.append(label);
-    }
-  }
-  /** Reads the filters from the URL into the form. */
-  #fromUrl() {
-    const form = formFromQuery(location.search);
-    this.#actor.value = form.actor;
-    this.#text.value = form.text;
-    for (const [code, box] of this.#boxes) box.checked = form.codes === void 0 || form.codes.has(code);
-    this.#filter = parseFilter(this.#read());
-  }
-};
+  const linked = formFromQuery(location.search);
+  actorInput.value = linked.actor;
+  textInput.value = linked.text;
+  for (const [code, box] of boxes) box.checked = linked.codes === void 0 || linked.codes.has(code);
+  filter = parseFilter(read());
+  form.addEventListener("submit", (event) => event.preventDefault());
+  form.addEventListener("input", apply);
+  byId("filter-clear").addEventListener("click", () => {
+    actorInput.value = "";
+    textInput.value = "";
+    for (const box of boxes.values()) box.checked = true;
+    apply();
+  });
+  return {
+    matches: (entry) => matchesFilter(filter, entry),
+    showActor(actor) {
+      actorInput.value = actor;
+      apply();
+    },
+    showText(text) {
+      textInput.value = text;
+      apply();
+    },
+    focusText: () => textInput.focus()
+  };
+}
 
 // web/console/stream.ts
 var MAX_ROWS = 2e3;
 var CHUNK_ROWS = 100;
 var MAX_BUFFER = 5e3;
 var MIN_RENDER_MS = 100;
-var Stream = class {
-  #stream = byId("stream");
-  #empty = byId("empty");
-  #counts = byId("counts");
-  #jump = byId("jump");
-  #pause = byId("pause");
-  #matches;
-  #beforeRender;
-  #buffer = [];
-  /** Matching entries not yet on the page (paused, scrolled up, or waiting for the next frame). */
-  #pending = [];
-  /** How many matching entries arrived while the view was held (pending is trimmed; this is not). */
-  #held = 0;
-  #paused = false;
-  /** Follow the newest row; false once the user scrolls up. */
-  #stick = true;
-  #lastScrollTop = 0;
-  #frameRequested = false;
-  /** Rows on the page (in the chunks of the stream). */
-  #rowCount = 0;
-  #lastRender = 0;
-  #renderTimer;
-  /** Listens to the stream's clicks, keys, scrolling and size, and to the pause and jump buttons. */
-  constructor(options) {
-    this.#matches = options.matches;
-    this.#beforeRender = options.beforeRender;
-    this.#stream.addEventListener("click", options.onRowClick);
-    this.#stream.addEventListener("keydown", (event) => this.#onKey(event));
-    this.#stream.addEventListener("scroll", () => this.#onScroll(), {
-      passive: true
-    });
-    new ResizeObserver(() => {
-      if (this.#stick) this.#scrollToEnd();
-    }).observe(this.#stream);
-    this.#jump.addEventListener("click", () => this.jumpToLatest());
-    this.#pause.addEventListener("click", () => this.togglePause());
-  }
-  /** Asks for a render on the next animation frame, but not sooner than {@linkcode MIN_RENDER_MS} after the last. */
-  schedule() {
-    if (this.#frameRequested || this.#renderTimer !== void 0) return;
-    const wait = this.#lastRender + MIN_RENDER_MS - performance.now();
+function createStream(options) {
+  const { matches, beforeRender } = options;
+  const stream2 = byId("stream");
+  const empty = byId("empty");
+  const counts = byId("counts");
+  const jump = byId("jump");
+  const pause = byId("pause");
+  const buffer = [];
+  let pending = [];
+  let held = 0;
+  let paused = false;
+  let stick = true;
+  let lastScrollTop = 0;
+  let frameRequested = false;
+  let rowCount = 0;
+  let lastRender = 0;
+  let renderTimer;
+  function schedule() {
+    if (frameRequested || renderTimer !== void 0) return;
+    const wait = lastRender + MIN_RENDER_MS - performance.now();
     if (wait > 0) {
-      this.#renderTimer = setTimeout(() => {
-        this.#renderTimer = void 0;
-        this.schedule();
+      renderTimer = setTimeout(() => {
+        renderTimer = void 0;
+        schedule();
       }, wait);
       return;
     }
-    this.#frameRequested = true;
-    requestAnimationFrame(() => {
-      this.#frameRequested = false;
-      this.#render();
-    });
+    frameRequested = true;
+    requestAnimationFrame(flush);
   }
-  /** Keeps `entry` and, if it passes the filters, shows it with the next render. */
-  add(entry) {
-    const buffer = this.#buffer;
+  function add(entry) {
     buffer.push(entry);
     if (buffer.length > MAX_BUFFER + 500) buffer.splice(0, buffer.length - MAX_BUFFER);
-    if (!this.#matches(entry)) return;
-    this.#pending.push(entry);
-    this.#held++;
-    if (this.#pending.length > MAX_ROWS + 500) this.#pending.splice(0, this.#pending.length - MAX_ROWS);
-    this.schedule();
+    if (!matches(entry)) return;
+    pending.push(entry);
+    held++;
+    if (pending.length > MAX_ROWS + 500) pending.splice(0, pending.length - MAX_ROWS);
+    schedule();
   }
-  /** Adds a note of the console's own (connection lost, gap). */
-  note(text) {
-    this.add(noteEntry(text));
+  function flush() {
+    frameRequested = false;
+    render();
   }
-  /** Shows the newest matching entries again from the buffer (after a filter change). */
-  rerender() {
-    this.#stream.replaceChildren();
-    this.#rowCount = 0;
-    this.#pending = [];
-    this.#held = 0;
-    const entries = [];
-    const buffer = this.#buffer;
-    for (let i = buffer.length - 1; i >= 0 && entries.length < MAX_ROWS; i--) {
-      if (this.#matches(buffer[i])) entries.push(buffer[i]);
-    }
-    entries.reverse();
-    this.#stick = true;
-    this.#appendRows(entries);
-    this.#empty.hidden = entries.length > 0;
-    this.#empty.textContent = buffer.length ? "No replies match the filters." : "Waiting for replies\u2026";
-    this.#updateCounts();
-    this.#scrollToEnd();
-  }
-  /** Unpauses, follows the newest rows again and scrolls to them. */
-  jumpToLatest() {
-    this.#paused = false;
-    this.#stick = true;
-    this.#pause.setAttribute("aria-pressed", "false");
-    this.#render();
-    this.#scrollToEnd();
-  }
-  /** Pauses if running, runs if paused. */
-  togglePause() {
-    this.#setPaused(!this.#paused);
-  }
-  /** Brings the page up to date: actors, new rows (unless held), counts. */
-  #render() {
-    this.#lastRender = performance.now();
-    this.#beforeRender();
+  function render() {
+    lastRender = performance.now();
+    beforeRender();
     let added = false;
-    if (!this.#paused && this.#stick && this.#pending.length) {
-      const pending = this.#pending;
+    if (!paused && stick && pending.length) {
       const entries = pending.length > MAX_ROWS ? pending.slice(-MAX_ROWS) : pending;
-      this.#pending = [];
-      this.#held = 0;
-      added = this.#appendRows(entries);
+      pending = [];
+      held = 0;
+      added = appendRows(entries);
     }
-    this.#updateCounts();
-    if (added && this.#stick) this.#scrollToEnd();
+    updateCounts();
+    if (added && stick) scrollToEnd();
   }
-  #scrollToEnd() {
-    this.#stream.scrollTop = this.#stream.scrollHeight;
-    this.#lastScrollTop = this.#stream.scrollTop;
+  function scrollToEnd() {
+    stream2.scrollTop = stream2.scrollHeight;
+    lastScrollTop = stream2.scrollTop;
   }
-  /** Adds rows for `entries` and drops the oldest beyond {@linkcode MAX_ROWS}; true if any were added. */
-  #appendRows(entries) {
+  function appendRows(entries) {
     if (entries.length === 0) return false;
-    const stream2 = this.#stream;
     let chunk = stream2.lastElementChild;
     let room = chunk ? CHUNK_ROWS - chunk.childElementCount : 0;
     let fragment = document.createDocumentFragment();
@@ -1639,29 +1529,43 @@ var Stream = class {
       room--;
     }
     chunk.append(fragment);
-    this.#rowCount += entries.length;
+    rowCount += entries.length;
     while (stream2.firstElementChild && stream2.firstElementChild !== chunk) {
       const first = stream2.firstElementChild;
-      if (this.#rowCount - first.childElementCount < MAX_ROWS - CHUNK_ROWS && this.#rowCount <= MAX_ROWS) {
-        break;
-      }
-      this.#rowCount -= first.childElementCount;
+      if (rowCount - first.childElementCount < MAX_ROWS - CHUNK_ROWS && rowCount <= MAX_ROWS) break;
+      rowCount -= first.childElementCount;
       first.remove();
     }
-    this.#empty.hidden = true;
+    empty.hidden = true;
     return true;
   }
-  /** Keys in the stream: ↑/↓/Home move between rows, Enter shows the JSON, c filters to the command. */
-  #onKey(event) {
+  function rerender() {
+    stream2.replaceChildren();
+    rowCount = 0;
+    pending = [];
+    held = 0;
+    const entries = [];
+    for (let i = buffer.length - 1; i >= 0 && entries.length < MAX_ROWS; i--) {
+      if (matches(buffer[i])) entries.push(buffer[i]);
+    }
+    entries.reverse();
+    stick = true;
+    appendRows(entries);
+    empty.hidden = entries.length > 0;
+    empty.textContent = buffer.length ? "No replies match the filters." : "Waiting for replies\u2026";
+    updateCounts();
+    scrollToEnd();
+  }
+  function onStreamKey(event) {
     if (event.altKey || event.ctrlKey || event.metaKey) return;
     const focused = document.activeElement;
-    const row = focused && focused !== this.#stream ? focused.closest(".row, .note") : null;
+    const row = focused && focused !== stream2 ? focused.closest(".row, .note") : null;
     let next;
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
       const step = event.key === "ArrowDown" ? 1 : -1;
-      next = row ? adjacentRow(row, step) : this.#stream.lastElementChild?.lastElementChild;
+      next = row ? adjacentRow(row, step) : stream2.lastElementChild?.lastElementChild;
     } else if (event.key === "Home") {
-      next = this.#stream.firstElementChild?.firstElementChild;
+      next = stream2.firstElementChild?.firstElementChild;
     } else if ((event.key === "Enter" || event.key === " ") && row) {
       const expand = row.querySelector(":scope > .expand");
       if (expand) toggleJson(expand);
@@ -1672,47 +1576,64 @@ var Stream = class {
     event.preventDefault();
     next?.focus();
   }
-  #atBottom() {
-    const s = this.#stream;
-    return s.scrollHeight - s.scrollTop - s.clientHeight < 24;
+  function atBottom() {
+    return stream2.scrollHeight - stream2.scrollTop - stream2.clientHeight < 24;
   }
-  /**
-   * Follows the user's scrolling: back at the bottom follows the newest rows
-   * again; scrolling up stops following. Only a move up counts as the user
-   * leaving the bottom, not a layout change (a header that wraps, a resize)
-   * that leaves the view short of it.
-   */
-  #onScroll() {
-    const top = this.#stream.scrollTop;
-    const movedUp = top < this.#lastScrollTop - 1;
-    this.#lastScrollTop = top;
-    if (this.#atBottom()) {
-      if (this.#stick) return;
-      this.#stick = true;
-      this.schedule();
-    } else if (this.#stick && movedUp) {
-      this.#stick = false;
+  function onScroll() {
+    const top = stream2.scrollTop;
+    const movedUp = top < lastScrollTop - 1;
+    lastScrollTop = top;
+    if (atBottom()) {
+      if (stick) return;
+      stick = true;
+      schedule();
+    } else if (stick && movedUp) {
+      stick = false;
     } else return;
-    this.#updateCounts();
+    updateCounts();
   }
-  #setPaused(value) {
-    this.#paused = value;
-    this.#pause.setAttribute("aria-pressed", String(value));
-    if (!value) {
-      this.#stick = true;
-      this.schedule();
+  function jumpToLatest() {
+    paused = false;
+    stick = true;
+    pause.setAttribute("aria-pressed", "false");
+    render();
+    scrollToEnd();
+  }
+  function setPaused(value) {
+    paused = value;
+    pause.setAttribute("aria-pressed", String(paused));
+    if (!paused) {
+      stick = true;
+      schedule();
     }
-    this.#updateCounts();
+    updateCounts();
   }
-  #updateCounts() {
-    const paused = this.#paused;
-    const waiting = paused || !this.#stick ? this.#held : 0;
-    this.#counts.textContent = `${this.#rowCount} shown${paused ? " \xB7 paused" : ""}${waiting ? ` \xB7 ${waiting} new` : ""}`;
-    const showJump = paused || !this.#stick;
-    this.#jump.hidden = !showJump;
-    if (showJump) this.#jump.textContent = waiting ? `${waiting} new \xB7 jump to latest` : "Jump to latest";
+  function updateCounts() {
+    const waiting = paused || !stick ? held : 0;
+    counts.textContent = `${rowCount} shown${paused ? " \xB7 paused" : ""}${waiting ? ` \xB7 ${waiting} new` : ""}`;
+    const showJump = paused || !stick;
+    jump.hidden = !showJump;
+    if (showJump) jump.textContent = waiting ? `${waiting} new \xB7 jump to latest` : "Jump to latest";
   }
-};
+  stream2.addEventListener("click", options.onRowClick);
+  stream2.addEventListener("keydown", onStreamKey);
+  stream2.addEventListener("scroll", onScroll, {
+    passive: true
+  });
+  new ResizeObserver(() => {
+    if (stick) scrollToEnd();
+  }).observe(stream2);
+  jump.addEventListener("click", jumpToLatest);
+  pause.addEventListener("click", () => setPaused(!paused));
+  return {
+    schedule,
+    add,
+    note: (text) => add(noteEntry(text)),
+    rerender,
+    jumpToLatest,
+    togglePause: () => setPaused(!paused)
+  };
+}
 function adjacentRow(row, step) {
   const sibling = step > 0 ? row.nextElementSibling : row.previousElementSibling;
   if (sibling) return sibling;
@@ -1722,59 +1643,55 @@ function adjacentRow(row, step) {
 
 // web/console/theme.ts
 var THEME_KEY = "clu-ws.theme";
-var Theme = class {
-  #button = byId("night");
-  #flash = "";
-  /** Applies the remembered theme and listens to the night button. */
-  constructor() {
-    this.set(load("local", THEME_KEY) === "night");
-    this.#button.addEventListener("click", () => this.toggle());
-  }
-  /** The theme's flash colour (`--flash`), read when the theme was set. */
-  get flashColor() {
-    return this.#flash;
-  }
-  /** Night (true) or day, remembered for the next visit. */
-  set(night) {
+function createTheme() {
+  const button = byId("night");
+  let flash = "";
+  function set(night) {
     document.documentElement.dataset.theme = night ? "night" : "day";
-    this.#button.setAttribute("aria-pressed", String(night));
+    button.setAttribute("aria-pressed", String(night));
     save("local", THEME_KEY, night ? "night" : "day");
-    this.#flash = getComputedStyle(document.documentElement).getPropertyValue("--flash").trim();
+    flash = getComputedStyle(document.documentElement).getPropertyValue("--flash").trim();
   }
-  /** Night if it was day, day if it was night. */
-  toggle() {
-    this.set(this.#button.getAttribute("aria-pressed") !== "true");
+  function toggle() {
+    set(button.getAttribute("aria-pressed") !== "true");
   }
-};
+  set(load("local", THEME_KEY) === "night");
+  button.addEventListener("click", toggle);
+  return {
+    flashColor: () => flash,
+    set,
+    toggle
+  };
+}
 
 // web/console.ts
-var theme = new Theme();
+var theme = createTheme();
 document.documentElement.classList.remove("loading");
-var filters = new Filters({
+var filters = createFilters({
   onChange: () => stream.rerender()
 });
 var onRowClick = rowClicks((id) => filters.showText(id));
-var stream = new Stream({
+var stream = createStream({
   matches: (entry) => filters.matches(entry),
   beforeRender: () => actors.render(),
   onRowClick
 });
-var commands = new Commands({
-  client: () => connection.client,
+var commands = createCommands({
+  client: () => connection.client(),
   onRowClick
 });
-var actors = new Actors({
-  flashColor: () => theme.flashColor,
+var actors = createActors({
+  flashColor: theme.flashColor,
   onShowOnly: (actor) => filters.showActor(actor),
   onCommand: (actor) => commands.target(actor),
   requestRender: () => stream.schedule()
 });
-var connection = new Connection({
+var connection = createConnection({
   onReply: (frame) => {
     stream.add(entryOf(frame));
     actors.fromReply(frame);
     commands.onReply(frame);
-    if (actors.changed) stream.schedule();
+    if (actors.changed()) stream.schedule();
   },
   onWelcome: (hello, client) => {
     commands.setRole(hello.role);
@@ -1785,7 +1702,7 @@ var connection = new Connection({
 });
 stream.rerender();
 document.addEventListener("keydown", (event) => {
-  if (event.altKey || event.ctrlKey || event.metaKey || connection.asking) return;
+  if (event.altKey || event.ctrlKey || event.metaKey || connection.asking()) return;
   const target = event.target;
   if (target.closest("input, textarea, select, [contenteditable]")) return;
   if (event.key === "/") {
