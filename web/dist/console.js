@@ -14,6 +14,358 @@ function isFailedRouting(sender, code, body) {
   return keys.length === 1 && keys[0] === "error" && body.error === `Failed routing message to consumer '${sender}'.`;
 }
 
+// web/console/dom.ts
+function byId(id) {
+  const element = document.getElementById(id);
+  if (!element) throw new Error(`the console page has no #${id}; web/console.html and console.ts disagree`);
+  return element;
+}
+function el(tag, className, text) {
+  const element = document.createElement(tag);
+  if (className) element.className = className;
+  if (text !== void 0) element.textContent = text;
+  return element;
+}
+function load(storage, key) {
+  try {
+    return (storage === "local" ? localStorage : sessionStorage).getItem(key);
+  } catch {
+    return null;
+  }
+}
+function save(storage, key, value) {
+  try {
+    const store = storage === "local" ? localStorage : sessionStorage;
+    if (value === null) store.removeItem(key);
+    else store.setItem(key, value);
+  } catch {
+  }
+}
+
+// web/console/format.ts
+var VALUE_CHARS = 160;
+var CODES = [
+  {
+    code: ">",
+    meaning: "running",
+    kind: "running"
+  },
+  {
+    code: ":",
+    meaning: "done",
+    kind: "done"
+  },
+  {
+    code: "f",
+    meaning: "failed",
+    kind: "failed"
+  },
+  {
+    code: "!",
+    meaning: "failed (fatal)",
+    kind: "failed"
+  },
+  {
+    code: "e",
+    meaning: "error",
+    kind: "error"
+  },
+  {
+    code: "w",
+    meaning: "warning",
+    kind: "warning"
+  },
+  {
+    code: "i",
+    meaning: "info",
+    kind: "info"
+  },
+  {
+    code: "d",
+    meaning: "debug",
+    kind: "debug"
+  }
+];
+var CODE_INFO = new Map(CODES.map((c) => [
+  c.code,
+  c
+]));
+function entryOf(frame) {
+  const id = frame.headers.command_id;
+  return {
+    frame,
+    code: String(frame.headers.message_code ?? "").toLowerCase(),
+    actor: typeof frame.headers.sender === "string" ? frame.headers.sender : "",
+    commandId: id === void 0 || id === null ? "" : String(id),
+    at: Date.now()
+  };
+}
+function noteEntry(text) {
+  return {
+    note: text,
+    code: "",
+    actor: "",
+    commandId: "",
+    at: Date.now()
+  };
+}
+function jsonText(value) {
+  try {
+    return JSON.stringify(value) ?? "null";
+  } catch {
+    return String(value);
+  }
+}
+function formatValue(value, limit = VALUE_CHARS) {
+  const text = Array.isArray(value) ? value.map(jsonText).join(",") : jsonText(value);
+  return text.length > limit ? `${text.slice(0, limit)}\u2026` : text;
+}
+function kindOf(code) {
+  return CODE_INFO.get(code)?.kind ?? "other";
+}
+function meaningOf(code) {
+  return CODE_INFO.get(code)?.meaning ?? "other";
+}
+function timeOf(entry) {
+  const stamp = entry.frame?.timestamp;
+  if (stamp) {
+    const date = new Date(stamp);
+    if (!Number.isNaN(date.getTime())) return date;
+  }
+  return new Date(entry.at);
+}
+function clock(entry) {
+  return timeOf(entry).toISOString().slice(11, 19);
+}
+function ago(ms, now = Date.now()) {
+  const seconds = Math.max(0, Math.round((now - ms) / 1e3));
+  if (seconds < 2) return "now";
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  return `${Math.floor(seconds / 86400)} d ago`;
+}
+function duration(ms) {
+  if (ms < 1e3) return `${Math.round(ms)} ms`;
+  if (ms < 6e4) return `${(ms / 1e3).toFixed(ms < 1e4 ? 2 : 1)} s`;
+  const seconds = Math.round(ms / 1e3);
+  return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+function newCommandId() {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// web/console/actors.ts
+function createActors(options) {
+  const list = byId("actors");
+  const count = byId("actor-count");
+  const find = byId("actor-find");
+  const names = byId("actor-names");
+  const actors2 = /* @__PURE__ */ new Map();
+  const dirtyActors = /* @__PURE__ */ new Set();
+  const reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
+  function actorView(name) {
+    const known = actors2.get(name);
+    if (known) return known;
+    const item = el("li", "actor-item");
+    item.dataset.actor = name;
+    const details = el("details");
+    const summary = el("summary");
+    const title = el("span", "actor-name", name);
+    title.title = name;
+    const meta = el("span", "actor-meta");
+    summary.append(title, meta);
+    const tools = el("div", "actor-tools");
+    const filterButton = el("button", "actor-filter", "Show only");
+    filterButton.type = "button";
+    filterButton.setAttribute("aria-label", `show only ${name}'s replies`);
+    const commandButton = el("button", "actor-command", "Command");
+    commandButton.type = "button";
+    commandButton.setAttribute("aria-label", `send a command to ${name}`);
+    tools.append(filterButton, commandButton);
+    details.append(summary, tools);
+    item.append(details);
+    const view = {
+      name,
+      lastSeen: 0,
+      keywords: /* @__PURE__ */ new Map(),
+      item,
+      details,
+      meta,
+      rows: /* @__PURE__ */ new Map(),
+      changed: /* @__PURE__ */ new Set()
+    };
+    filterButton.addEventListener("click", () => options.onShowOnly(name));
+    commandButton.addEventListener("click", () => options.onCommand(name));
+    details.addEventListener("toggle", () => {
+      if (details.open) buildKeywordTable(view);
+      else {
+        view.table?.parentElement?.remove();
+        view.table = void 0;
+        view.rows.clear();
+      }
+    });
+    actors2.set(name, view);
+    let before = null;
+    for (const other of list.children) {
+      if (other.dataset.actor.localeCompare(name) > 0) {
+        before = other;
+        break;
+      }
+    }
+    list.insertBefore(item, before);
+    const option = el("option");
+    option.value = name;
+    names.append(option);
+    count.textContent = `(${actors2.size})`;
+    item.hidden = !matchesFind(name);
+    return view;
+  }
+  function matchesFind(name) {
+    const query = find.value.trim().toLowerCase();
+    return !query || name.toLowerCase().includes(query);
+  }
+  function setKeyword(view, key, value) {
+    const current = view.keywords.get(key);
+    if (current && current.seq > value.seq) return;
+    view.keywords.set(key, value);
+    view.changed.add(key);
+    dirtyActors.add(view);
+  }
+  function fromReply(frame) {
+    const sender = frame.headers.sender;
+    if (frame.seq === void 0 || typeof sender !== "string" || !sender) return;
+    if (isFailedRouting(sender, String(frame.headers.message_code), frame.body)) return;
+    const view = actorView(sender);
+    const now = Date.now();
+    view.lastSeen = now;
+    dirtyActors.add(view);
+    const body = frame.body;
+    if (body === null || typeof body !== "object" || Array.isArray(body)) return;
+    const code = String(frame.headers.message_code).toLowerCase();
+    for (const [key, value] of Object.entries(body)) {
+      setKeyword(view, key, {
+        value,
+        seen: now,
+        code,
+        seq: frame.seq
+      });
+    }
+  }
+  async function load2(client) {
+    try {
+      const snapshot = await client.actorState();
+      for (const [name, record] of Object.entries(snapshot.actors)) {
+        const view = actorView(name);
+        view.lastSeen = Math.max(view.lastSeen, Date.parse(record.last_seen) || 0);
+        dirtyActors.add(view);
+        for (const [key, kw] of Object.entries(record.keywords)) {
+          setKeyword(view, key, {
+            value: kw.value,
+            seen: Date.parse(kw.seen) || Date.now(),
+            code: String(kw.code).toLowerCase(),
+            seq: snapshot.seq
+          });
+        }
+      }
+      options.requestRender();
+    } catch {
+    }
+  }
+  function render() {
+    if (dirtyActors.size === 0) return;
+    const flash = !reducedMotion.matches;
+    const flashColor = options.flashColor();
+    for (const view of dirtyActors) {
+      view.meta.textContent = metaText(view);
+      if (view.table) {
+        if (view.table.querySelector("td.panel-empty") && view.changed.size) view.table.replaceChildren();
+        for (const key of view.changed) {
+          let row = view.rows.get(key);
+          if (row) fillKeywordRow(view, key, row);
+          else {
+            row = keywordRow(view, key);
+            view.table.append(row);
+          }
+          if (flash) {
+            row.cells[1].animate([
+              {
+                backgroundColor: flashColor
+              },
+              {
+                backgroundColor: "transparent"
+              }
+            ], {
+              duration: 1200,
+              easing: "ease-out"
+            });
+          }
+        }
+      }
+      view.changed.clear();
+    }
+    dirtyActors.clear();
+  }
+  find.addEventListener("input", () => {
+    for (const view of actors2.values()) view.item.hidden = !matchesFind(view.name);
+  });
+  return {
+    changed: () => dirtyActors.size > 0,
+    fromReply,
+    load: load2,
+    forgetPositions() {
+      for (const view of actors2.values()) for (const kw of view.keywords.values()) kw.seq = -1;
+    },
+    render,
+    refreshLastSeen() {
+      for (const view of actors2.values()) {
+        if (!view.item.hidden) view.meta.textContent = metaText(view);
+      }
+    }
+  };
+}
+function metaText(view) {
+  return `${view.keywords.size} kw \xB7 ${view.lastSeen ? ago(view.lastSeen) : "\u2014"}`;
+}
+function buildKeywordTable(view) {
+  const table = el("table", "keywords");
+  const caption = el("caption", "visually-hidden", `${view.name} keywords`);
+  const tbody = el("tbody");
+  table.append(caption, tbody);
+  view.table = tbody;
+  view.rows.clear();
+  const keys = [
+    ...view.keywords.keys()
+  ].sort((a, b) => a.localeCompare(b));
+  for (const key of keys) tbody.append(keywordRow(view, key));
+  if (keys.length === 0) {
+    const row = el("tr");
+    row.append(el("td", "panel-empty", "no keywords yet"));
+    tbody.append(row);
+  }
+  view.details.append(table);
+}
+function keywordRow(view, key) {
+  const row = el("tr");
+  row.dataset.keyword = key;
+  const name = el("th", void 0, key);
+  name.scope = "row";
+  name.title = key;
+  row.append(name, el("td"));
+  view.rows.set(key, row);
+  fillKeywordRow(view, key, row);
+  return row;
+}
+function fillKeywordRow(view, key, row) {
+  const kw = view.keywords.get(key);
+  const cell = row.cells[1];
+  cell.textContent = formatValue(kw.value, 600);
+  cell.className = `c-${kindOf(kw.code)}`;
+  cell.title = `${meaningOf(kw.code)} \xB7 ${new Date(kw.seen).toISOString()}`;
+}
+
 // web/client.ts
 var CommandError = class extends Error {
   /** The command's end. */
@@ -66,14 +418,14 @@ var CluClient = class _CluClient {
   }
   /** Connects and resolves once the gateway has welcomed this client. */
   static async connect(url, options = {}) {
-    const client2 = new _CluClient(url, options);
+    const client = new _CluClient(url, options);
     try {
-      await client2.#opened.promise;
+      await client.#opened.promise;
     } catch (err) {
-      client2.close();
+      client.close();
       throw err;
     }
-    return client2;
+    return client;
   }
   /** The gateway's welcome on the current connection, if connected. */
   get welcome() {
@@ -180,9 +532,9 @@ var CluClient = class _CluClient {
   }
   #onReply(frame) {
     const id = frame.headers.command_id;
-    const pending2 = typeof id === "string" ? this.#commands.get(id) : void 0;
-    if (pending2) {
-      pending2.replies.push(frame);
+    const pending = typeof id === "string" ? this.#commands.get(id) : void 0;
+    if (pending) {
+      pending.replies.push(frame);
       const code = String(frame.headers.message_code).toLowerCase();
       if (code === ":") this.#settle(id, "done", frame.headers.message_code);
       else if (code === "f" || code === "!") {
@@ -229,24 +581,24 @@ var CluClient = class _CluClient {
       else request.resolve(frame);
     }
   }
-  async #onWelcome(welcome2) {
-    this.#welcome = welcome2;
+  async #onWelcome(welcome) {
+    this.#welcome = welcome;
     this.#delay = this.#options.minDelayMs ?? 500;
     this.#setState("open");
-    this.#emit("broker", welcome2.broker);
+    this.#emit("broker", welcome.broker);
     try {
-      if (this.#epoch === welcome2.epoch) this.#held = [];
+      if (this.#epoch === welcome.epoch) this.#held = [];
       if (this.#options.batch) await this.#request("options", {
         batch: true
       });
       if (this.#epoch === void 0) {
-        this.#epoch = welcome2.epoch;
-        this.#lastSeq = welcome2.seq;
+        this.#epoch = welcome.epoch;
+        this.#lastSeq = welcome.seq;
         if (this.#subscription) await this.#request("subscribe", {
           ...this.#subscription
         });
         await this.#refreshWatchers();
-      } else if (this.#epoch === welcome2.epoch) {
+      } else if (this.#epoch === welcome.epoch) {
         if (this.#subscription) await this.#request("subscribe", {
           ...this.#subscription
         });
@@ -255,39 +607,39 @@ var CluClient = class _CluClient {
           seq: this.#lastSeq
         });
         this.#releaseHeld();
-        if (answer["clu-ws"] === "gap") await this.#afterGap(String(answer.reason), welcome2);
+        if (answer["clu-ws"] === "gap") await this.#afterGap(String(answer.reason), welcome);
       } else {
         const previous = this.#epoch;
-        this.#epoch = welcome2.epoch;
-        this.#lastSeq = welcome2.seq;
+        this.#epoch = welcome.epoch;
+        this.#lastSeq = welcome.seq;
         if (this.#subscription) await this.#request("subscribe", {
           ...this.#subscription
         });
-        await this.#afterGap(`the gateway restarted (epoch ${previous} \u2192 ${welcome2.epoch})`, welcome2);
+        await this.#afterGap(`the gateway restarted (epoch ${previous} \u2192 ${welcome.epoch})`, welcome);
       }
     } catch {
       this.#held = void 0;
       return;
     }
-    this.#emit("welcome", welcome2);
-    this.#opened.resolve(welcome2);
+    this.#emit("welcome", welcome);
+    this.#opened.resolve(welcome);
   }
   #releaseHeld() {
-    const held2 = this.#held ?? [];
+    const held = this.#held ?? [];
     this.#held = void 0;
-    held2.sort((a, b) => a.seq - b.seq);
-    for (const frame of held2) this.#onFrameObject(frame);
+    held.sort((a, b) => a.seq - b.seq);
+    for (const frame of held) this.#onFrameObject(frame);
     const settles = this.#heldSettles;
     this.#heldSettles = [];
     for (const settle of settles) settle();
   }
-  async #afterGap(reason, welcome2) {
-    this.#epoch = welcome2.epoch;
-    this.#lastSeq = welcome2.seq;
+  async #afterGap(reason, welcome) {
+    this.#epoch = welcome.epoch;
+    this.#lastSeq = welcome.seq;
     for (const watcher of this.#watchers) watcher.seq = 0;
     this.#emit("gap", {
       reason,
-      epoch: welcome2.epoch
+      epoch: welcome.epoch
     });
     await this.#refreshWatchers();
   }
@@ -345,7 +697,7 @@ var CluClient = class _CluClient {
     const id = commandId ?? newId();
     const { promise, resolve, reject } = Promise.withResolvers();
     const socket = this.#socket;
-    const pending2 = {
+    const pending = {
       consumer: actor,
       started: performance.now(),
       replies: [],
@@ -354,7 +706,7 @@ var CluClient = class _CluClient {
       // The gateway times tracked commands out; this catches a connection that never comes back.
       timer: setTimeout(() => this.#settle(id, "timeout", null, `no end within ${seconds} s`), seconds * 1e3 + 5e3)
     };
-    this.#commands.set(id, pending2);
+    this.#commands.set(id, pending);
     if (!socket || socket.readyState !== WebSocket.OPEN) {
       this.#settle(id, "failed", null, "not connected to the gateway");
       return promise;
@@ -370,23 +722,23 @@ var CluClient = class _CluClient {
     return promise;
   }
   #settle(id, status, code, error) {
-    const pending2 = this.#commands.get(id);
-    if (!pending2) return;
+    const pending = this.#commands.get(id);
+    if (!pending) return;
     this.#commands.delete(id);
-    clearTimeout(pending2.timer);
+    clearTimeout(pending.timer);
     const result = {
       commandId: id,
-      consumer: pending2.consumer,
+      consumer: pending.consumer,
       status,
       code,
       ...error !== void 0 ? {
         error
       } : {},
-      replies: pending2.replies,
-      elapsedMs: Math.round(performance.now() - pending2.started)
+      replies: pending.replies,
+      elapsedMs: Math.round(performance.now() - pending.started)
     };
-    if (status === "done") pending2.resolve(result);
-    else pending2.reject(new CommandError(result));
+    if (status === "done") pending.resolve(result);
+    else pending.reject(new CommandError(result));
   }
   #failAll(error) {
     for (const id of [
@@ -442,415 +794,64 @@ function newId() {
   }, () => Math.random().toString(16).slice(2, 10)).join("-");
 }
 
-// lib/protocol/glob.ts
-var MAX_CLIENT_GLOBS = 64;
-function wildcardMatch(pattern, subject, many, one) {
-  let p = 0;
-  let s = 0;
-  let star = -1;
-  let resume = 0;
-  while (s < subject.length) {
-    if (p < pattern.length && pattern[p] === many) {
-      star = p++;
-      resume = s;
-    } else if (p < pattern.length && (pattern[p] === one || pattern[p] === subject[s])) {
-      p++;
-      s++;
-    } else if (star >= 0) {
-      p = star + 1;
-      s = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.length && pattern[p] === many) p++;
-  return p === pattern.length;
-}
-function compileGlob(pattern) {
-  const collapsed = pattern.replace(/\*{2,}/g, "*");
-  if (!collapsed.includes("*")) {
-    if (!collapsed.includes("?")) return (name) => name === collapsed;
-    return (name) => name.length === collapsed.length && wildcardMatch(collapsed, name, "*", "?");
-  }
-  if (collapsed === "*") return () => true;
-  const fixed = collapsed.length - (collapsed.match(/\*/g)?.length ?? 0);
-  return (name) => name.length >= fixed && wildcardMatch(collapsed, name, "*", "?");
-}
-function compileGlobs(patterns) {
-  const compiled = patterns.map((pattern) => ({
-    pattern,
-    test: compileGlob(pattern)
-  }));
-  return {
-    patterns,
-    match(name) {
-      return compiled.find((c) => c.test(name))?.pattern;
-    }
-  };
-}
-var encoder2 = new TextEncoder();
-
-// web/console.ts
-var MAX_ROWS = 2e3;
-var CHUNK_ROWS = 100;
-var MAX_BUFFER = 5e3;
-var MAX_COMMANDS = 50;
+// web/console/command_history.ts
 var HISTORY_SIZE = 100;
-var VALUE_CHARS = 160;
-var MIN_RENDER_MS = 100;
-var ROW_KEYWORDS = 24;
-var THEME_KEY = "clu-ws.theme";
-var TOKEN_KEY = "clu-ws.token";
-var HISTORY_KEY = "clu-ws.history";
-var CODES = [
-  {
-    code: ">",
-    meaning: "running",
-    kind: "running"
-  },
-  {
-    code: ":",
-    meaning: "done",
-    kind: "done"
-  },
-  {
-    code: "f",
-    meaning: "failed",
-    kind: "failed"
-  },
-  {
-    code: "!",
-    meaning: "failed (fatal)",
-    kind: "failed"
-  },
-  {
-    code: "e",
-    meaning: "error",
-    kind: "error"
-  },
-  {
-    code: "w",
-    meaning: "warning",
-    kind: "warning"
-  },
-  {
-    code: "i",
-    meaning: "info",
-    kind: "info"
-  },
-  {
-    code: "d",
-    meaning: "debug",
-    kind: "debug"
-  }
-];
-var CODE_INFO = new Map(CODES.map((c) => [
-  c.code,
-  c
-]));
-function byId(id) {
-  const element = document.getElementById(id);
-  if (!element) throw new Error(`the console page has no #${id}; web/console.html and console.ts disagree`);
-  return element;
-}
-var ui = {
-  gatewayState: byId("gateway-state"),
-  brokerState: byId("broker-state"),
-  info: byId("info"),
-  rate: byId("rate"),
-  pause: byId("pause"),
-  night: byId("night"),
-  forgetToken: byId("forget-token"),
-  filters: byId("filters"),
-  filterActor: byId("filter-actor"),
-  filterCodes: byId("filter-codes"),
-  filterText: byId("filter-text"),
-  filterClear: byId("filter-clear"),
-  counts: byId("counts"),
-  stream: byId("stream"),
-  empty: byId("empty"),
-  jump: byId("jump"),
-  actors: byId("actors"),
-  actorCount: byId("actor-count"),
-  actorFind: byId("actor-find"),
-  actorNames: byId("actor-names"),
-  commands: byId("commands"),
-  commandBar: byId("command-bar"),
-  commandFields: byId("command-fields"),
-  commandActor: byId("command-actor"),
-  commandText: byId("command-text"),
-  commandNote: byId("command-note"),
-  tokenDialog: byId("token-dialog"),
-  tokenForm: byId("token-form"),
-  tokenInput: byId("token-input"),
-  tokenError: byId("token-error")
-};
-function el(tag, className, text) {
-  const element = document.createElement(tag);
-  if (className) element.className = className;
-  if (text !== void 0) element.textContent = text;
-  return element;
-}
-function load(storage, key) {
-  try {
-    return (storage === "local" ? localStorage : sessionStorage).getItem(key);
-  } catch {
-    return null;
-  }
-}
-function save(storage, key, value) {
-  try {
-    const store = storage === "local" ? localStorage : sessionStorage;
-    if (value === null) store.removeItem(key);
-    else store.setItem(key, value);
-  } catch {
-  }
-}
-function jsonText(value) {
-  try {
-    return JSON.stringify(value) ?? "null";
-  } catch {
-    return String(value);
-  }
-}
-function formatValue(value, limit = VALUE_CHARS) {
-  const text = Array.isArray(value) ? value.map(jsonText).join(",") : jsonText(value);
-  return text.length > limit ? `${text.slice(0, limit)}\u2026` : text;
-}
-function kindOf(code) {
-  return CODE_INFO.get(code)?.kind ?? "other";
-}
-function meaningOf(code) {
-  return CODE_INFO.get(code)?.meaning ?? "other";
-}
-function clock(entry) {
-  return timeOf(entry).toISOString().slice(11, 19);
-}
-function timeOf(entry) {
-  const stamp = entry.frame?.timestamp;
-  if (stamp) {
-    const date = new Date(stamp);
-    if (!Number.isNaN(date.getTime())) return date;
-  }
-  return new Date(entry.at);
-}
-function ago(ms) {
-  const seconds = Math.max(0, Math.round((Date.now() - ms) / 1e3));
-  if (seconds < 2) return "now";
-  if (seconds < 60) return `${seconds} s ago`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
-  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
-  return `${Math.floor(seconds / 86400)} d ago`;
-}
-function duration(ms) {
-  if (ms < 1e3) return `${Math.round(ms)} ms`;
-  if (ms < 6e4) return `${(ms / 1e3).toFixed(ms < 1e4 ? 2 : 1)} s`;
-  const seconds = Math.round(ms / 1e3);
-  return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
-}
-function newCommandId() {
-  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-var filter = {
-  include: [],
-  exclude: [],
-  codes: void 0,
-  text: ""
-};
-function actorGlob(glob) {
-  const compiled = compileGlobs([
-    glob.toLowerCase()
-  ]);
-  return (actor) => compiled.match(actor.toLowerCase()) !== void 0;
-}
-var MAX_FILTER_WORDS = MAX_CLIENT_GLOBS;
-function parseFilter(actorText, codes, text) {
-  const include = [];
-  const exclude = [];
-  const words = actorText.split(/[\s,]+/).filter((word) => word && word !== "!" && word !== "-");
-  for (const word of words.slice(0, MAX_FILTER_WORDS)) {
-    if (word.startsWith("!") || word.startsWith("-")) exclude.push(actorGlob(word.slice(1)));
-    else include.push(actorGlob(word));
-  }
-  return {
-    include,
-    exclude,
-    codes,
-    text: text.trim().toLowerCase()
-  };
-}
-function matches(entry) {
-  if (entry.note !== void 0) return true;
-  if (filter.include.length && !filter.include.some((test) => test(entry.actor))) return false;
-  if (filter.exclude.some((test) => test(entry.actor))) return false;
-  if (filter.codes && !filter.codes.has(entry.code)) return false;
-  if (filter.text) {
-    entry.hay ??= `${entry.actor} ${entry.code} ${entry.commandId} ${jsonText(entry.frame?.body)}`.toLowerCase();
-    if (!entry.hay.includes(filter.text)) return false;
-  }
-  return true;
-}
-var codeBoxes = /* @__PURE__ */ new Map();
-function buildCodeBoxes() {
-  for (const { code, meaning, kind } of CODES) {
-    const label = el("label", `code-box c-${kind}`);
-    const box = el("input");
-    box.type = "checkbox";
-    box.checked = true;
-    box.value = code;
-    box.name = "codes";
-    const glyph = el("span", "code", code);
-    glyph.setAttribute("aria-hidden", "true");
-    label.title = meaning;
-    label.append(box, glyph, el("span", "visually-hidden", meaning));
-    codeBoxes.set(code, box);
-    ui.filterCodes.append(label);
-  }
-}
-function selectedCodes() {
-  const chosen = new Set([
-    ...codeBoxes
-  ].filter(([, box]) => box.checked).map(([code]) => code));
-  return chosen.size === codeBoxes.size ? void 0 : chosen;
-}
-function filtersFromUrl() {
-  const params = new URLSearchParams(location.search);
-  ui.filterActor.value = params.get("actor") ?? "";
-  ui.filterText.value = params.get("q") ?? "";
-  const codes = params.get("codes");
-  for (const [code, box] of codeBoxes) box.checked = codes === null || codes.toLowerCase().includes(code);
-  filter = parseFilter(ui.filterActor.value, selectedCodes(), ui.filterText.value);
-}
-var urlTimer;
-function applyFilters() {
-  const codes = selectedCodes();
-  filter = parseFilter(ui.filterActor.value, codes, ui.filterText.value);
-  rerender();
-  clearTimeout(urlTimer);
-  urlTimer = setTimeout(() => {
-    const params = new URLSearchParams(location.search);
-    setParam(params, "actor", ui.filterActor.value.trim());
-    setParam(params, "codes", codes ? [
-      ...codes
-    ].join("") : "");
-    setParam(params, "q", ui.filterText.value.trim());
-    const query = params.toString();
-    history.replaceState(history.state, "", `${location.pathname}${query ? `?${query}` : ""}${location.hash}`);
-  }, 150);
-}
-function setParam(params, key, value) {
-  if (value) params.set(key, value);
-  else params.delete(key);
-}
-var buffer = [];
-var pending = [];
-var held = 0;
-var paused = false;
-var stick = true;
-var lastScrollTop = 0;
-var frameRequested = false;
-var rowCount = 0;
-var lastRender = 0;
-var renderTimer;
-var received = 0;
-var rowEntries = /* @__PURE__ */ new WeakMap();
-function schedule() {
-  if (frameRequested || renderTimer !== void 0) return;
-  const wait = lastRender + MIN_RENDER_MS - performance.now();
-  if (wait > 0) {
-    renderTimer = setTimeout(() => {
-      renderTimer = void 0;
-      schedule();
-    }, wait);
-    return;
-  }
-  frameRequested = true;
-  requestAnimationFrame(flush);
-}
-function addEntry(entry) {
-  buffer.push(entry);
-  if (buffer.length > MAX_BUFFER + 500) buffer.splice(0, buffer.length - MAX_BUFFER);
-  if (!matches(entry)) return;
-  pending.push(entry);
-  held++;
-  if (pending.length > MAX_ROWS + 500) pending.splice(0, pending.length - MAX_ROWS);
-  schedule();
-}
-function note(text) {
-  addEntry({
-    note: text,
-    code: "",
-    actor: "",
-    commandId: "",
-    at: Date.now()
-  });
-}
-function flush() {
-  frameRequested = false;
-  render();
-}
-function render() {
-  lastRender = performance.now();
-  renderActors();
-  let added = false;
-  if (!paused && stick && pending.length) {
-    const entries = pending.length > MAX_ROWS ? pending.slice(-MAX_ROWS) : pending;
-    pending = [];
-    held = 0;
-    added = appendRows(entries);
-  }
-  updateCounts();
-  if (added && stick) scrollToEnd();
-}
-function scrollToEnd() {
-  ui.stream.scrollTop = ui.stream.scrollHeight;
-  lastScrollTop = ui.stream.scrollTop;
-}
-function appendRows(entries) {
-  if (entries.length === 0) return false;
-  let chunk = ui.stream.lastElementChild;
-  let room = chunk ? CHUNK_ROWS - chunk.childElementCount : 0;
-  let fragment = document.createDocumentFragment();
-  for (const entry of entries) {
-    if (room === 0) {
-      chunk?.append(fragment);
-      chunk = ui.stream.appendChild(el("div", "chunk"));
-      fragment = document.createDocumentFragment();
-      room = CHUNK_ROWS;
+var CommandHistory = class {
+  #entries = [];
+  #index = 0;
+  #draft;
+  /** A history from its stored JSON ({@linkcode CommandHistory.toJSON}); anything unreadable is left out. */
+  constructor(saved) {
+    try {
+      const parsed = JSON.parse(saved ?? "[]");
+      if (Array.isArray(parsed)) {
+        this.#entries = parsed.filter((h) => typeof h?.actor === "string" && typeof h?.text === "string");
+      }
+    } catch {
+      this.#entries = [];
     }
-    fragment.append(rowFor(entry));
-    room--;
+    this.#index = this.#entries.length;
   }
-  chunk.append(fragment);
-  rowCount += entries.length;
-  while (ui.stream.firstElementChild && ui.stream.firstElementChild !== chunk) {
-    const first = ui.stream.firstElementChild;
-    if (rowCount - first.childElementCount < MAX_ROWS - CHUNK_ROWS && rowCount <= MAX_ROWS) break;
-    rowCount -= first.childElementCount;
-    first.remove();
+  /** The commands remembered, oldest first. */
+  get entries() {
+    return this.#entries;
   }
-  ui.empty.hidden = true;
-  return true;
-}
-function rerender() {
-  ui.stream.replaceChildren();
-  rowCount = 0;
-  pending = [];
-  held = 0;
-  const entries = [];
-  for (let i = buffer.length - 1; i >= 0 && entries.length < MAX_ROWS; i--) {
-    if (matches(buffer[i])) entries.push(buffer[i]);
+  /** Remembers a command sent (not twice in a row) and goes back to the end of the history. */
+  remember(command) {
+    const last = this.#entries.at(-1);
+    if (!last || last.actor !== command.actor || last.text !== command.text) {
+      this.#entries.push({
+        actor: command.actor,
+        text: command.text
+      });
+    }
+    if (this.#entries.length > HISTORY_SIZE) this.#entries.splice(0, this.#entries.length - HISTORY_SIZE);
+    this.#index = this.#entries.length;
+    this.#draft = void 0;
   }
-  entries.reverse();
-  stick = true;
-  appendRows(entries);
-  ui.empty.hidden = entries.length > 0;
-  ui.empty.textContent = buffer.length ? "No replies match the filters." : "Waiting for replies\u2026";
-  updateCounts();
-  scrollToEnd();
-}
+  /**
+   * One step back (`up`) or forward (`down`) from what the bar holds now
+   * (`current`, kept as the draft when leaving the end); what to show, or
+   * undefined for nothing to change.
+   */
+  move(direction, current) {
+    const length = this.#entries.length;
+    if (this.#index === length) this.#draft = {
+      actor: current.actor,
+      text: current.text
+    };
+    this.#index = direction === "up" ? Math.max(0, this.#index - 1) : Math.min(length, this.#index + 1);
+    return this.#index < length ? this.#entries[this.#index] : this.#draft;
+  }
+  /** The history as stored. */
+  toJSON() {
+    return this.#entries;
+  }
+};
+
+// web/console/rows.ts
+var ROW_KEYWORDS = 24;
+var rowEntries = /* @__PURE__ */ new WeakMap();
 function rowFor(entry, inStream = true) {
   if (entry.note !== void 0) {
     const row2 = el("div", "note", `${clock(entry)}  ${entry.note}`);
@@ -924,385 +925,165 @@ function toggleJson(button) {
   row.classList.add("expanded");
   button.setAttribute("aria-expanded", "true");
 }
-function onRowClick(event) {
-  const target = event.target;
-  const button = target.closest("button");
-  if (!button) return;
-  if (button.classList.contains("expand")) toggleJson(button);
-  else if (button.classList.contains("cid")) {
-    ui.filterText.value = button.textContent ?? "";
-    applyFilters();
-  }
-}
-function adjacentRow(row, step) {
-  const sibling = step > 0 ? row.nextElementSibling : row.previousElementSibling;
-  if (sibling) return sibling;
-  const chunk = step > 0 ? row.parentElement?.nextElementSibling : row.parentElement?.previousElementSibling;
-  return (step > 0 ? chunk?.firstElementChild : chunk?.lastElementChild) ?? null;
-}
-function onStreamKey(event) {
-  if (event.altKey || event.ctrlKey || event.metaKey) return;
-  const focused = document.activeElement;
-  const row = focused && focused !== ui.stream ? focused.closest(".row, .note") : null;
-  let next;
-  if (event.key === "ArrowDown" || event.key === "ArrowUp") {
-    const step = event.key === "ArrowDown" ? 1 : -1;
-    next = row ? adjacentRow(row, step) : ui.stream.lastElementChild?.lastElementChild;
-  } else if (event.key === "Home") {
-    next = ui.stream.firstElementChild?.firstElementChild;
-  } else if ((event.key === "Enter" || event.key === " ") && row) {
-    const expand = row.querySelector(":scope > .expand");
-    if (expand) toggleJson(expand);
-  } else if (event.key === "c" && row) {
-    const id = row.querySelector(":scope > .cid");
-    if (id) id.click();
-  } else return;
-  event.preventDefault();
-  next?.focus();
-}
-function atBottom() {
-  const s = ui.stream;
-  return s.scrollHeight - s.scrollTop - s.clientHeight < 24;
-}
-function onScroll() {
-  const top = ui.stream.scrollTop;
-  const movedUp = top < lastScrollTop - 1;
-  lastScrollTop = top;
-  if (atBottom()) {
-    if (stick) return;
-    stick = true;
-    schedule();
-  } else if (stick && movedUp) {
-    stick = false;
-  } else return;
-  updateCounts();
-}
-function jumpToLatest() {
-  paused = false;
-  stick = true;
-  ui.pause.setAttribute("aria-pressed", "false");
-  render();
-  scrollToEnd();
-}
-function setPaused(value) {
-  paused = value;
-  ui.pause.setAttribute("aria-pressed", String(paused));
-  if (!paused) {
-    stick = true;
-    schedule();
-  }
-  updateCounts();
-}
-function updateCounts() {
-  const rows = rowCount;
-  const waiting = paused || !stick ? held : 0;
-  ui.counts.textContent = `${rows} shown${paused ? " \xB7 paused" : ""}${waiting ? ` \xB7 ${waiting} new` : ""}`;
-  const showJump = paused || !stick;
-  ui.jump.hidden = !showJump;
-  if (showJump) ui.jump.textContent = waiting ? `${waiting} new \xB7 jump to latest` : "Jump to latest";
-}
-var actors = /* @__PURE__ */ new Map();
-var dirtyActors = /* @__PURE__ */ new Set();
-var flashColor = "";
-var reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
-function actorView(name) {
-  let view = actors.get(name);
-  if (view) return view;
-  const item = el("li", "actor-item");
-  item.dataset.actor = name;
-  const details = el("details");
-  const summary = el("summary");
-  const title = el("span", "actor-name", name);
-  title.title = name;
-  const meta = el("span", "actor-meta");
-  summary.append(title, meta);
-  const tools = el("div", "actor-tools");
-  const filterButton = el("button", "actor-filter", "Show only");
-  filterButton.type = "button";
-  filterButton.setAttribute("aria-label", `show only ${name}'s replies`);
-  const commandButton = el("button", "actor-command", "Command");
-  commandButton.type = "button";
-  commandButton.setAttribute("aria-label", `send a command to ${name}`);
-  tools.append(filterButton, commandButton);
-  details.append(summary, tools);
-  item.append(details);
-  view = {
-    name,
-    lastSeen: 0,
-    keywords: /* @__PURE__ */ new Map(),
-    item,
-    details,
-    meta,
-    rows: /* @__PURE__ */ new Map(),
-    changed: /* @__PURE__ */ new Set()
+function rowClicks(onCommandId) {
+  return (event) => {
+    const target = event.target;
+    const button = target.closest("button");
+    if (!button) return;
+    if (button.classList.contains("expand")) toggleJson(button);
+    else if (button.classList.contains("cid")) onCommandId(button.textContent ?? "");
   };
-  const created = view;
-  filterButton.addEventListener("click", () => {
-    ui.filterActor.value = name;
-    applyFilters();
-  });
-  commandButton.addEventListener("click", () => {
-    ui.commandActor.value = name;
-    ui.commandText.focus();
-  });
-  details.addEventListener("toggle", () => {
-    if (details.open) buildKeywordTable(created);
-    else {
-      created.table?.parentElement?.remove();
-      created.table = void 0;
-      created.rows.clear();
-    }
-  });
-  actors.set(name, view);
-  let before = null;
-  for (const other of ui.actors.children) {
-    if (other.dataset.actor.localeCompare(name) > 0) {
-      before = other;
-      break;
-    }
-  }
-  ui.actors.insertBefore(item, before);
-  const option = el("option");
-  option.value = name;
-  ui.actorNames.append(option);
-  ui.actorCount.textContent = `(${actors.size})`;
-  item.hidden = !matchesActorFind(name);
-  return view;
 }
-function matchesActorFind(name) {
-  const query = ui.actorFind.value.trim().toLowerCase();
-  return !query || name.toLowerCase().includes(query);
-}
-function buildKeywordTable(view) {
-  const table = el("table", "keywords");
-  const caption = el("caption", "visually-hidden", `${view.name} keywords`);
-  const tbody = el("tbody");
-  table.append(caption, tbody);
-  view.table = tbody;
-  view.rows.clear();
-  const keys = [
-    ...view.keywords.keys()
-  ].sort((a, b) => a.localeCompare(b));
-  for (const key of keys) tbody.append(keywordRow(view, key));
-  if (keys.length === 0) {
-    const row = el("tr");
-    row.append(el("td", "panel-empty", "no keywords yet"));
-    tbody.append(row);
-  }
-  view.details.append(table);
-}
-function keywordRow(view, key) {
-  const row = el("tr");
-  row.dataset.keyword = key;
-  const name = el("th", void 0, key);
-  name.scope = "row";
-  name.title = key;
-  row.append(name, el("td"));
-  view.rows.set(key, row);
-  fillKeywordRow(view, key, row);
-  return row;
-}
-function fillKeywordRow(view, key, row) {
-  const kw = view.keywords.get(key);
-  const cell = row.cells[1];
-  cell.textContent = formatValue(kw.value, 600);
-  cell.className = `c-${kindOf(kw.code)}`;
-  cell.title = `${meaningOf(kw.code)} \xB7 ${new Date(kw.seen).toISOString()}`;
-}
-function setKeyword(view, key, value) {
-  const current = view.keywords.get(key);
-  if (current && current.seq > value.seq) return;
-  view.keywords.set(key, value);
-  view.changed.add(key);
-  dirtyActors.add(view);
-}
-function actorsFromReply(frame) {
-  const sender = frame.headers.sender;
-  if (frame.seq === void 0 || typeof sender !== "string" || !sender) return;
-  if (isFailedRouting(sender, String(frame.headers.message_code), frame.body)) return;
-  const view = actorView(sender);
-  const now = Date.now();
-  view.lastSeen = now;
-  dirtyActors.add(view);
-  const body = frame.body;
-  if (body === null || typeof body !== "object" || Array.isArray(body)) return;
-  const code = String(frame.headers.message_code).toLowerCase();
-  for (const [key, value] of Object.entries(body)) {
-    setKeyword(view, key, {
-      value,
-      seen: now,
-      code,
-      seq: frame.seq
-    });
-  }
-}
-async function loadActorState(current) {
-  try {
-    const snapshot = await current.actorState();
-    for (const [name, record] of Object.entries(snapshot.actors)) {
-      const view = actorView(name);
-      view.lastSeen = Math.max(view.lastSeen, Date.parse(record.last_seen) || 0);
-      dirtyActors.add(view);
-      for (const [key, kw] of Object.entries(record.keywords)) {
-        setKeyword(view, key, {
-          value: kw.value,
-          seen: Date.parse(kw.seen) || Date.now(),
-          code: String(kw.code).toLowerCase(),
-          seq: snapshot.seq
-        });
-      }
-    }
-    schedule();
-  } catch {
-  }
-}
-function renderActors() {
-  if (dirtyActors.size === 0) return;
-  const flash = !reducedMotion.matches;
-  for (const view of dirtyActors) {
-    view.meta.textContent = `${view.keywords.size} kw \xB7 ${view.lastSeen ? ago(view.lastSeen) : "\u2014"}`;
-    if (view.table) {
-      if (view.table.querySelector("td.panel-empty") && view.changed.size) view.table.replaceChildren();
-      for (const key of view.changed) {
-        let row = view.rows.get(key);
-        if (row) fillKeywordRow(view, key, row);
-        else {
-          row = keywordRow(view, key);
-          view.table.append(row);
-        }
-        if (flash) {
-          row.cells[1].animate([
-            {
-              backgroundColor: flashColor
-            },
-            {
-              backgroundColor: "transparent"
-            }
-          ], {
-            duration: 1200,
-            easing: "ease-out"
-          });
-        }
-      }
-    }
-    view.changed.clear();
-  }
-  dirtyActors.clear();
-}
-function refreshLastSeen() {
-  for (const view of actors.values()) {
-    if (!view.item.hidden) {
-      view.meta.textContent = `${view.keywords.size} kw \xB7 ${view.lastSeen ? ago(view.lastSeen) : "\u2014"}`;
-    }
-  }
-}
-var commandViews = /* @__PURE__ */ new Map();
-var commandHistory = [];
-var historyIndex = 0;
-var draft;
-var ticker;
-function loadHistory() {
-  try {
-    const parsed = JSON.parse(load("local", HISTORY_KEY) ?? "[]");
-    if (Array.isArray(parsed)) {
-      commandHistory = parsed.filter((h) => typeof h?.actor === "string" && typeof h?.text === "string");
-    }
-  } catch {
-    commandHistory = [];
-  }
-  historyIndex = commandHistory.length;
-}
-function remember(actor, text) {
-  const last = commandHistory.at(-1);
-  if (!last || last.actor !== actor || last.text !== text) commandHistory.push({
-    actor,
-    text
-  });
-  if (commandHistory.length > HISTORY_SIZE) commandHistory.splice(0, commandHistory.length - HISTORY_SIZE);
-  historyIndex = commandHistory.length;
-  draft = void 0;
-  save("local", HISTORY_KEY, JSON.stringify(commandHistory));
-}
-function onCommandKey(event) {
-  if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
-  if (event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
-  event.preventDefault();
-  if (historyIndex === commandHistory.length) {
-    draft = {
-      actor: ui.commandActor.value,
-      text: ui.commandText.value
+
+// web/console/commands.ts
+var MAX_COMMANDS = 50;
+var HISTORY_KEY = "clu-ws.history";
+function createCommands(options) {
+  const list = byId("commands");
+  const bar = byId("command-bar");
+  const fields = byId("command-fields");
+  const actorInput = byId("command-actor");
+  const textInput = byId("command-text");
+  const note = byId("command-note");
+  const views = /* @__PURE__ */ new Map();
+  const history2 = new CommandHistory(load("local", HISTORY_KEY));
+  let ticker;
+  function onKey(event) {
+    if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
+    if (event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    event.preventDefault();
+    const current = {
+      actor: actorInput.value,
+      text: textInput.value
     };
+    const shown = history2.move(event.key === "ArrowUp" ? "up" : "down", current);
+    if (!shown) return;
+    actorInput.value = shown.actor;
+    textInput.value = shown.text;
+    const end = shown.text.length;
+    textInput.setSelectionRange(end, end);
   }
-  historyIndex = event.key === "ArrowUp" ? Math.max(0, historyIndex - 1) : Math.min(commandHistory.length, historyIndex + 1);
-  const shown = historyIndex < commandHistory.length ? commandHistory[historyIndex] : draft;
-  if (!shown) return;
-  ui.commandActor.value = shown.actor;
-  ui.commandText.value = shown.text;
-  const end = shown.text.length;
-  ui.commandText.setSelectionRange(end, end);
-}
-function sendCommand(event) {
-  event.preventDefault();
-  const actor = ui.commandActor.value.trim();
-  const text = ui.commandText.value.trim();
-  if (!actor || !text) return;
-  remember(actor, text);
-  ui.commandText.value = "";
-  const view = commandView(newCommandId(), actor, text);
-  if (!client) {
-    finishCommand(view, void 0, "not connected to the gateway");
-    return;
+  function send(event) {
+    event.preventDefault();
+    const actor = actorInput.value.trim();
+    const text = textInput.value.trim();
+    if (!actor || !text) return;
+    history2.remember({
+      actor,
+      text
+    });
+    save("local", HISTORY_KEY, JSON.stringify(history2));
+    textInput.value = "";
+    const view = commandView(newCommandId(), actor, text);
+    const client = options.client();
+    if (!client) {
+      finish(view, void 0, "not connected to the gateway");
+      return;
+    }
+    client.command(actor, text, {
+      commandId: view.id
+    }).then((result) => finish(view, result), (err) => finish(view, err instanceof CommandError ? err.result : void 0, err instanceof Error ? err.message : String(err)));
   }
-  client.command(actor, text, {
-    commandId: view.id
-  }).then((result) => finishCommand(view, result), (err) => finishCommand(view, err instanceof CommandError ? err.result : void 0, err instanceof Error ? err.message : String(err)));
-}
-function commandView(id, actor, text) {
-  const item = el("li", "command-item st-sent");
-  item.dataset.commandId = id;
-  item.dataset.state = "sent";
-  const line = el("div", "command-line");
-  const what = el("span", "what", `${actor} ${text}`);
-  what.title = `${actor} ${text}
+  function commandView(id, actor, text) {
+    const item = el("li", "command-item st-sent");
+    item.dataset.commandId = id;
+    item.dataset.state = "sent";
+    const line = el("div", "command-line");
+    const what = el("span", "what", `${actor} ${text}`);
+    what.title = `${actor} ${text}
 command id ${id}`;
-  const stateEl = el("span", "state", "sent");
-  const elapsedEl = el("span", "elapsed", "0 ms");
-  line.append(what, stateEl, elapsedEl);
-  const trailEl = el("div", "trail", "sent");
-  const errorEl = el("div", "command-error");
-  errorEl.hidden = true;
-  const toggle = el("button", "replies-toggle", "Replies (0)");
-  toggle.type = "button";
-  toggle.setAttribute("aria-expanded", "false");
-  item.append(line, trailEl, errorEl, toggle);
-  const view = {
-    id,
-    started: performance.now(),
-    state: "sent",
-    trail: [
-      "sent"
-    ],
-    replies: [],
-    item,
-    stateEl,
-    elapsedEl,
-    trailEl,
-    errorEl,
-    toggle
-  };
-  toggle.addEventListener("click", () => toggleReplies(view));
-  commandViews.set(id, view);
-  ui.commands.querySelector(".panel-empty")?.remove();
-  ui.commands.prepend(item);
-  while (ui.commands.childElementCount > MAX_COMMANDS) {
-    const last = ui.commands.lastElementChild;
-    commandViews.delete(last.dataset.commandId ?? "");
-    last.remove();
+    const stateEl = el("span", "state", "sent");
+    const elapsedEl = el("span", "elapsed", "0 ms");
+    line.append(what, stateEl, elapsedEl);
+    const trailEl = el("div", "trail", "sent");
+    const errorEl = el("div", "command-error");
+    errorEl.hidden = true;
+    const toggle = el("button", "replies-toggle", "Replies (0)");
+    toggle.type = "button";
+    toggle.setAttribute("aria-expanded", "false");
+    item.append(line, trailEl, errorEl, toggle);
+    const view = {
+      id,
+      started: performance.now(),
+      state: "sent",
+      trail: [
+        "sent"
+      ],
+      replies: [],
+      item,
+      stateEl,
+      elapsedEl,
+      trailEl,
+      errorEl,
+      toggle
+    };
+    toggle.addEventListener("click", () => toggleReplies(view));
+    views.set(id, view);
+    list.querySelector(".panel-empty")?.remove();
+    list.prepend(item);
+    while (list.childElementCount > MAX_COMMANDS) {
+      const last = list.lastElementChild;
+      views.delete(last.dataset.commandId ?? "");
+      last.remove();
+    }
+    ticker ??= setInterval(tick, 100);
+    return view;
   }
-  ticker ??= setInterval(tickCommands, 100);
-  return view;
+  function toggleReplies(view) {
+    if (view.repliesBox) {
+      view.repliesBox.remove();
+      view.repliesBox = void 0;
+      view.toggle.setAttribute("aria-expanded", "false");
+      return;
+    }
+    const box = el("div", "replies");
+    box.addEventListener("click", options.onRowClick);
+    for (const frame of view.replies) box.append(rowFor(entryOf(frame), false));
+    view.repliesBox = box;
+    view.item.append(box);
+    view.toggle.setAttribute("aria-expanded", "true");
+  }
+  function tick() {
+    let running = 0;
+    for (const view of views.values()) {
+      if (view.state !== "sent" && view.state !== "running") continue;
+      running++;
+      view.elapsedEl.textContent = duration(performance.now() - view.started);
+    }
+    if (running === 0) {
+      clearInterval(ticker);
+      ticker = void 0;
+    }
+  }
+  list.append(el("li", "panel-empty", "Commands you send appear here."));
+  bar.addEventListener("submit", send);
+  textInput.addEventListener("keydown", onKey);
+  return {
+    target(actor) {
+      actorInput.value = actor;
+      textInput.focus();
+    },
+    setRole(role) {
+      const watchOnly = role === "watch";
+      fields.disabled = watchOnly;
+      bar.dataset.role = role ?? "";
+      if (watchOnly) note.textContent = "This access token may only watch: commands are off.";
+    },
+    onReply(frame) {
+      const id = frame.headers.command_id;
+      if (id === void 0 || id === null) return;
+      const view = views.get(String(id));
+      if (!view) return;
+      view.replies.push(frame);
+      view.toggle.textContent = `Replies (${view.replies.length})`;
+      if (view.repliesBox) view.repliesBox.append(rowFor(entryOf(frame), false));
+      if (view.state === "sent" && frame.headers.message_code === ">") {
+        setState(view, "running", performance.now() - view.started);
+      }
+    }
+  };
 }
-function setCommandState(view, state, elapsedMs) {
+function setState(view, state, elapsedMs) {
   view.state = state;
   view.trail.push(`${state} ${duration(elapsedMs)}`);
   view.trailEl.textContent = view.trail.join(" \u2192 ");
@@ -1311,133 +1092,161 @@ function setCommandState(view, state, elapsedMs) {
   view.item.dataset.state = state;
   view.elapsedEl.textContent = duration(elapsedMs);
 }
-function finishCommand(view, result, error) {
+function finish(view, result, error) {
   const elapsed = result?.elapsedMs ?? performance.now() - view.started;
-  setCommandState(view, result?.status ?? "failed", elapsed);
+  setState(view, result?.status ?? "failed", elapsed);
   if (result?.status !== "done") {
     const reason = result?.error ?? (result?.replies.length ? jsonText(result.replies.at(-1)?.body) : void 0) ?? error ?? "failed";
     view.errorEl.textContent = reason;
     view.errorEl.hidden = false;
   }
 }
-function commandReply(frame) {
-  const id = frame.headers.command_id;
-  if (id === void 0 || id === null) return;
-  const view = commandViews.get(String(id));
-  if (!view) return;
-  view.replies.push(frame);
-  view.toggle.textContent = `Replies (${view.replies.length})`;
-  if (view.repliesBox) view.repliesBox.append(rowFor(entryOf(frame), false));
-  if (view.state === "sent" && frame.headers.message_code === ">") {
-    setCommandState(view, "running", performance.now() - view.started);
-  }
-}
-function toggleReplies(view) {
-  if (view.repliesBox) {
-    view.repliesBox.remove();
-    view.repliesBox = void 0;
-    view.toggle.setAttribute("aria-expanded", "false");
-    return;
-  }
-  const box = el("div", "replies");
-  box.addEventListener("click", onRowClick);
-  for (const frame of view.replies) box.append(rowFor(entryOf(frame), false));
-  view.repliesBox = box;
-  view.item.append(box);
-  view.toggle.setAttribute("aria-expanded", "true");
-}
-function tickCommands() {
-  let running = 0;
-  for (const view of commandViews.values()) {
-    if (view.state !== "sent" && view.state !== "running") continue;
-    running++;
-    view.elapsedEl.textContent = duration(performance.now() - view.started);
-  }
-  if (running === 0) {
-    clearInterval(ticker);
-    ticker = void 0;
-  }
-}
-function setRole(role) {
-  const watchOnly = role === "watch";
-  ui.commandFields.disabled = watchOnly;
-  ui.commandBar.dataset.role = role ?? "";
-  if (watchOnly) ui.commandNote.textContent = "This access token may only watch: commands are off.";
-}
-var client;
-var welcome;
-var token;
-var everOpen = false;
-var checkingToken = false;
-var lastTokenCheck = -Infinity;
-var stopListening = [];
+
+// web/console/connection.ts
+var TOKEN_KEY = "clu-ws.token";
 var GATEWAY_LABELS = {
   connecting: "connecting\u2026",
   open: "connected",
   closed: "disconnected, retrying"
 };
-function showGateway(state) {
-  ui.gatewayState.dataset.state = state;
-  ui.gatewayState.textContent = `Gateway: ${GATEWAY_LABELS[state] ?? state}`;
-  document.title = state === "open" ? "clu-ws console" : `clu-ws console (${GATEWAY_LABELS[state] ?? state})`;
-  if (state !== "open") showBroker("unknown");
-}
-function showBroker(state) {
-  ui.brokerState.dataset.state = state;
-  ui.brokerState.textContent = `RabbitMQ: ${state}`;
-}
-function entryOf(frame) {
-  const id = frame.headers.command_id;
-  return {
-    frame,
-    code: String(frame.headers.message_code ?? "").toLowerCase(),
-    actor: typeof frame.headers.sender === "string" ? frame.headers.sender : "",
-    commandId: id === void 0 || id === null ? "" : String(id),
-    at: Date.now()
-  };
-}
-function connect() {
-  for (const stop of stopListening.splice(0)) stop();
-  client?.close();
-  const url = new URL(".", location.href);
-  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-  const current = new CluClient(url.href, token ? {
-    token
-  } : {});
-  client = current;
-  let lastBroker = "";
-  stopListening.push(current.on("reply", (frame) => {
-    received++;
-    addEntry(entryOf(frame));
-    actorsFromReply(frame);
-    commandReply(frame);
-    if (dirtyActors.size) schedule();
-  }), current.on("connection", (state) => {
-    showGateway(state);
-    if (state === "closed") {
-      const dropped = welcome !== void 0;
-      if (everOpen && dropped) note("Connection to the gateway lost; reconnecting.");
-      welcome = void 0;
-      lastBroker = "";
-      if (!dropped) recheckToken(current);
+function createConnection(options) {
+  const { note } = options;
+  const gatewayState = byId("gateway-state");
+  const brokerState = byId("broker-state");
+  const info = byId("info");
+  const rate = byId("rate");
+  const forgetToken = byId("forget-token");
+  const tokenDialog = byId("token-dialog");
+  const tokenForm = byId("token-form");
+  const tokenInput = byId("token-input");
+  const tokenError = byId("token-error");
+  let client;
+  let welcome;
+  let token;
+  let everOpen = false;
+  let checkingToken = false;
+  let lastTokenCheck = -Infinity;
+  const stopListening = [];
+  let received = 0;
+  function showGateway(state) {
+    gatewayState.dataset.state = state;
+    gatewayState.textContent = `Gateway: ${GATEWAY_LABELS[state] ?? state}`;
+    document.title = state === "open" ? "clu-ws console" : `clu-ws console (${GATEWAY_LABELS[state] ?? state})`;
+    if (state !== "open") showBroker("unknown");
+  }
+  function showBroker(state) {
+    brokerState.dataset.state = state;
+    brokerState.textContent = `RabbitMQ: ${state}`;
+  }
+  function connect() {
+    for (const stop of stopListening.splice(0)) stop();
+    client?.close();
+    const url = new URL(".", location.href);
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    const current = new CluClient(url.href, token ? {
+      token
+    } : {});
+    client = current;
+    let lastBroker = "";
+    stopListening.push(current.on("reply", (frame) => {
+      received++;
+      options.onReply(frame);
+    }), current.on("connection", (state) => {
+      showGateway(state);
+      if (state === "closed") {
+        const dropped = welcome !== void 0;
+        if (everOpen && dropped) note("Connection to the gateway lost; reconnecting.");
+        welcome = void 0;
+        lastBroker = "";
+        if (!dropped) recheckToken(current);
+      }
+    }), current.on("broker", (state) => {
+      showBroker(state);
+      if (lastBroker && state !== lastBroker) note(`RabbitMQ link ${state}.`);
+      lastBroker = state;
+    }), current.on("gap", (gap) => {
+      options.onGap();
+      note(`Some replies were missed (${gap.reason}); actor state reloaded.`);
+    }), current.on("welcome", (hello) => {
+      if (everOpen && !welcome) note("Reconnected to the gateway.");
+      everOpen = true;
+      welcome = hello;
+      info.textContent = `${hello.exchange} \xB7 role ${hello.role}`;
+      info.title = `gateway ${hello.name}, epoch ${hello.epoch}`;
+      options.onWelcome(hello, current);
+    }));
+    showGateway(current.state);
+  }
+  async function obtainToken(reason) {
+    tokenError.textContent = reason;
+    gatewayState.dataset.state = "connecting";
+    gatewayState.textContent = "Gateway: waiting for a token";
+    if (!tokenDialog.open) tokenDialog.showModal();
+    while (true) {
+      tokenInput.focus();
+      const candidate = await new Promise((resolve) => {
+        tokenForm.addEventListener("submit", (event) => {
+          event.preventDefault();
+          resolve(tokenInput.value.trim());
+        }, {
+          once: true
+        });
+      });
+      if (!candidate) continue;
+      const status = await probe(candidate);
+      if (status === 401) {
+        tokenError.textContent = "The gateway refused that token. Check it and try again.";
+        tokenInput.select();
+        continue;
+      }
+      token = candidate;
+      save("session", TOKEN_KEY, token);
+      tokenInput.value = "";
+      tokenError.textContent = "";
+      tokenDialog.close();
+      forgetToken.hidden = false;
+      return;
     }
-  }), current.on("broker", (state) => {
-    showBroker(state);
-    if (lastBroker && state !== lastBroker) note(`RabbitMQ link ${state}.`);
-    lastBroker = state;
-  }), current.on("gap", (gap) => {
-    for (const view of actors.values()) for (const kw of view.keywords.values()) kw.seq = -1;
-    note(`Some replies were missed (${gap.reason}); actor state reloaded.`);
-  }), current.on("welcome", (hello) => {
-    if (everOpen && !welcome) note("Reconnected to the gateway.");
-    everOpen = true;
-    welcome = hello;
-    ui.info.textContent = `${hello.exchange} \xB7 role ${hello.role}`;
-    ui.info.title = `gateway ${hello.name}, epoch ${hello.epoch}`;
-    setRole(hello.role);
-    loadActorState(current);
-  }));
-  showGateway(current.state);
+  }
+  async function recheckToken(current) {
+    if (checkingToken || performance.now() - lastTokenCheck < 5e3) return;
+    checkingToken = true;
+    lastTokenCheck = performance.now();
+    try {
+      if (await probe(token) !== 401 || client !== current) return;
+      current.close();
+      token = void 0;
+      save("session", TOKEN_KEY, null);
+      forgetToken.hidden = true;
+      await obtainToken(everOpen ? "The gateway no longer accepts the token; give another." : "");
+      connect();
+    } finally {
+      checkingToken = false;
+    }
+  }
+  forgetToken.addEventListener("click", () => {
+    save("session", TOKEN_KEY, null);
+    location.reload();
+  });
+  tokenDialog.addEventListener("cancel", (event) => event.preventDefault());
+  return {
+    client: () => client,
+    asking: () => tokenDialog.open,
+    showRate() {
+      rate.textContent = `${received} msg/s`;
+      received = 0;
+    },
+    async start() {
+      token = load("session", TOKEN_KEY) ?? void 0;
+      forgetToken.hidden = token === void 0;
+      if (await probe(token) === 401) {
+        if (token) save("session", TOKEN_KEY, null);
+        token = void 0;
+        await obtainToken("");
+      }
+      connect();
+    }
+  };
 }
 async function probe(candidate) {
   try {
@@ -1453,126 +1262,463 @@ async function probe(candidate) {
     return 0;
   }
 }
-async function obtainToken(reason) {
-  ui.tokenError.textContent = reason;
-  ui.gatewayState.dataset.state = "connecting";
-  ui.gatewayState.textContent = "Gateway: waiting for a token";
-  if (!ui.tokenDialog.open) ui.tokenDialog.showModal();
-  while (true) {
-    ui.tokenInput.focus();
-    const candidate = await new Promise((resolve) => {
-      ui.tokenForm.addEventListener("submit", (event) => {
-        event.preventDefault();
-        resolve(ui.tokenInput.value.trim());
-      }, {
-        once: true
-      });
-    });
-    if (!candidate) continue;
-    const status = await probe(candidate);
-    if (status === 401) {
-      ui.tokenError.textContent = "The gateway refused that token. Check it and try again.";
-      ui.tokenInput.select();
-      continue;
+
+// lib/protocol/glob.ts
+var MAX_CLIENT_GLOBS = 64;
+function wildcardMatch(pattern, subject, many, one) {
+  let p = 0;
+  let s = 0;
+  let star = -1;
+  let resume = 0;
+  while (s < subject.length) {
+    if (p < pattern.length && pattern[p] === many) {
+      star = p++;
+      resume = s;
+    } else if (p < pattern.length && (pattern[p] === one || pattern[p] === subject[s])) {
+      p++;
+      s++;
+    } else if (star >= 0) {
+      p = star + 1;
+      s = ++resume;
+    } else {
+      return false;
     }
-    token = candidate;
-    save("session", TOKEN_KEY, token);
-    ui.tokenInput.value = "";
-    ui.tokenError.textContent = "";
-    ui.tokenDialog.close();
-    ui.forgetToken.hidden = false;
-    return;
   }
+  while (p < pattern.length && pattern[p] === many) p++;
+  return p === pattern.length;
 }
-async function recheckToken(current) {
-  if (checkingToken || performance.now() - lastTokenCheck < 5e3) return;
-  checkingToken = true;
-  lastTokenCheck = performance.now();
-  try {
-    if (await probe(token) !== 401 || client !== current) return;
-    current.close();
-    token = void 0;
-    save("session", TOKEN_KEY, null);
-    ui.forgetToken.hidden = true;
-    await obtainToken(everOpen ? "The gateway no longer accepts the token; give another." : "");
-    connect();
-  } finally {
-    checkingToken = false;
+function compileGlob(pattern) {
+  const collapsed = pattern.replace(/\*{2,}/g, "*");
+  if (!collapsed.includes("*")) {
+    if (!collapsed.includes("?")) return (name) => name === collapsed;
+    return (name) => name.length === collapsed.length && wildcardMatch(collapsed, name, "*", "?");
   }
+  if (collapsed === "*") return () => true;
+  const fixed = collapsed.length - (collapsed.match(/\*/g)?.length ?? 0);
+  return (name) => name.length >= fixed && wildcardMatch(collapsed, name, "*", "?");
 }
-function setNight(night) {
-  document.documentElement.dataset.theme = night ? "night" : "day";
-  ui.night.setAttribute("aria-pressed", String(night));
-  save("local", THEME_KEY, night ? "night" : "day");
-  flashColor = getComputedStyle(document.documentElement).getPropertyValue("--flash").trim();
+function compileGlobs(patterns) {
+  const compiled = patterns.map((pattern) => ({
+    pattern,
+    test: compileGlob(pattern)
+  }));
+  return {
+    patterns,
+    match(name) {
+      return compiled.find((c) => c.test(name))?.pattern;
+    }
+  };
 }
-function onKey(event) {
-  if (event.altKey || event.ctrlKey || event.metaKey || ui.tokenDialog.open) return;
-  const target = event.target;
-  if (target.closest("input, textarea, select, [contenteditable]")) return;
-  if (event.key === "/") {
-    event.preventDefault();
-    ui.filterText.focus();
-  } else if (event.key === "p") {
-    setPaused(!paused);
-  } else if (event.key === "n") {
-    setNight(ui.night.getAttribute("aria-pressed") !== "true");
-  } else if (event.key === "End" && target.closest("button, summary") === null) {
-    event.preventDefault();
-    jumpToLatest();
+var encoder2 = new TextEncoder();
+
+// web/console/filter_query.ts
+var MAX_FILTER_WORDS = MAX_CLIENT_GLOBS;
+function actorGlob(glob) {
+  const compiled = compileGlobs([
+    glob.toLowerCase()
+  ]);
+  return (actor) => compiled.match(actor.toLowerCase()) !== void 0;
+}
+function parseFilter(form) {
+  const include = [];
+  const exclude = [];
+  const words = form.actor.split(/[\s,]+/).filter((word) => word && word !== "!" && word !== "-");
+  for (const word of words.slice(0, MAX_FILTER_WORDS)) {
+    if (word.startsWith("!") || word.startsWith("-")) exclude.push(actorGlob(word.slice(1)));
+    else include.push(actorGlob(word));
   }
+  return {
+    include,
+    exclude,
+    codes: form.codes,
+    text: form.text.trim().toLowerCase()
+  };
 }
-async function main() {
-  setNight(load("local", THEME_KEY) === "night");
-  document.documentElement.classList.remove("loading");
-  buildCodeBoxes();
-  filtersFromUrl();
-  loadHistory();
-  rerender();
-  const commandsEmpty = el("li", "panel-empty", "Commands you send appear here.");
-  ui.commands.append(commandsEmpty);
-  ui.filters.addEventListener("submit", (event) => event.preventDefault());
-  ui.filters.addEventListener("input", applyFilters);
-  ui.filterClear.addEventListener("click", () => {
-    ui.filterActor.value = "";
-    ui.filterText.value = "";
-    for (const box of codeBoxes.values()) box.checked = true;
-    applyFilters();
+function matchesFilter(filter, entry) {
+  if (entry.note !== void 0) return true;
+  if (filter.include.length && !filter.include.some((test) => test(entry.actor))) return false;
+  if (filter.exclude.some((test) => test(entry.actor))) return false;
+  if (filter.codes && !filter.codes.has(entry.code)) return false;
+  if (filter.text) {
+    entry.hay ??= `${entry.actor} ${entry.code} ${entry.commandId} ${jsonText(entry.frame?.body)}`.toLowerCase();
+    if (!entry.hay.includes(filter.text)) return false;
+  }
+  return true;
+}
+function chosenCodes(ticked) {
+  const chosen = new Set(ticked);
+  return chosen.size === CODES.length ? void 0 : chosen;
+}
+function formFromQuery(search) {
+  const params = new URLSearchParams(search);
+  const codes = params.get("codes");
+  const ticked = CODES.map(({ code }) => code).filter((code) => codes === null || codes.toLowerCase().includes(code));
+  return {
+    actor: params.get("actor") ?? "",
+    codes: chosenCodes(ticked),
+    text: params.get("q") ?? ""
+  };
+}
+function queryWithForm(search, form) {
+  const params = new URLSearchParams(search);
+  setParam(params, "actor", form.actor.trim());
+  setParam(params, "codes", form.codes ? [
+    ...form.codes
+  ].join("") : "");
+  setParam(params, "q", form.text.trim());
+  return params.toString();
+}
+function setParam(params, key, value) {
+  if (value) params.set(key, value);
+  else params.delete(key);
+}
+
+// web/console/filters.ts
+function createFilters(options) {
+  const form = byId("filters");
+  const actorInput = byId("filter-actor");
+  const textInput = byId("filter-text");
+  const boxes = /* @__PURE__ */ new Map();
+  let filter = {
+    include: [],
+    exclude: [],
+    codes: void 0,
+    text: ""
+  };
+  let urlTimer;
+  function read() {
+    const ticked = [
+      ...boxes
+    ].filter(([, box]) => box.checked).map(([code]) => code);
+    return {
+      actor: actorInput.value,
+      codes: chosenCodes(ticked),
+      text: textInput.value
+    };
+  }
+  function apply() {
+    const shown = read();
+    filter = parseFilter(shown);
+    options.onChange();
+    clearTimeout(urlTimer);
+    urlTimer = setTimeout(() => {
+      const query = queryWithForm(location.search, shown);
+      history.replaceState(history.state, "", `${location.pathname}${query ? `?${query}` : ""}${location.hash}`);
+    }, 150);
+  }
+  const codeSet = byId("filter-codes");
+  for (const { code, meaning, kind } of CODES) {
+    const label = el("label", `code-box c-${kind}`);
+    const box = el("input");
+    box.type = "checkbox";
+    box.checked = true;
+    box.value = code;
+    box.name = "codes";
+    const glyph = el("span", "code", code);
+    glyph.setAttribute("aria-hidden", "true");
+    label.title = meaning;
+    label.append(box, glyph, el("span", "visually-hidden", meaning));
+    boxes.set(code, box);
+    codeSet.append(label);
+  }
+  const linked = formFromQuery(location.search);
+  actorInput.value = linked.actor;
+  textInput.value = linked.text;
+  for (const [code, box] of boxes) box.checked = linked.codes === void 0 || linked.codes.has(code);
+  filter = parseFilter(read());
+  form.addEventListener("submit", (event) => event.preventDefault());
+  form.addEventListener("input", apply);
+  byId("filter-clear").addEventListener("click", () => {
+    actorInput.value = "";
+    textInput.value = "";
+    for (const box of boxes.values()) box.checked = true;
+    apply();
   });
-  ui.stream.addEventListener("click", onRowClick);
-  ui.stream.addEventListener("keydown", onStreamKey);
-  ui.stream.addEventListener("scroll", onScroll, {
+  return {
+    matches: (entry) => matchesFilter(filter, entry),
+    showActor(actor) {
+      actorInput.value = actor;
+      apply();
+    },
+    showText(text) {
+      textInput.value = text;
+      apply();
+    },
+    focusText: () => textInput.focus()
+  };
+}
+
+// web/console/stream.ts
+var MAX_ROWS = 2e3;
+var CHUNK_ROWS = 100;
+var MAX_BUFFER = 5e3;
+var MIN_RENDER_MS = 100;
+function createStream(options) {
+  const { matches, beforeRender } = options;
+  const stream2 = byId("stream");
+  const empty = byId("empty");
+  const counts = byId("counts");
+  const jump = byId("jump");
+  const pause = byId("pause");
+  const buffer = [];
+  let pending = [];
+  let held = 0;
+  let paused = false;
+  let stick = true;
+  let lastScrollTop = 0;
+  let frameRequested = false;
+  let rowCount = 0;
+  let lastRender = 0;
+  let renderTimer;
+  function schedule() {
+    if (frameRequested || renderTimer !== void 0) return;
+    const wait = lastRender + MIN_RENDER_MS - performance.now();
+    if (wait > 0) {
+      renderTimer = setTimeout(() => {
+        renderTimer = void 0;
+        schedule();
+      }, wait);
+      return;
+    }
+    frameRequested = true;
+    requestAnimationFrame(flush);
+  }
+  function add(entry) {
+    buffer.push(entry);
+    if (buffer.length > MAX_BUFFER + 500) buffer.splice(0, buffer.length - MAX_BUFFER);
+    if (!matches(entry)) return;
+    pending.push(entry);
+    held++;
+    if (pending.length > MAX_ROWS + 500) pending.splice(0, pending.length - MAX_ROWS);
+    schedule();
+  }
+  function flush() {
+    frameRequested = false;
+    render();
+  }
+  function render() {
+    lastRender = performance.now();
+    beforeRender();
+    let added = false;
+    if (!paused && stick && pending.length) {
+      const entries = pending.length > MAX_ROWS ? pending.slice(-MAX_ROWS) : pending;
+      pending = [];
+      held = 0;
+      added = appendRows(entries);
+    }
+    updateCounts();
+    if (added && stick) scrollToEnd();
+  }
+  function scrollToEnd() {
+    stream2.scrollTop = stream2.scrollHeight;
+    lastScrollTop = stream2.scrollTop;
+  }
+  function appendRows(entries) {
+    if (entries.length === 0) return false;
+    let chunk = stream2.lastElementChild;
+    let room = chunk ? CHUNK_ROWS - chunk.childElementCount : 0;
+    let fragment = document.createDocumentFragment();
+    for (const entry of entries) {
+      if (room === 0) {
+        chunk?.append(fragment);
+        chunk = stream2.appendChild(el("div", "chunk"));
+        fragment = document.createDocumentFragment();
+        room = CHUNK_ROWS;
+      }
+      fragment.append(rowFor(entry));
+      room--;
+    }
+    chunk.append(fragment);
+    rowCount += entries.length;
+    while (stream2.firstElementChild && stream2.firstElementChild !== chunk) {
+      const first = stream2.firstElementChild;
+      if (rowCount - first.childElementCount < MAX_ROWS - CHUNK_ROWS && rowCount <= MAX_ROWS) break;
+      rowCount -= first.childElementCount;
+      first.remove();
+    }
+    empty.hidden = true;
+    return true;
+  }
+  function rerender() {
+    stream2.replaceChildren();
+    rowCount = 0;
+    pending = [];
+    held = 0;
+    const entries = [];
+    for (let i = buffer.length - 1; i >= 0 && entries.length < MAX_ROWS; i--) {
+      if (matches(buffer[i])) entries.push(buffer[i]);
+    }
+    entries.reverse();
+    stick = true;
+    appendRows(entries);
+    empty.hidden = entries.length > 0;
+    empty.textContent = buffer.length ? "No replies match the filters." : "Waiting for replies\u2026";
+    updateCounts();
+    scrollToEnd();
+  }
+  function onStreamKey(event) {
+    if (event.altKey || event.ctrlKey || event.metaKey) return;
+    const focused = document.activeElement;
+    const row = focused && focused !== stream2 ? focused.closest(".row, .note") : null;
+    let next;
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      const step = event.key === "ArrowDown" ? 1 : -1;
+      next = row ? adjacentRow(row, step) : stream2.lastElementChild?.lastElementChild;
+    } else if (event.key === "Home") {
+      next = stream2.firstElementChild?.firstElementChild;
+    } else if ((event.key === "Enter" || event.key === " ") && row) {
+      const expand = row.querySelector(":scope > .expand");
+      if (expand) toggleJson(expand);
+    } else if (event.key === "c" && row) {
+      const id = row.querySelector(":scope > .cid");
+      if (id) id.click();
+    } else return;
+    event.preventDefault();
+    next?.focus();
+  }
+  function atBottom() {
+    return stream2.scrollHeight - stream2.scrollTop - stream2.clientHeight < 24;
+  }
+  function onScroll() {
+    const top = stream2.scrollTop;
+    const movedUp = top < lastScrollTop - 1;
+    lastScrollTop = top;
+    if (atBottom()) {
+      if (stick) return;
+      stick = true;
+      schedule();
+    } else if (stick && movedUp) {
+      stick = false;
+    } else return;
+    updateCounts();
+  }
+  function jumpToLatest() {
+    paused = false;
+    stick = true;
+    pause.setAttribute("aria-pressed", "false");
+    render();
+    scrollToEnd();
+  }
+  function setPaused(value) {
+    paused = value;
+    pause.setAttribute("aria-pressed", String(paused));
+    if (!paused) {
+      stick = true;
+      schedule();
+    }
+    updateCounts();
+  }
+  function updateCounts() {
+    const waiting = paused || !stick ? held : 0;
+    counts.textContent = `${rowCount} shown${paused ? " \xB7 paused" : ""}${waiting ? ` \xB7 ${waiting} new` : ""}`;
+    const showJump = paused || !stick;
+    jump.hidden = !showJump;
+    if (showJump) jump.textContent = waiting ? `${waiting} new \xB7 jump to latest` : "Jump to latest";
+  }
+  stream2.addEventListener("click", options.onRowClick);
+  stream2.addEventListener("keydown", onStreamKey);
+  stream2.addEventListener("scroll", onScroll, {
     passive: true
   });
   new ResizeObserver(() => {
     if (stick) scrollToEnd();
-  }).observe(ui.stream);
-  ui.jump.addEventListener("click", jumpToLatest);
-  ui.pause.addEventListener("click", () => setPaused(!paused));
-  ui.night.addEventListener("click", () => setNight(ui.night.getAttribute("aria-pressed") !== "true"));
-  ui.forgetToken.addEventListener("click", () => {
-    save("session", TOKEN_KEY, null);
-    location.reload();
-  });
-  ui.actorFind.addEventListener("input", () => {
-    for (const view of actors.values()) view.item.hidden = !matchesActorFind(view.name);
-  });
-  ui.commandBar.addEventListener("submit", sendCommand);
-  ui.commandText.addEventListener("keydown", onCommandKey);
-  ui.tokenDialog.addEventListener("cancel", (event) => event.preventDefault());
-  document.addEventListener("keydown", onKey);
-  setInterval(() => {
-    ui.rate.textContent = `${received} msg/s`;
-    received = 0;
-    refreshLastSeen();
-  }, 1e3);
-  token = load("session", TOKEN_KEY) ?? void 0;
-  ui.forgetToken.hidden = token === void 0;
-  if (await probe(token) === 401) {
-    if (token) save("session", TOKEN_KEY, null);
-    token = void 0;
-    await obtainToken("");
-  }
-  connect();
+  }).observe(stream2);
+  jump.addEventListener("click", jumpToLatest);
+  pause.addEventListener("click", () => setPaused(!paused));
+  return {
+    schedule,
+    add,
+    note: (text) => add(noteEntry(text)),
+    rerender,
+    jumpToLatest,
+    togglePause: () => setPaused(!paused)
+  };
 }
-main();
+function adjacentRow(row, step) {
+  const sibling = step > 0 ? row.nextElementSibling : row.previousElementSibling;
+  if (sibling) return sibling;
+  const chunk = step > 0 ? row.parentElement?.nextElementSibling : row.parentElement?.previousElementSibling;
+  return (step > 0 ? chunk?.firstElementChild : chunk?.lastElementChild) ?? null;
+}
+
+// web/console/theme.ts
+var THEME_KEY = "clu-ws.theme";
+function createTheme() {
+  const button = byId("night");
+  let flash = "";
+  function set(night) {
+    document.documentElement.dataset.theme = night ? "night" : "day";
+    button.setAttribute("aria-pressed", String(night));
+    save("local", THEME_KEY, night ? "night" : "day");
+    flash = getComputedStyle(document.documentElement).getPropertyValue("--flash").trim();
+  }
+  function toggle() {
+    set(button.getAttribute("aria-pressed") !== "true");
+  }
+  set(load("local", THEME_KEY) === "night");
+  button.addEventListener("click", toggle);
+  return {
+    flashColor: () => flash,
+    set,
+    toggle
+  };
+}
+
+// web/console.ts
+var theme = createTheme();
+document.documentElement.classList.remove("loading");
+var filters = createFilters({
+  onChange: () => stream.rerender()
+});
+var onRowClick = rowClicks((id) => filters.showText(id));
+var stream = createStream({
+  matches: (entry) => filters.matches(entry),
+  beforeRender: () => actors.render(),
+  onRowClick
+});
+var commands = createCommands({
+  client: () => connection.client(),
+  onRowClick
+});
+var actors = createActors({
+  flashColor: theme.flashColor,
+  onShowOnly: (actor) => filters.showActor(actor),
+  onCommand: (actor) => commands.target(actor),
+  requestRender: () => stream.schedule()
+});
+var connection = createConnection({
+  onReply: (frame) => {
+    stream.add(entryOf(frame));
+    actors.fromReply(frame);
+    commands.onReply(frame);
+    if (actors.changed()) stream.schedule();
+  },
+  onWelcome: (hello, client) => {
+    commands.setRole(hello.role);
+    actors.load(client);
+  },
+  onGap: () => actors.forgetPositions(),
+  note: (text) => stream.note(text)
+});
+stream.rerender();
+document.addEventListener("keydown", (event) => {
+  if (event.altKey || event.ctrlKey || event.metaKey || connection.asking()) return;
+  const target = event.target;
+  if (target.closest("input, textarea, select, [contenteditable]")) return;
+  if (event.key === "/") {
+    event.preventDefault();
+    filters.focusText();
+  } else if (event.key === "p") {
+    stream.togglePause();
+  } else if (event.key === "n") {
+    theme.toggle();
+  } else if (event.key === "End" && target.closest("button, summary") === null) {
+    event.preventDefault();
+    stream.jumpToLatest();
+  }
+});
+setInterval(() => {
+  connection.showRate();
+  actors.refreshLastSeen();
+}, 1e3);
+connection.start();
