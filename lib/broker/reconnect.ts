@@ -138,7 +138,7 @@ export async function waitForBroker(
  * Whether `hostname:port` accepts a TCP connection within `timeoutMs`; the
  * connection is closed at once (a late one too).
  */
-export async function probePort(hostname: string, port: number, timeoutMs: number): Promise<boolean> {
+async function probePort(hostname: string, port: number, timeoutMs: number): Promise<boolean> {
   const connecting = Deno.connect({ hostname, port });
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Promise<undefined>((resolve) =>
