@@ -1,12 +1,7 @@
 /**
- * The composition root: wires the broker link, the frame codec, the client
- * hub, sessions, tracking, history, actor state and the HTTP server into one
- * gateway with a start and a stop.
- *
- * Reply path: broker → {@linkcode encodeReply} (once) → history, state and
- * tracker → hub → every socket that wants it, in its dialect.
- * Command path: socket or `POST /commands` → validation → rules → broker
- * (confirmed) → on any failure an `f` frame to the sender. Never silence.
+ * The composition root, wiring only: builds the broker link, the reply path
+ * (`replies/replies.ts`), the client hub and sessions, the command tracking
+ * and the HTTP server, connects them, and starts and stops them in order.
  *
  * @module
  */
@@ -17,7 +12,8 @@ import { BrokerLink } from "./broker/link.ts";
 import type { Config } from "./config/config.ts";
 import { settleWithin } from "./broker/deadline.ts";
 import type { DispatchContext } from "./commands/dispatch.ts";
-import { encodeReply, type GatewayIdentity, gatewayReplyFrame } from "./protocol/clu.ts";
+import { type GatewayIdentity, gatewayReplyFrame } from "./protocol/clu.ts";
+import { healthReport } from "./http/health.ts";
 import { History } from "./replies/history.ts";
 import { handleApi, HttpAllowances } from "./http/api.ts";
 import { Hub } from "./clients/hub.ts";
@@ -27,8 +23,9 @@ import { type Admission, startServer } from "./http/server.ts";
 import { describeBytes, LINK_LOST_WARNING, Sessions, V1_PROTOCOL } from "./clients/sessions.ts";
 import { InFlight } from "./commands/in_flight.ts";
 import { staticFile } from "./http/static.ts";
+import { Replies } from "./replies/replies.ts";
 import { Tracker } from "./commands/tracker.ts";
-import { VERSION } from "./version.ts";
+import { logListening, warnAtStartup } from "./startup_log.ts";
 
 const log = logger("gateway");
 
@@ -58,8 +55,6 @@ export async function startGateway(config: Config): Promise<Gateway> {
   const access = new Access(config.access);
   await access.load();
   const startedAt = Date.now();
-  const epoch = `${startedAt.toString(36)}-${crypto.randomUUID().slice(0, 4)}`;
-  let seq = 0;
   let stopping = false;
 
   const hub = new Hub<Grant>({
@@ -106,40 +101,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
     brokers: config.brokers,
     exchange: config.exchange,
     name: config.name,
-    onReply(message) {
-      const reply = encodeReply(message);
-      metrics.reply(reply.kind === "reply", message.properties.timestamp);
-      if (reply.kind === "dropped") {
-        log.warn("dropped a reply on {routingKey}: {reason}", {
-          routingKey: message.fields.routingKey,
-          reason: reply.reason,
-        });
-        return;
-      }
-      const { headers } = reply;
-      const meta = {
-        sender: typeof headers.sender === "string" ? headers.sender : "",
-        code: String(headers.message_code),
-        routingKey: reply.routingKey,
-        commandId: typeof headers.command_id === "string" ? headers.command_id : undefined,
-      };
-      seq++;
-      const v1 = `{"seq":${seq},${reply.frame.slice(1)}`;
-      // The history copies the frame's and the meta's bytes: it keeps none of these strings (nor the
-      // broker's buffer), which die young once delivered.
-      history.push({ seq, at: Date.now(), frame: v1, meta });
-      // The state leaves out failed-routing replies (ours, other gateways', CLU clients'): see isFailedRouting.
-      state.update(meta.sender, meta.code, reply.body);
-      // Lazy properties: when debug is off (the usual case) nothing is built per reply.
-      log.debug("reply {seq} on {routingKey} to {clients} clients", () => ({
-        seq,
-        routingKey: reply.routingKey,
-        clients: hub.size,
-      }));
-      hub.deliver({ plain: reply.frame, v1, meta });
-      tracker.observe(headers.command_id, headers.commander_id, meta.code, reply.frame);
-      inFlight.observe(headers.command_id, headers.commander_id, meta.code);
-    },
+    onReply: (message) => replies.receive(message),
     onStateChange(linkState) {
       if (linkState === "down") {
         // Replies to running commands came back through the queue that just died with the link.
@@ -167,6 +129,8 @@ export async function startGateway(config: Config): Promise<Gateway> {
     node: () => broker.node,
   });
 
+  const replies = new Replies({ history, state, hub, metrics, observers: [tracker, inFlight], startedAt });
+
   const dispatchContext: DispatchContext = {
     broker,
     identity,
@@ -183,8 +147,8 @@ export async function startGateway(config: Config): Promise<Gateway> {
     history,
     state,
     limits,
-    epoch,
-    latestSeq: () => seq,
+    epoch: replies.epoch,
+    latestSeq: () => replies.latestSeq,
     brokerState: () => broker.state,
   });
 
@@ -192,7 +156,12 @@ export async function startGateway(config: Config): Promise<Gateway> {
   // as every command looks its token up in the tokens in force.
   access.onReload(() => sessions.closeRevoked());
 
-  const httpAllowances = new HttpAllowances(limits.commandRate, limits.commandBurst);
+  const api = {
+    ...dispatchContext,
+    tracker,
+    state,
+    allowances: new HttpAllowances(limits.commandRate, limits.commandBurst),
+  };
 
   function admit(request: Request, peer: string): Promise<Admission<Grant> | Response> | Response {
     if (stopping) return new Response("clu-ws is shutting down\n", { status: 503 });
@@ -222,54 +191,20 @@ export async function startGateway(config: Config): Promise<Gateway> {
       sessions.attach(socket, peer, grant, { v1: protocol === V1_PROTOCOL });
     },
     routes: async (request, peer) =>
-      staticFile(request) ?? await handleApi(
-        {
-          ...dispatchContext,
-          tracker,
-          state,
-          authorize: (r) => access.authorizeHttp(r, peer),
-          allowances: httpAllowances,
-        },
-        request,
-        peer,
-      ),
+      staticFile(request) ??
+        await handleApi({ ...api, authorize: (r) => access.authorizeHttp(r, peer) }, request, peer),
     guardOps: (request) => access.guardOps(request),
     async metrics() {
       return { text: await metrics.render(), contentType: metrics.contentType };
     },
-    health() {
-      const up = broker.state === "up";
-      return {
-        status: up ? 200 : 503,
-        body: {
-          status: up ? "ok" : "broker link down",
-          broker: broker.state,
-          node: broker.node ?? null,
-          blocked: broker.blockedReason ?? null,
-          uptime_s: Math.round((Date.now() - startedAt) / 1000),
-          clients: hub.size,
-          version: VERSION,
-          name: config.name,
-          exchange: config.exchange,
-          epoch,
-          seq,
-        },
-      };
-    },
-    onListen({ hostname, port }) {
-      log.info("clu-ws {version} listening on {scheme}://{host}:{port}/ as {name}", {
-        version: VERSION,
-        scheme: config.tls ? "wss" : "ws",
-        host: hostname.includes(":") ? `[${hostname}]` : hostname,
-        port,
-        name: config.name,
-      });
-      listening(port);
+    health: () => healthReport({ broker, replies, identity, clients: hub.size, startedAt }),
+    onListen(address) {
+      logListening(config, address);
+      listening(address.port);
     },
   });
   const port = await boundPort;
-  warnIfOpen(config, access.usesTokens, port);
-  warnIfTooFewDescriptors(limits.maxClients + limits.maxPending);
+  warnAtStartup(config, { port, usesTokens: access.usesTokens });
   await broker.start();
 
   return {
@@ -291,56 +226,4 @@ export async function startGateway(config: Config): Promise<Gateway> {
       log.info("stopped");
     },
   };
-}
-
-/**
- * Says once, at warn level, who can reach the actors without a token: anyone
- * who reaches the port (when it is not loopback), and any web page a user
- * opens, through that user's browser, on the same machine too (the browser is
- * the one that connects), unless origins are restricted or commands refused.
- */
-function warnIfOpen(config: Config, usesTokens: boolean, port: number): void {
-  if (usesTokens) return;
-  const exposed = !isLoopback(config.host);
-  const byWebPages = !config.access.readOnly && config.access.allowOrigins.length === 0;
-  if (exposed && byWebPages) {
-    log.warn(
-      "no access tokens: anyone who reaches port {port} can watch and command every actor, and so can any web page a user opens, through that user's browser (websocket and POST /commands); set --tokens-file, and --allow-origin or --public-url to refuse other web pages",
-      { port },
-    );
-  } else if (exposed) {
-    log.warn(
-      "no access tokens: anyone who reaches port {port} can watch {what} every actor; set --tokens-file",
-      { port, what: config.access.readOnly ? "(but not command)" : "and command" },
-    );
-  } else if (byWebPages) {
-    log.warn(
-      "no access tokens and no --allow-origin: any web page a user of this machine opens can command every actor through that user's browser and port {port} (websocket and POST /commands); set --allow-origin or --public-url to refuse other web pages, or --tokens-file",
-      { port },
-    );
-  }
-}
-
-/** Descriptors the process holds besides its clients (runtime, broker link, listener), with a margin. */
-const FIXED_DESCRIPTORS = 64;
-
-/** Warns when the open-files limit cannot hold `connections` clients and pending connections. */
-function warnIfTooFewDescriptors(connections: number): void {
-  let limit: number;
-  try {
-    const line = /^Max open files\s+(\d+)/m.exec(Deno.readTextFileSync("/proc/self/limits"));
-    if (!line) return;
-    limit = Number(line[1]);
-  } catch {
-    return; // Not Linux, or /proc hidden: nothing to check against.
-  }
-  if (limit >= connections + FIXED_DESCRIPTORS) return;
-  log.warn(
-    "the open-files limit ({limit}) allows about {clients} connections, fewer than --max-clients plus --max-pending ({connections}); raise it (LimitNOFILE= in the systemd unit, ulimit -n) or lower those options",
-    { limit, clients: Math.max(0, limit - FIXED_DESCRIPTORS), connections },
-  );
-}
-
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host.startsWith("127.");
 }

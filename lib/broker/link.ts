@@ -1,13 +1,13 @@
 /**
  * The RabbitMQ link: connects to the first broker that answers (and, after a
- * loss, to the next of a cluster's nodes) with backoff and jitter, declares the CLU exchange and the gateway's
- * exclusive replies queue, consumes replies, and publishes with publisher
- * confirms so that every publish ends in exactly one {@linkcode PublishOutcome}.
+ * loss, to the next of a cluster's nodes; when and which: `reconnect.ts`),
+ * declares the CLU exchange and the gateway's exclusive replies queue,
+ * consumes replies, and publishes with publisher confirms so that every
+ * publish ends in exactly one {@linkcode PublishOutcome} (`publish.ts`).
  *
  * @module
  */
 
-import { Buffer } from "node:buffer";
 import {
   type Channel,
   type ChannelModel,
@@ -18,32 +18,18 @@ import {
 } from "amqplib";
 import { type BrokerConfig, brokerDisplayUrl } from "../config/config.ts";
 import type { AmqpMessageLike } from "../protocol/clu.ts";
-import { settleWithin } from "./deadline.ts";
+import { Confirms, type PublishOutcome, type PublishProperties, UNREACHABLE } from "./publish.ts";
+import { describeError as describe, isRefusal } from "./errors.ts";
 import { logger } from "../log.ts";
+import { ReconnectSchedule, waitForBroker } from "./reconnect.ts";
+
+export type { PublishOutcome, PublishProperties } from "./publish.ts";
+export { UNREACHABLE } from "./publish.ts";
 
 const log = logger("broker");
 
 /** The state of the broker link, as `/healthz` and the log report it. */
 export type LinkState = "connecting" | "up" | "down" | "closed";
-
-/** How one publish ended: confirmed (and maybe returned as unroutable), or not sent. */
-export type PublishOutcome =
-  | { ok: true; returned: boolean }
-  | { ok: false; reason: string };
-
-/** Properties of one publish. */
-export interface PublishProperties {
-  /** AMQP headers. */
-  headers: Record<string, unknown>;
-  /** The message id; also how a returned message is matched to its publish. */
-  messageId: string;
-  /** The correlation id (CLU: the command_id). */
-  correlationId?: string;
-  /** The queue replies should go to. */
-  replyTo?: string;
-  /** Ask the broker to return the message if no queue is bound. */
-  mandatory?: boolean;
-}
 
 /** Options for {@linkcode BrokerLink}. */
 export interface BrokerLinkOptions {
@@ -65,25 +51,6 @@ export interface BrokerLinkOptions {
   maxDelayMs?: number;
 }
 
-/** While waiting out a reconnect delay, how often the broker's TCP port is probed (ms). */
-export const PROBE_INTERVAL_MS = 500;
-/** Right after the broker's port opens, how soon a failed attempt is retried (ms)… */
-export const QUICK_RETRY_MS = 250;
-/** …and how many times, before the backoff applies again. */
-export const QUICK_RETRIES = 12;
-
-/** Why a command was not sent when the link is down. */
-export const UNREACHABLE = "RabbitMQ is unreachable; the command was not sent";
-
-interface Pending {
-  /** Set when the broker returned the message as unroutable (before its confirm). */
-  returned: boolean;
-  /** Ends the publish with this outcome (once). */
-  finish: (outcome: PublishOutcome) => void;
-  /** The outcome. */
-  outcome: Promise<PublishOutcome>;
-}
-
 interface LiveChannels {
   model: ChannelModel;
   consume: Channel;
@@ -95,13 +62,13 @@ export class BrokerLink {
   readonly #options: BrokerLinkOptions;
   readonly #displays: string[];
   #running: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
+  /** Aborted by close(): ends a reconnect wait at once. */
+  readonly #closing = new AbortController();
   #node: string | undefined;
   #live: LiveChannels | undefined;
   #state: LinkState = "connecting";
   #blocked: string | undefined;
-  /** Publishes awaiting their confirm, by message id. */
-  readonly #pending = new Map<string, Pending>();
+  readonly #confirms = new Confirms();
   #reconnects = 0;
 
   /** Prepares the link; nothing happens until {@linkcode BrokerLink.start}. */
@@ -154,11 +121,10 @@ export class BrokerLink {
    */
   async #run(): Promise<void> {
     const brokers = this.#options.brokers;
-    let index = 0;
-    let attempt = 0;
-    let quickRetries = 0;
+    const schedule = new ReconnectSchedule(brokers.length, this.#options);
     let everUp = false;
     while (!this.#closed()) {
+      const index = schedule.index;
       const display = this.#displays[index];
       let model: ChannelModel | undefined;
       let failure: unknown;
@@ -174,8 +140,7 @@ export class BrokerLink {
         const closed = new Promise<Error | undefined>((resolve) => model!.once("close", resolve));
         this.#watch(model);
         await this.#setup(model);
-        attempt = 0;
-        quickRetries = 0;
+        schedule.up();
         if (everUp) this.#reconnects++;
         everUp = true;
         this.#node = `${brokers[index].hostname}:${brokers[index].port}`;
@@ -202,107 +167,35 @@ export class BrokerLink {
         if (this.#closed()) return;
         this.#setState("down");
       }
-      const failedIndex = index;
-      let delay: number;
-      if (failure !== undefined && quickRetries > 0) {
-        // The port opened a moment ago: a starting broker accepts TCP before its AMQP side logs anyone
-        // in, which follows within seconds. Going back to a backoff grown during the outage would cost
-        // that many seconds of silence for nothing; so the same broker again, soon.
-        quickRetries--;
-        delay = QUICK_RETRY_MS;
-      } else {
-        quickRetries = 0;
-        index = (index + 1) % brokers.length;
-        attempt++;
-        delay = this.#backoff(attempt);
-      }
+      const delay = schedule.next(failure !== undefined);
+      const next = schedule.index;
       if (failure !== undefined) {
         log.warn(
           "cannot reach RabbitMQ at {url} ({error}); retrying {next} in {delay} s (attempt {attempt}); is it running? `rabbitmq-server -detached` starts it",
           {
             url: display,
-            next: this.#displays[index],
+            next: this.#displays[next],
             error: describe(failure),
             delay: (delay / 1000).toFixed(1),
-            attempt,
+            attempt: schedule.attempt,
           },
         );
       }
       // A refused connection to the broker probed next counts as a closed port seen: it may open
       // before the first probe.
-      const refused = failure !== undefined && index === failedIndex && isRefusal(failure);
-      if (await this.#waitForBroker(delay, brokers[index], refused)) {
+      const refusedBefore = failure !== undefined && next === index && isRefusal(failure);
+      if (await waitForBroker(delay, brokers[next], { refusedBefore, signal: this.#closing.signal })) {
         log.info("RabbitMQ at {url} accepts connections again; connecting now", {
-          url: this.#displays[index],
+          url: this.#displays[next],
         });
-        quickRetries = QUICK_RETRIES;
+        schedule.portOpened();
       }
     }
-  }
-
-  /**
-   * Waits `ms` before the next connection attempt, or less: while it waits it
-   * probes the broker's TCP port (connect, close) every
-   * {@linkcode PROBE_INTERVAL_MS}, and resolves `true` as soon as the port goes
-   * from refusing to accepting. Why: the backoff grows while a broker is down
-   * (to 16 s after 20 s), so a broker back after a short outage would wait out
-   * the rest of a long delay; a TCP probe costs the broker next to nothing,
-   * unlike an AMQP login, so the backoff (its ceiling, its jitter) still paces
-   * the full attempts against a broker that stays down. A port that accepts
-   * from the first probe on (a broker that refuses the login) does not cut the
-   * wait: only the change does. `refusedBefore` says the attempt just made
-   * was refused at the TCP level.
-   */
-  async #waitForBroker(ms: number, broker: BrokerConfig, refusedBefore: boolean): Promise<boolean> {
-    const deadline = Date.now() + ms;
-    if (ms <= PROBE_INTERVAL_MS) {
-      await this.#pause(ms);
-      return false;
-    }
-    let refused = refusedBefore;
-    while (!this.#closed()) {
-      const accepting = await probePort(broker.hostname, broker.port, PROBE_INTERVAL_MS);
-      if (this.#closed()) return false;
-      if (accepting && refused) return true;
-      if (!accepting && !refused) {
-        refused = true;
-        log.debug("RabbitMQ's port at {host}:{port} refuses connections; connecting as soon as it accepts", {
-          host: broker.hostname,
-          port: broker.port,
-        });
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      await this.#pause(Math.min(PROBE_INTERVAL_MS, left));
-    }
-    return false;
   }
 
   /** Whether close() was called (a method, so TypeScript does not narrow it away across awaits). */
   #closed(): boolean {
     return this.#state === "closed";
-  }
-
-  #backoff(attempt: number): number {
-    const initial = this.#options.initialDelayMs ?? 500;
-    const max = this.#options.maxDelayMs ?? 30_000;
-    const base = Math.min(max / 1.3, initial * 2 ** (attempt - 1));
-    return Math.round(base * (0.7 + Math.random() * 0.6));
-  }
-
-  /** Waits `ms`, or less if the link is closed meanwhile. */
-  #pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#wake = undefined;
-        resolve();
-      }, ms);
-      this.#wake = () => {
-        clearTimeout(timer);
-        this.#wake = undefined;
-        resolve();
-      };
-    });
   }
 
   #watch(model: ChannelModel): void {
@@ -312,13 +205,9 @@ export class BrokerLink {
         reason: this.#blocked,
       });
       // What is in flight is held by the broker: say so now rather than at the confirm timeout.
-      for (const pending of this.#pending.values()) {
-        pending.finish({
-          ok: false,
-          reason:
-            `RabbitMQ is blocking publishes: ${this.#blocked}; it holds the command and may still deliver it when it unblocks`,
-        });
-      }
+      this.#confirms.failAll(
+        `RabbitMQ is blocking publishes: ${this.#blocked}; it holds the command and may still deliver it when it unblocks`,
+      );
     });
     model.on("unblocked", () => {
       this.#blocked = undefined;
@@ -348,8 +237,7 @@ export class BrokerLink {
       });
     }
     confirm.on("return", (message: ConsumeMessage) => {
-      const pending = this.#pending.get(String(message.properties.messageId));
-      if (pending) pending.returned = true;
+      this.#confirms.returned(String(message.properties.messageId));
     });
     // Exactly CLU's arguments: any other declaration makes RabbitMQ close the channel (406).
     await consume.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
@@ -389,54 +277,13 @@ export class BrokerLink {
         reason: `RabbitMQ is blocking publishes: ${this.#blocked}; the command was not sent`,
       });
     }
-    const timeoutMs = this.#options.confirmTimeoutMs ?? 10_000;
-    const { messageId } = properties;
-    const { promise, resolve } = Promise.withResolvers<PublishOutcome>();
-    const pending: Pending = {
-      returned: false,
-      outcome: promise,
-      finish: (result) => {
-        if (this.#pending.get(messageId) !== pending) return;
-        this.#pending.delete(messageId);
-        clearTimeout(timer);
-        resolve(result);
-      },
-    };
-    this.#pending.set(messageId, pending);
-    const timer = setTimeout(() => {
-      pending.finish({
-        ok: false,
-        reason: `RabbitMQ did not confirm the command within ${
-          timeoutMs / 1000
-        } s; it may or may not reach the actor`,
-      });
-    }, timeoutMs);
-    try {
-      live.confirm.publish(this.#options.exchange, routingKey, Buffer.from(body), {
-        headers: properties.headers,
-        messageId,
-        correlationId: properties.correlationId,
-        replyTo: properties.replyTo,
-        contentType: "text/json",
-        mandatory: properties.mandatory ?? false,
-      }, (err: unknown) => {
-        if (!err) {
-          pending.finish({ ok: true, returned: pending.returned });
-        } else if (err instanceof Error && /nack/i.test(err.message)) {
-          pending.finish({ ok: false, reason: "RabbitMQ refused the command (nack); it was not delivered" });
-        } else {
-          pending.finish({
-            ok: false,
-            reason:
-              "the RabbitMQ link was lost before the broker confirmed the command; it may not have been sent",
-          });
-        }
-      });
-    } catch (err) {
-      log.error("publish to {routingKey} failed: {error}", { routingKey, error: describe(err) });
-      pending.finish({ ok: false, reason: `the command could not be published: ${describe(err)}` });
-    }
-    return promise;
+    return this.#confirms.publish(live.confirm, {
+      exchange: this.#options.exchange,
+      routingKey,
+      body,
+      properties,
+      timeoutMs: this.#options.confirmTimeoutMs ?? 10_000,
+    });
   }
 
   /**
@@ -444,51 +291,17 @@ export class BrokerLink {
    * closes channels and connection; the link stays closed.
    */
   async close({ graceMs = 1000 }: { graceMs?: number } = {}): Promise<void> {
-    if (this.#pending.size > 0) {
-      await settleWithin(Promise.allSettled([...this.#pending.values()].map((p) => p.outcome)), graceMs);
-    }
+    await this.#confirms.settle(graceMs);
     const live = this.#live;
     this.#setState("closed");
     this.#live = undefined;
-    this.#wake?.();
+    this.#closing.abort();
     await live?.model.close().catch((err: unknown) => {
       log.debug("closing the RabbitMQ connection: {error}", { error: describe(err) });
     });
     await this.#running;
     log.info("RabbitMQ link closed");
   }
-}
-
-/**
- * Whether `hostname:port` accepts a TCP connection within `timeoutMs`; the
- * connection is closed at once (a late one too).
- */
-export async function probePort(hostname: string, port: number, timeoutMs: number): Promise<boolean> {
-  const connecting = Deno.connect({ hostname, port });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = new Promise<undefined>((resolve) =>
-    timer = setTimeout(() => resolve(undefined), timeoutMs)
-  );
-  try {
-    const conn = await Promise.race([connecting, timedOut]);
-    if (conn === undefined) {
-      connecting.then((late) => late.close(), () => {});
-      return false;
-    }
-    conn.close();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Whether a connection attempt failed because nothing listens on the port (ECONNREFUSED). */
-function isRefusal(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  // Not any "refused": RabbitMQ says ACCESS_REFUSED to a bad login, on a port that accepts.
-  return code === "ECONNREFUSED" || (err instanceof Error && /\bECONNREFUSED\b/.test(err.message));
 }
 
 function connectOptions(broker: BrokerConfig): Options.Connect {
@@ -501,13 +314,4 @@ function connectOptions(broker: BrokerConfig): Options.Connect {
     vhost: broker.vhost,
     heartbeat: broker.heartbeat,
   };
-}
-
-/** A short, password-free description of an error. */
-function describe(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as { code?: string | number }).code;
-    return code && !err.message.includes(String(code)) ? `${err.message} [${code}]` : err.message;
-  }
-  return String(err);
 }

@@ -1,0 +1,140 @@
+/**
+ * The reply path, in the order a reply takes it: an AMQP message from the
+ * replies queue is encoded once ({@linkcode encodeReply}), counted, numbered
+ * (`seq`, in this run's `epoch`), wrapped as a clu-ws v1 frame, remembered in
+ * the history, fed to the actors' state, handed to the hub (which picks the
+ * sockets that want it, in their dialect) and shown to the commands ledger(s),
+ * which end the commands it answers.
+ *
+ * A reply CLU would drop (see {@linkcode encodeReply}) is counted and logged,
+ * gets no `seq` and reaches nobody.
+ *
+ * @module
+ */
+
+import { type AmqpMessageLike, encodeReply } from "../protocol/clu.ts";
+import type { ActorState } from "./actor_state.ts";
+import type { Delivery } from "../clients/hub.ts";
+import type { History } from "./history.ts";
+import type { ReplyMeta } from "../clients/filter.ts";
+import { logger } from "../log.ts";
+
+const log = logger("replies");
+
+/**
+ * Who follows commands by their replies (the commands ledger): shown every
+ * delivered reply, after the clients got it.
+ */
+export interface ReplyObserver {
+  /**
+   * One reply: its `command_id` and `commander_id` headers as received (any
+   * JSON value, or undefined), its message code and its CLU frame text.
+   */
+  observe(commandId: unknown, commanderId: unknown, code: string, frame: string): void;
+}
+
+/** What the reply path needs of the hub: fan-out, and its client count for the debug log. */
+export interface ReplyHub {
+  /** Clients connected now. */
+  readonly size: number;
+  /** Hands one reply to every client that wants it. */
+  deliver(delivery: Delivery): void;
+}
+
+/** What the reply path needs of the metrics. */
+export interface ReplyCounter {
+  /** Counts a reply, forwarded or dropped; `timestamp` (seconds) is when its actor sent it. */
+  reply(forwarded: boolean, timestamp?: number): void;
+}
+
+/** Options for {@linkcode Replies}. */
+export interface RepliesOptions {
+  /** The recent replies, for `resume`. */
+  history: History;
+  /** The actors' latest keywords. */
+  state: ActorState;
+  /** The clients. */
+  hub: ReplyHub;
+  /** Counts every reply. */
+  metrics: ReplyCounter;
+  /** Shown every delivered reply, in this order (the commands ledger). */
+  observers?: readonly ReplyObserver[];
+  /** When this run started (ms since the epoch); the epoch is made of it. Default: now. */
+  startedAt?: number;
+}
+
+/** Names this run: its start time (base 36) and a few random characters, so a restart never repeats it. */
+export function newEpoch(startedAt: number = Date.now()): string {
+  return `${startedAt.toString(36)}-${crypto.randomUUID().slice(0, 4)}`;
+}
+
+/**
+ * The v1 frame of a reply: `seq` first, then the CLU frame's own fields, as
+ * they are (`frame` is a JSON object text). The one place a v1 reply is made.
+ */
+export function v1ReplyFrame(seq: number, frame: string): string {
+  return `{"seq":${seq},${frame.slice(1)}`;
+}
+
+/** The reply path: from the broker's message to the clients and the ledger. */
+export class Replies {
+  readonly #options: RepliesOptions;
+  readonly #observers: readonly ReplyObserver[];
+  readonly #epoch: string;
+  #seq = 0;
+
+  /** A reply path at `seq` 0 in a new epoch. */
+  constructor(options: RepliesOptions) {
+    this.#options = options;
+    this.#observers = options.observers ?? [];
+    this.#epoch = newEpoch(options.startedAt);
+  }
+
+  /** This run's epoch: a client resuming from another one missed a restart. */
+  get epoch(): string {
+    return this.#epoch;
+  }
+
+  /** The seq of the last reply delivered (0 before the first). */
+  get latestSeq(): number {
+    return this.#seq;
+  }
+
+  /** Takes one message from the replies queue (an amqplib `ConsumeMessage`) all the way. */
+  receive(message: AmqpMessageLike): void {
+    const { history, state, hub, metrics } = this.#options;
+    const reply = encodeReply(message);
+    metrics.reply(reply.kind === "reply", message.properties.timestamp);
+    if (reply.kind === "dropped") {
+      log.warn("dropped a reply on {routingKey}: {reason}", {
+        routingKey: message.fields.routingKey,
+        reason: reply.reason,
+      });
+      return;
+    }
+    const { headers } = reply;
+    const meta: ReplyMeta = {
+      sender: typeof headers.sender === "string" ? headers.sender : "",
+      code: String(headers.message_code),
+      routingKey: reply.routingKey,
+      commandId: typeof headers.command_id === "string" ? headers.command_id : undefined,
+    };
+    const seq = ++this.#seq;
+    const v1 = v1ReplyFrame(seq, reply.frame);
+    // The history copies the frame's and the meta's bytes: it keeps none of these strings (nor the
+    // broker's buffer), which die young once delivered.
+    history.push({ seq, at: Date.now(), frame: v1, meta });
+    // The state leaves out failed-routing replies (ours, other gateways', CLU clients'): see isFailedRouting.
+    state.update(meta.sender, meta.code, reply.body);
+    // Lazy properties: when debug is off (the usual case) nothing is built per reply.
+    log.debug("reply {seq} on {routingKey} to {clients} clients", () => ({
+      seq,
+      routingKey: reply.routingKey,
+      clients: hub.size,
+    }));
+    hub.deliver({ plain: reply.frame, v1, meta });
+    for (const observer of this.#observers) {
+      observer.observe(headers.command_id, headers.commander_id, meta.code, reply.frame);
+    }
+  }
+}
