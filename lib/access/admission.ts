@@ -23,11 +23,9 @@ import type { AccessConfig } from "../config/config.ts";
 import { logger } from "../log.ts";
 import { commandDenial, type CommandRules, commandRules, originAllowed } from "./rules.ts";
 import type { Admission } from "../http/server.ts";
+import { V1_SUBPROTOCOL } from "../protocol/v1.ts";
 
 const log = logger("access");
-
-/** The subprotocol that opts a connection into clu-ws v1 (docs/protocol.md). */
-export const V1_SUBPROTOCOL = "clu-ws.v1";
 
 /**
  * What an admitted client carries: which token it presented, when the gateway

@@ -13,6 +13,7 @@
 
 import { parse as parseToml } from "smol-toml";
 import { compileGlobs, type GlobList, globListProblem, MAX_CONFIG_GLOBS } from "../protocol/glob.ts";
+import { SUBPROTOCOL, TOKEN_PROTOCOL_PREFIX } from "../protocol/v1.ts";
 
 /** What a token allows. */
 export type Role = "watch" | "command";
@@ -165,10 +166,8 @@ export async function authenticate(tokens: TokenSet, presented: string): Promise
   return found;
 }
 
-/** The websocket subprotocol clu-ws answers when a client offers it. */
-export const SUBPROTOCOL = "clu-ws";
-/** Prefix of the subprotocol that carries a token, e.g. `token.<value>`. */
-export const TOKEN_PROTOCOL_PREFIX = "token.";
+// The subprotocol names are the v1 protocol's; re-exported for this folder's modules.
+export { SUBPROTOCOL, TOKEN_PROTOCOL_PREFIX };
 
 /** The subprotocols a client offered, parsed (browsers join with ", ", Node's ws with ","). */
 export function offeredProtocols(request: Request): string[] {
