@@ -17,6 +17,19 @@
  * @module
  */
 
+import {
+  type ClientControlFrame,
+  type CommandStatus,
+  type ServerControlFrame,
+  type StateFrame,
+  type Subscription,
+  TOKEN_PROTOCOL_PREFIX,
+  V1_SUBPROTOCOL,
+  type Welcome,
+} from "../lib/protocol/v1.ts";
+
+export type { Subscription, Welcome };
+
 /** A CLU reply frame (with `seq` in v1; gateway-made `e`/`f` frames have none). */
 export interface Frame {
   /** Position in the gateway's epoch; absent on frames the gateway made for this client. */
@@ -42,36 +55,6 @@ export interface Frame {
   body: Record<string, unknown>;
 }
 
-/** What a subscription filters on (all optional; see docs/protocol.md). */
-export interface Subscription {
-  /** Sender globs (`lvm.*`). */
-  actors?: string[];
-  /** Message codes. */
-  codes?: string[];
-  /** AMQP topic patterns on the routing key. */
-  keys?: string[];
-  /** Only replies to this connection's commands. */
-  mine?: boolean;
-}
-
-/** The gateway's welcome. */
-export interface Welcome {
-  /** Protocol version. */
-  version: number;
-  /** This run of the gateway. */
-  epoch: string;
-  /** Newest position at connect. */
-  seq: number;
-  /** The gateway's AMQP client name. */
-  name: string;
-  /** The exchange. */
-  exchange: string;
-  /** Broker link state at connect. */
-  broker: string;
-  /** What this client may do: `watch` or `command`. */
-  role: "watch" | "command";
-}
-
 /** How a command ended. */
 export interface CommandResult {
   /** The command's id. */
@@ -79,7 +62,7 @@ export interface CommandResult {
   /** The actor. */
   consumer: string;
   /** `done`, `failed` or `timeout`. */
-  status: "done" | "failed" | "timeout";
+  status: CommandStatus;
   /** The message code that ended it, or null. */
   code: string | null;
   /** Why it failed, when known. */
@@ -135,11 +118,17 @@ export interface ClientOptions {
   batch?: boolean;
 }
 
-interface Events {
+/** The events of {@linkcode CluClient.on} and what each listener is given. */
+export interface Events {
+  /** A CLU reply (live or replayed), once. */
   reply: Frame;
+  /** The connection's state changed. */
   connection: ConnectionState;
+  /** The gateway's RabbitMQ link state. */
   broker: string;
+  /** Replies were missed and cannot be replayed. */
   gap: GapInfo;
+  /** The gateway welcomed this client (after each reconnect). */
   welcome: Welcome;
 }
 
@@ -160,8 +149,6 @@ interface Watcher {
   seq: number;
 }
 
-type ControlFrame = { "clu-ws": string; id?: unknown; [key: string]: unknown };
-
 /** A clu-ws v1 connection that survives reconnects. */
 export class CluClient {
   readonly #url: string;
@@ -176,7 +163,7 @@ export class CluClient {
   readonly #commands = new Map<string, PendingCommand>();
   readonly #requests = new Map<
     number,
-    { resolve: (frame: ControlFrame) => void; reject: (e: Error) => void }
+    { resolve: (frame: ServerControlFrame) => void; reject: (e: Error) => void }
   >();
   readonly #watchers = new Set<Watcher>();
   #socket: WebSocket | undefined;
@@ -257,7 +244,8 @@ export class CluClient {
 
   #open(): void {
     this.#setState("connecting");
-    const protocols = ["clu-ws.v1", ...(this.#options.token ? [`token.${this.#options.token}`] : [])];
+    const token = this.#options.token;
+    const protocols = [V1_SUBPROTOCOL, ...(token ? [`${TOKEN_PROTOCOL_PREFIX}${token}`] : [])];
     let socket: WebSocket;
     try {
       socket = new WebSocket(this.#url, protocols);
@@ -304,7 +292,7 @@ export class CluClient {
   }
 
   #onFrame(text: string): void {
-    let data: Frame | ControlFrame | Frame[];
+    let data: Frame | ServerControlFrame | Frame[];
     try {
       data = JSON.parse(text);
     } catch {
@@ -313,9 +301,9 @@ export class CluClient {
     for (const frame of Array.isArray(data) ? data : [data]) this.#onParsed(frame);
   }
 
-  #onParsed(frame: Frame | ControlFrame): void {
+  #onParsed(frame: Frame | ServerControlFrame): void {
     if ("clu-ws" in frame) {
-      this.#onControl(frame as ControlFrame);
+      this.#onControl(frame as ServerControlFrame);
       return;
     }
     if (this.#held && (frame as Frame).seq !== undefined) {
@@ -364,33 +352,31 @@ export class CluClient {
     }
   }
 
-  #onControl(frame: ControlFrame): void {
+  #onControl(frame: ServerControlFrame): void {
     const kind = frame["clu-ws"];
-    if (kind === "welcome") {
-      this.#onWelcome(frame as unknown as Welcome & ControlFrame);
-      return;
-    }
-    if (kind === "broker") {
-      this.#emit("broker", String(frame.state));
-      return;
-    }
-    if (kind === "done") {
-      const settle = () =>
-        this.#settle(
-          String(frame.command_id),
-          frame.status as CommandResult["status"],
-          (frame.code as string | null) ?? null,
-          frame.error as string | undefined,
-        );
-      // After a resume, the held replies of that command come first.
-      if (this.#held) this.#heldSettles.push(settle);
-      else settle();
-      return;
+    switch (kind) {
+      case "welcome":
+        this.#onWelcome(frame);
+        return;
+      case "broker":
+        this.#emit("broker", String(frame.state));
+        return;
+      case "done": {
+        const settle = () =>
+          this.#settle(String(frame.command_id), frame.status, frame.code ?? null, frame.error);
+        // After a resume, the held replies of that command come first.
+        if (this.#held) this.#heldSettles.push(settle);
+        else settle();
+        return;
+      }
+      case "accepted":
+      case "published":
+        return;
     }
     if (typeof frame.id === "number" && this.#requests.has(frame.id)) {
       const request = this.#requests.get(frame.id)!;
       this.#requests.delete(frame.id);
-      if (kind === "error") request.reject(new Error(String(frame.error)));
+      if (frame["clu-ws"] === "error") request.reject(new Error(String(frame.error)));
       else request.resolve(frame);
     }
   }
@@ -403,15 +389,15 @@ export class CluClient {
     try {
       // Live replies may overtake the replay of a resume: hold them until it is answered.
       if (this.#epoch === welcome.epoch) this.#held = [];
-      if (this.#options.batch) await this.#request("options", { batch: true });
+      if (this.#options.batch) await this.#request({ "clu-ws": "options", batch: true });
       if (this.#epoch === undefined) {
         this.#epoch = welcome.epoch;
         this.#lastSeq = welcome.seq;
-        if (this.#subscription) await this.#request("subscribe", { ...this.#subscription });
+        if (this.#subscription) await this.#request({ "clu-ws": "subscribe", ...this.#subscription });
         await this.#refreshWatchers();
       } else if (this.#epoch === welcome.epoch) {
-        if (this.#subscription) await this.#request("subscribe", { ...this.#subscription });
-        const answer = await this.#request("resume", { epoch: this.#epoch, seq: this.#lastSeq });
+        if (this.#subscription) await this.#request({ "clu-ws": "subscribe", ...this.#subscription });
+        const answer = await this.#request({ "clu-ws": "resume", epoch: this.#epoch, seq: this.#lastSeq });
         this.#releaseHeld();
         if (answer["clu-ws"] === "gap") await this.#afterGap(String(answer.reason), welcome);
       } else {
@@ -419,7 +405,7 @@ export class CluClient {
         const previous = this.#epoch;
         this.#epoch = welcome.epoch;
         this.#lastSeq = welcome.seq;
-        if (this.#subscription) await this.#request("subscribe", { ...this.#subscription });
+        if (this.#subscription) await this.#request({ "clu-ws": "subscribe", ...this.#subscription });
         await this.#afterGap(`the gateway restarted (epoch ${previous} → ${welcome.epoch})`, welcome);
       }
     } catch {
@@ -460,12 +446,13 @@ export class CluClient {
     }
   }
 
-  #request(operation: string, fields: Record<string, unknown>): Promise<ControlFrame> {
+  #request(request: ClientControlFrame): Promise<ServerControlFrame> {
     const socket = this.#socket;
     if (!socket || socket.readyState !== WebSocket.OPEN) return Promise.reject(new Error("not connected"));
     const id = this.#nextId++;
-    const { promise, resolve, reject } = Promise.withResolvers<ControlFrame>();
+    const { promise, resolve, reject } = Promise.withResolvers<ServerControlFrame>();
     this.#requests.set(id, { resolve, reject });
+    const { "clu-ws": operation, ...fields } = request;
     socket.send(JSON.stringify({ "clu-ws": operation, id, ...fields }));
     return promise;
   }
@@ -473,19 +460,13 @@ export class CluClient {
   /** Changes what this client receives (also after reconnects). */
   async subscribe(subscription: Subscription = {}): Promise<void> {
     this.#subscription = subscription;
-    await this.#request("subscribe", { ...subscription });
+    await this.#request({ "clu-ws": "subscribe", ...subscription });
   }
 
   /** The actors' latest keywords (all actors, or those matching the names or globs given). */
-  async actorState(actors?: string[]): Promise<{
-    seq: number;
-    actors: Record<
-      string,
-      { last_seen: string; keywords: Record<string, { value: unknown; seen: string; code: string }> }
-    >;
-  }> {
-    const answer = await this.#request("state", actors ? { actors } : {});
-    return answer as never;
+  async actorState(actors?: string[]): Promise<Pick<StateFrame, "seq" | "actors">> {
+    const answer = await this.#request({ "clu-ws": "state", ...(actors ? { actors } : {}) });
+    return answer as StateFrame;
   }
 
   /**
@@ -530,7 +511,7 @@ export class CluClient {
     return promise;
   }
 
-  #settle(id: string, status: CommandResult["status"], code: string | null, error?: string): void {
+  #settle(id: string, status: CommandStatus, code: string | null, error?: string): void {
     const pending = this.#commands.get(id);
     if (!pending) return;
     this.#commands.delete(id);

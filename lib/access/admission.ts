@@ -17,8 +17,6 @@ import type { AccessConfig } from "../config/config.ts";
 import { logger } from "../log.ts";
 import type { Admission } from "../http/server.ts";
 
-export { V1_SUBPROTOCOL };
-
 const log = logger("access");
 const encoder = new TextEncoder();
 

@@ -7,12 +7,10 @@
  * @module
  */
 
-/** The websocket subprotocol clu-ws answers when a client offers it. */
-export const SUBPROTOCOL = "clu-ws";
-/** Prefix of the subprotocol that carries a token, e.g. `token.<value>`. */
-export const TOKEN_PROTOCOL_PREFIX = "token.";
-/** The subprotocol that opts a connection into clu-ws v1 (docs/protocol.md). */
-export const V1_SUBPROTOCOL = "clu-ws.v1";
+import { SUBPROTOCOL, TOKEN_PROTOCOL_PREFIX, V1_SUBPROTOCOL } from "../protocol/v1.ts";
+
+// The subprotocol names are the wire protocol's (lib/protocol/v1.ts); re-exported for this folder.
+export { SUBPROTOCOL, TOKEN_PROTOCOL_PREFIX, V1_SUBPROTOCOL };
 
 /** The subprotocols a client offered, parsed (browsers join with ", ", Node's ws with ","). */
 export function offeredProtocols(request: Request): string[] {

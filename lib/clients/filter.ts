@@ -7,13 +7,8 @@
  * @module
  */
 
-import {
-  compileGlobs,
-  type GlobList,
-  globListProblem,
-  MAX_CLIENT_GLOBS,
-  wildcardMatch,
-} from "../protocol/glob.ts";
+import { compileGlobs, type GlobList, wildcardMatch } from "../protocol/glob.ts";
+import type { Subscription } from "../protocol/v1.ts";
 
 /** What a filter looks at in a reply. */
 export interface ReplyMeta {
@@ -27,46 +22,16 @@ export interface ReplyMeta {
   commandId: string | undefined;
 }
 
-/** A subscription as the client asked for it (echoed back in `subscribed`). */
-export interface FilterSpec {
-  /** Globs on `headers.sender`. */
-  actors?: string[];
-  /** Message codes, compared case-insensitively. */
-  codes?: string[];
-  /** AMQP topic patterns on the routing key. */
-  keys?: string[];
-  /** Only replies to this connection's own commands. */
-  mine?: boolean;
-}
-
 /** A compiled filter; `mine` asks the caller whether a command id is the client's own. */
 export interface ReplyFilter {
   /** The subscription as given. */
-  readonly spec: FilterSpec;
+  readonly spec: Subscription;
   /** Whether the reply is wanted. */
   matches(meta: ReplyMeta, isMine: (commandId: string) => boolean): boolean;
 }
 
-/**
- * Validates and compiles a `subscribe` request.
- *
- * @returns the filter, or a message saying which field is wrong.
- */
-export function compileFilter(fields: Record<string, unknown>): ReplyFilter | string {
-  const spec: FilterSpec = {};
-  for (const key of ["actors", "codes", "keys"] as const) {
-    const value = fields[key];
-    if (value === undefined || value === null) continue;
-    if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v === "")) {
-      return `"${key}" must be a list of non-empty strings`;
-    }
-    // Every reply is tested against every pattern, so a client's lists are kept short.
-    const problem = globListProblem(value, MAX_CLIENT_GLOBS);
-    if (problem) return `"${key}" ${problem}; subscribe to fewer, shorter patterns`;
-    spec[key] = value as string[];
-  }
-  if (fields.mine !== undefined && typeof fields.mine !== "boolean") return `"mine" must be true or false`;
-  if (fields.mine === true) spec.mine = true;
+/** Compiles a validated subscription (see `parseSubscription` in `protocol/v1.ts`). */
+export function compileFilter(spec: Subscription): ReplyFilter {
   const actors: GlobList | undefined = spec.actors && compileGlobs(spec.actors);
   const codes = spec.codes && new Set(spec.codes.map((c) => c.toLowerCase()));
   const keys = spec.keys?.map(compileTopic);

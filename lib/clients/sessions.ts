@@ -2,26 +2,37 @@
  * Websocket sessions: what happens on each client's socket from open to close.
  * Text frames are commands (CLU) or control frames (clu-ws v1); anything else
  * gets a reply-shaped error for that client alone; oversized frames close it.
+ * Sessions own each client's command allowance and counters; the hub owns the
+ * registry, and each client's outbox how frames reach it (and closing it).
  *
  * @module
  */
 
-import { Buffer } from "node:buffer";
+import type { Buffer } from "node:buffer";
 import type { ActorState } from "../replies/actor_state.ts";
-import { CLOSE_REVOKED, type Grant, revokedReason, V1_SUBPROTOCOL } from "../access/admission.ts";
+import { CLOSE_REVOKED, type Grant, revokedReason } from "../access/admission.ts";
 import type { Limits } from "../config/config.ts";
 import { dispatch, type DispatchContext } from "../commands/dispatch.ts";
-import { compileFilter } from "./filter.ts";
+import { ControlOperations } from "./control.ts";
 import {
   type ClientCommand,
-  CONTROL_KEY,
   type GatewayIdentity,
   gatewayReplyFrame,
   parseClientCommand,
 } from "../protocol/clu.ts";
-import { compileGlobs, globListProblem, MAX_CLIENT_GLOBS } from "../protocol/glob.ts";
+import {
+  type CommandControlFrame,
+  encodeCommandControl,
+  encodeError,
+  encodeWelcome,
+  parseControl,
+  V1_SUBPROTOCOL,
+} from "../protocol/v1.ts";
 import type { History } from "../replies/history.ts";
-import { type Client, type Hub, rememberMine } from "./hub.ts";
+import { type Client as HubClient, type Hub, rememberMine } from "./hub.ts";
+import { Liveness } from "./liveness.ts";
+import { byteLength, describeBytes, textBytes, toBytes } from "./frame_size.ts";
+import { TokenBucket } from "../commands/rate_limit.ts";
 import { logger } from "../log.ts";
 import type { InFlight } from "../commands/in_flight.ts";
 import type { ServerSocket } from "../http/server.ts";
@@ -35,17 +46,25 @@ export const LINK_LOST_WARNING =
 
 /** Close code for a client frame over the size limit (RFC 6455 "message too big"). */
 export const CLOSE_TOO_BIG = 1009;
-/** The subprotocol that opts a connection into clu-ws v1. */
+/** The subprotocol that opts a connection into clu-ws v1 (the name `gateway.ts` imports; see `protocol/v1.ts`). */
 export const V1_PROTOCOL: string = V1_SUBPROTOCOL;
+export { describeBytes };
+
 /** Seconds a tracked command may run when the client gives no timeout. */
 const DEFAULT_TRACK_TIMEOUT_SECONDS = 60;
 
-/** Whether a socket was heard from since the last look, whether it was pinged, and how to drop it. */
-interface Liveness {
-  heard: boolean;
-  pinged: boolean;
-  drop(code: number, reason: string): void;
+/** What sessions keep of a client besides the hub's record: its command allowance and counters. */
+interface SessionState {
+  /** Its command allowance (rate limit). */
+  readonly allowance: TokenBucket;
+  /** Bad frames it sent. */
+  badFrames: number;
+  /** Commands it sent. */
+  commandsSent: number;
 }
+
+/** A client as sessions see it: the hub's record and the session's own state. */
+type Client<G> = HubClient<G> & SessionState;
 
 /** What sessions need from the gateway. */
 export interface SessionContext extends DispatchContext {
@@ -74,31 +93,38 @@ export interface SessionContext extends DispatchContext {
 /** The open sockets, from upgrade to close. */
 export class Sessions {
   readonly #context: SessionContext;
-  #sockets = 0;
-  #allClosed: PromiseWithResolvers<void> | undefined;
+  readonly #liveness: Liveness;
+  readonly #operations: ControlOperations<Grant>;
+  /** The hub hands back its own records; this finds the session's view of the same client. */
+  readonly #clients = new WeakMap<HubClient<Grant>, Client<Grant>>();
 
   /** Sessions for a gateway. */
   constructor(context: SessionContext) {
     this.#context = context;
+    this.#liveness = new Liveness(context.limits.idleTimeoutSeconds);
+    this.#operations = new ControlOperations(context);
   }
 
-  /** Sockets upgraded and not yet closed (open or opening). */
+  /** Sockets upgraded and not yet closed (open or closing): what `--max-clients` counts. */
   get count(): number {
-    return this.#sockets;
+    return this.#context.hub.sockets;
   }
 
   /** Resolves when every socket has closed. */
   allClosed(): Promise<void> {
-    this.#allClosed ??= Promise.withResolvers<void>();
-    if (this.#sockets === 0) this.#allClosed.resolve();
-    return this.#allClosed.promise;
+    return this.#context.hub.allClosed();
   }
 
   /** Takes over a freshly upgraded (open) socket. */
   attach(socket: ServerSocket, peer: string, grant: Grant, { v1 = false } = {}): void {
-    const { hub } = this.#context;
-    this.#sockets++;
-    const client = hub.add(socket, peer, grant, { v1 });
+    const { hub, rate } = this.#context;
+    const state: SessionState = {
+      allowance: new TokenBucket(rate.commandRate, rate.commandBurst),
+      badFrames: 0,
+      commandsSent: 0,
+    };
+    const client: Client<Grant> = Object.assign(hub.add(socket, peer, grant, { v1 }), state);
+    this.#clients.set(client, client);
     log.info("client {client} connected from {peer} with token {token} ({clients} connected{dialect})", {
       client: client.id,
       peer,
@@ -108,22 +134,12 @@ export class Sessions {
     });
     let failure: string | undefined;
     let closeCode: number | undefined;
-    const liveness: Liveness = {
-      heard: true,
-      pinged: false,
-      drop(code, reason) {
-        // A peer that answers nothing would hold the closing handshake open: say why, then cut it.
-        closeCode = code;
-        failure = reason;
-        socket.close(code, reason);
-        socket.terminate();
-      },
-    };
-    this.#watchIdle(socket, liveness);
-    const heard = () => {
-      liveness.heard = true;
-      liveness.pinged = false;
-    };
+    const heard = this.#liveness.watch(socket, (code, reason) => {
+      // A peer that answers nothing would hold the closing handshake open: say why, then cut it.
+      closeCode = code;
+      failure = reason;
+      client.outbox.close(code, reason, { terminate: true });
+    });
     socket.on("pong", heard);
     socket.on("ping", heard);
     socket.on("message", (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
@@ -131,9 +147,7 @@ export class Sessions {
       this.#onMessage(client, isBinary ? toBytes(data) : String(data));
     });
     socket.on("close", (code: number, reason: Buffer) => {
-      this.#sockets--;
-      this.#idle.delete(socket);
-      if (this.#sockets === 0) this.#allClosed?.resolve();
+      this.#liveness.forget(socket);
       hub.remove(client);
       const why = failure ?? String(reason);
       log.info(
@@ -145,7 +159,7 @@ export class Sessions {
           code: closeCode ?? code,
           error: why ? `: ${why}` : "",
           seconds: ((Date.now() - client.connectedAt) / 1000).toFixed(1),
-          frames: client.framesSent,
+          frames: client.outbox.framesSent,
           commands: client.commandsSent,
           bad: client.badFrames,
           clients: hub.size,
@@ -158,7 +172,7 @@ export class Sessions {
       failure = err.message;
       if (err.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
         client.badFrames++;
-        hub.remove(client);
+        client.outbox.detach();
         log.warn("closed client {client} from {peer}: sent a frame over the limit of {limit} bytes", {
           client: client.id,
           peer,
@@ -171,50 +185,25 @@ export class Sessions {
     if (v1) this.#welcome(client);
   }
 
-  readonly #idle = new Map<ServerSocket, Liveness>();
-  #idleTimer: ReturnType<typeof setInterval> | undefined;
-
-  /** Pings a socket silent for half of --idle-timeout; drops it (1001) when the next half brings nothing. */
-  #watchIdle(socket: ServerSocket, liveness: Liveness): void {
-    const seconds = this.#context.limits.idleTimeoutSeconds;
-    if (seconds <= 0) return;
-    this.#idle.set(socket, liveness);
-    this.#idleTimer ??= setInterval(() => {
-      for (const [peer, state] of this.#idle) {
-        if (state.heard) {
-          state.heard = false;
-        } else if (!state.pinged) {
-          state.pinged = true;
-          try {
-            peer.ping();
-          } catch {
-            // Closing already.
-          }
-        } else {
-          this.#idle.delete(peer);
-          state.drop(1001, "no answer to ping within --idle-timeout");
-        }
-      }
-    }, (seconds * 1000) / 2);
-  }
-
   #welcome(client: Client<Grant>): void {
-    const { identity, epoch, access } = this.#context;
-    const role = access.role(client.grant);
-    this.#control(client, {
-      "clu-ws": "welcome",
-      version: 1,
-      epoch,
-      seq: this.#context.latestSeq(),
-      name: identity.name,
-      exchange: identity.exchange,
-      broker: this.#context.brokerState(),
-      role,
-    });
+    const { identity, epoch, access, hub } = this.#context;
+    hub.send(
+      client,
+      encodeWelcome({
+        version: 1,
+        epoch,
+        seq: this.#context.latestSeq(),
+        name: identity.name,
+        exchange: identity.exchange,
+        broker: this.#context.brokerState(),
+        role: access.role(client.grant),
+      }),
+    );
   }
 
-  #control(client: Client<Grant>, frame: Record<string, unknown>): void {
-    this.#context.hub.send(client, JSON.stringify(frame));
+  /** Sends the frame that answers a command's `ack` or `track`. */
+  #control(client: Client<Grant>, frame: CommandControlFrame): void {
+    this.#context.hub.send(client, encodeCommandControl(frame));
   }
 
   #badInput(
@@ -239,7 +228,7 @@ export class Sessions {
   }
 
   #onMessage(client: Client<Grant>, data: unknown): void {
-    const { limits, hub } = this.#context;
+    const { limits } = this.#context;
     const size = typeof data === "string" ? textBytes(data, limits.maxMessageBytes) : byteLength(data);
     if (size > limits.maxMessageBytes) {
       client.badFrames++;
@@ -249,8 +238,7 @@ export class Sessions {
         size,
         limit: limits.maxMessageBytes,
       });
-      hub.remove(client);
-      client.socket.close(CLOSE_TOO_BIG, `message too big: limit ${describeBytes(limits.maxMessageBytes)}`);
+      client.outbox.close(CLOSE_TOO_BIG, `message too big: limit ${describeBytes(limits.maxMessageBytes)}`);
       return;
     }
     if (typeof data !== "string") {
@@ -366,90 +354,17 @@ export class Sessions {
   }
 
   #onControl(client: Client<Grant>, fields: Record<string, unknown>): void {
-    const id = fields.id ?? null;
-    const error = (message: string) => {
-      client.badFrames++;
-      this.#control(client, { "clu-ws": "error", id, error: message });
-    };
     if (!client.v1) {
       this.#badInput(
         client,
-        `control frames need the clu-ws v1 subprotocol: connect offering "${V1_PROTOCOL}" (see docs/protocol.md)`,
+        `control frames need the clu-ws v1 subprotocol: connect offering "${V1_SUBPROTOCOL}" (see docs/protocol.md)`,
       );
       return;
     }
-    switch (fields[CONTROL_KEY]) {
-      case "subscribe": {
-        const filter = compileFilter(fields);
-        if (typeof filter === "string") return error(filter);
-        const empty = Object.keys(filter.spec).length === 0;
-        this.#context.hub.setFilter(client, empty ? undefined : filter);
-        return this.#control(client, { "clu-ws": "subscribed", id, filter: filter.spec });
-      }
-      case "resume":
-        return this.#resume(client, fields, id, error);
-      case "options": {
-        if (fields.batch !== undefined && typeof fields.batch !== "boolean") {
-          return error(`"batch" must be true or false`);
-        }
-        if (typeof fields.batch === "boolean") this.#context.hub.setBatch(client, fields.batch);
-        return this.#control(client, { "clu-ws": "options", id, batch: client.batch });
-      }
-      case "state": {
-        const actors = fields.actors;
-        const problem = actors === undefined ? undefined : globListProblem(actors, MAX_CLIENT_GLOBS);
-        if (problem) return error(`"actors" ${problem}`);
-        const globs = actors === undefined ? undefined : compileGlobs(actors as string[]);
-        const snapshot = this.#context.state.snapshotJson(globs);
-        return this.#context.hub.send(
-          client,
-          `{"clu-ws":"state","id":${
-            JSON.stringify(id)
-          },"seq":${this.#context.latestSeq()},"actors":${snapshot}}`,
-        );
-      }
-      default:
-        return error(
-          `unknown operation ${
-            JSON.stringify(fields[CONTROL_KEY])
-          }; use subscribe, resume, state or options (docs/protocol.md)`,
-        );
-    }
-  }
-
-  #resume(
-    client: Client<Grant>,
-    fields: Record<string, unknown>,
-    id: unknown,
-    error: (m: string) => void,
-  ): void {
-    const { epoch, history, hub } = this.#context;
-    const seq = fields.seq;
-    if (typeof fields.epoch !== "string" || typeof seq !== "number" || !Number.isInteger(seq) || seq < 0) {
-      return error(`resume needs "epoch" (text) and "seq" (a whole number) from the frames received`);
-    }
-    const latest = this.#context.latestSeq();
-    const oldest = history.oldest() ?? latest + 1;
-    const gap = (reason: string) =>
-      this.#control(client, { "clu-ws": "gap", id, reason, epoch, oldest, latest });
-    if (fields.epoch !== epoch) {
-      return gap("the gateway restarted since (another epoch); nothing can be replayed");
-    }
-    if (seq > latest) return gap(`seq ${seq} is ahead of this gateway's latest (${latest})`);
-    const entries = history.after(seq, latest);
-    if (entries === undefined) {
-      return gap(`replies after ${seq} are no longer kept (the history starts at ${oldest})`);
-    }
-    let count = 0;
-    // Synchronous: no live reply can slip in between the replay and the answer.
-    for (const entry of entries) {
-      if (client.filter && !client.filter.matches(entry.meta, (commandId) => client.mine.has(commandId))) {
-        continue;
-      }
-      hub.send(client, entry.frame);
-      count++;
-    }
-    this.#control(client, { "clu-ws": "resumed", id, from: seq, to: latest, count });
+    const control = parseControl(fields);
+    if (control.op !== "error") return this.#operations.answer(client, control);
+    client.badFrames++;
+    this.#context.hub.send(client, encodeError({ id: control.id, error: control.error }));
   }
 
   /**
@@ -459,19 +374,15 @@ export class Sessions {
    */
   closeRevoked(): void {
     const { hub, access } = this.#context;
-    this.#closeRevokedClients([...hub.clients()].filter((client) => access.revoked(client.grant)));
+    const revoked = [...hub.clients()].filter((client) => access.revoked(client.grant));
+    this.#closeRevokedClients(revoked.map((client) => this.#clients.get(client)!));
   }
 
   #closeRevokedClients(clients: Client<Grant>[]): void {
     const closed = new Map<string, number>();
     for (const client of clients) {
-      // Out of the hub first: not one more reply reaches a revoked token.
-      this.#context.hub.remove(client);
-      try {
-        client.socket.close(CLOSE_REVOKED, revokedReason(client.grant));
-      } catch {
-        // Already closing.
-      }
+      // Out of the fan-out at once: not one more reply reaches a revoked token.
+      client.outbox.close(CLOSE_REVOKED, revokedReason(client.grant));
       const name = client.grant.name ?? "?";
       closed.set(name, (closed.get(name) ?? 0) + 1);
     }
@@ -485,39 +396,7 @@ export class Sessions {
 
   /** Closes every client with the given code and reason, and stops watching for idle ones. */
   closeAll(code: number, reason: string): void {
-    clearInterval(this.#idleTimer);
-    this.#idleTimer = undefined;
-    this.#idle.clear();
+    this.#liveness.stop();
     this.#context.hub.closeAll(code, reason);
   }
-}
-
-const textEncoder = new TextEncoder();
-
-/** UTF-8 size of `text`, computed only when it could exceed `limit`. */
-function textBytes(text: string, limit: number): number {
-  return text.length * 3 <= limit ? text.length : textEncoder.encode(text).length;
-}
-
-/** A binary message as one byte array (ws hands over fragments as a list). */
-function toBytes(data: Buffer | ArrayBuffer | Buffer[]): Uint8Array {
-  return Array.isArray(data)
-    ? Buffer.concat(data)
-    : data instanceof ArrayBuffer
-    ? new Uint8Array(data)
-    : data;
-}
-
-function byteLength(data: unknown): number {
-  if (data instanceof ArrayBuffer) return data.byteLength;
-  if (ArrayBuffer.isView(data)) return data.byteLength;
-  if (data instanceof Blob) return data.size;
-  return 0;
-}
-
-/** A byte count in words, e.g. `64 KiB`. */
-export function describeBytes(bytes: number): string {
-  if (bytes % (1024 * 1024) === 0) return `${bytes / 1024 / 1024} MiB`;
-  if (bytes % 1024 === 0) return `${bytes / 1024} KiB`;
-  return `${bytes} bytes`;
 }

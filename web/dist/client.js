@@ -1,3 +1,14 @@
+// lib/protocol/clu.ts
+var decoder = new TextDecoder();
+var encoder = new TextEncoder();
+
+// lib/protocol/glob.ts
+var encoder2 = new TextEncoder();
+
+// lib/protocol/v1.ts
+var V1_SUBPROTOCOL = "clu-ws.v1";
+var TOKEN_PROTOCOL_PREFIX = "token.";
+
 // web/client.ts
 var CommandError = class extends Error {
   /** The command's end. */
@@ -92,10 +103,11 @@ var CluClient = class _CluClient {
   }
   #open() {
     this.#setState("connecting");
+    const token = this.#options.token;
     const protocols = [
-      "clu-ws.v1",
-      ...this.#options.token ? [
-        `token.${this.#options.token}`
+      V1_SUBPROTOCOL,
+      ...token ? [
+        `${TOKEN_PROTOCOL_PREFIX}${token}`
       ] : []
     ];
     let socket;
@@ -192,24 +204,27 @@ var CluClient = class _CluClient {
   }
   #onControl(frame) {
     const kind = frame["clu-ws"];
-    if (kind === "welcome") {
-      this.#onWelcome(frame);
-      return;
-    }
-    if (kind === "broker") {
-      this.#emit("broker", String(frame.state));
-      return;
-    }
-    if (kind === "done") {
-      const settle = () => this.#settle(String(frame.command_id), frame.status, frame.code ?? null, frame.error);
-      if (this.#held) this.#heldSettles.push(settle);
-      else settle();
-      return;
+    switch (kind) {
+      case "welcome":
+        this.#onWelcome(frame);
+        return;
+      case "broker":
+        this.#emit("broker", String(frame.state));
+        return;
+      case "done": {
+        const settle = () => this.#settle(String(frame.command_id), frame.status, frame.code ?? null, frame.error);
+        if (this.#held) this.#heldSettles.push(settle);
+        else settle();
+        return;
+      }
+      case "accepted":
+      case "published":
+        return;
     }
     if (typeof frame.id === "number" && this.#requests.has(frame.id)) {
       const request = this.#requests.get(frame.id);
       this.#requests.delete(frame.id);
-      if (kind === "error") request.reject(new Error(String(frame.error)));
+      if (frame["clu-ws"] === "error") request.reject(new Error(String(frame.error)));
       else request.resolve(frame);
     }
   }
@@ -220,21 +235,25 @@ var CluClient = class _CluClient {
     this.#emit("broker", welcome.broker);
     try {
       if (this.#epoch === welcome.epoch) this.#held = [];
-      if (this.#options.batch) await this.#request("options", {
+      if (this.#options.batch) await this.#request({
+        "clu-ws": "options",
         batch: true
       });
       if (this.#epoch === void 0) {
         this.#epoch = welcome.epoch;
         this.#lastSeq = welcome.seq;
-        if (this.#subscription) await this.#request("subscribe", {
+        if (this.#subscription) await this.#request({
+          "clu-ws": "subscribe",
           ...this.#subscription
         });
         await this.#refreshWatchers();
       } else if (this.#epoch === welcome.epoch) {
-        if (this.#subscription) await this.#request("subscribe", {
+        if (this.#subscription) await this.#request({
+          "clu-ws": "subscribe",
           ...this.#subscription
         });
-        const answer = await this.#request("resume", {
+        const answer = await this.#request({
+          "clu-ws": "resume",
           epoch: this.#epoch,
           seq: this.#lastSeq
         });
@@ -244,7 +263,8 @@ var CluClient = class _CluClient {
         const previous = this.#epoch;
         this.#epoch = welcome.epoch;
         this.#lastSeq = welcome.seq;
-        if (this.#subscription) await this.#request("subscribe", {
+        if (this.#subscription) await this.#request({
+          "clu-ws": "subscribe",
           ...this.#subscription
         });
         await this.#afterGap(`the gateway restarted (epoch ${previous} \u2192 ${welcome.epoch})`, welcome);
@@ -289,7 +309,7 @@ var CluClient = class _CluClient {
       this.#feedWatchers(actor, values, void 0, snapshot.seq);
     }
   }
-  #request(operation, fields) {
+  #request(request) {
     const socket = this.#socket;
     if (!socket || socket.readyState !== WebSocket.OPEN) return Promise.reject(new Error("not connected"));
     const id = this.#nextId++;
@@ -298,6 +318,7 @@ var CluClient = class _CluClient {
       resolve,
       reject
     });
+    const { "clu-ws": operation, ...fields } = request;
     socket.send(JSON.stringify({
       "clu-ws": operation,
       id,
@@ -308,15 +329,19 @@ var CluClient = class _CluClient {
   /** Changes what this client receives (also after reconnects). */
   async subscribe(subscription = {}) {
     this.#subscription = subscription;
-    await this.#request("subscribe", {
+    await this.#request({
+      "clu-ws": "subscribe",
       ...subscription
     });
   }
   /** The actors' latest keywords (all actors, or those matching the names or globs given). */
   async actorState(actors) {
-    const answer = await this.#request("state", actors ? {
-      actors
-    } : {});
+    const answer = await this.#request({
+      "clu-ws": "state",
+      ...actors ? {
+        actors
+      } : {}
+    });
     return answer;
   }
   /**

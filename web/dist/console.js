@@ -366,6 +366,58 @@ function fillKeywordRow(view, key, row) {
   cell.title = `${meaningOf(kw.code)} \xB7 ${new Date(kw.seen).toISOString()}`;
 }
 
+// lib/protocol/glob.ts
+var MAX_CLIENT_GLOBS = 64;
+function wildcardMatch(pattern, subject, many, one) {
+  let p = 0;
+  let s = 0;
+  let star = -1;
+  let resume = 0;
+  while (s < subject.length) {
+    if (p < pattern.length && pattern[p] === many) {
+      star = p++;
+      resume = s;
+    } else if (p < pattern.length && (pattern[p] === one || pattern[p] === subject[s])) {
+      p++;
+      s++;
+    } else if (star >= 0) {
+      p = star + 1;
+      s = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.length && pattern[p] === many) p++;
+  return p === pattern.length;
+}
+function compileGlob(pattern) {
+  const collapsed = pattern.replace(/\*{2,}/g, "*");
+  if (!collapsed.includes("*")) {
+    if (!collapsed.includes("?")) return (name) => name === collapsed;
+    return (name) => name.length === collapsed.length && wildcardMatch(collapsed, name, "*", "?");
+  }
+  if (collapsed === "*") return () => true;
+  const fixed = collapsed.length - (collapsed.match(/\*/g)?.length ?? 0);
+  return (name) => name.length >= fixed && wildcardMatch(collapsed, name, "*", "?");
+}
+function compileGlobs(patterns) {
+  const compiled = patterns.map((pattern) => ({
+    pattern,
+    test: compileGlob(pattern)
+  }));
+  return {
+    patterns,
+    match(name) {
+      return compiled.find((c) => c.test(name))?.pattern;
+    }
+  };
+}
+var encoder2 = new TextEncoder();
+
+// lib/protocol/v1.ts
+var V1_SUBPROTOCOL = "clu-ws.v1";
+var TOKEN_PROTOCOL_PREFIX = "token.";
+
 // web/client.ts
 var CommandError = class extends Error {
   /** The command's end. */
@@ -460,10 +512,11 @@ var CluClient = class _CluClient {
   }
   #open() {
     this.#setState("connecting");
+    const token = this.#options.token;
     const protocols = [
-      "clu-ws.v1",
-      ...this.#options.token ? [
-        `token.${this.#options.token}`
+      V1_SUBPROTOCOL,
+      ...token ? [
+        `${TOKEN_PROTOCOL_PREFIX}${token}`
       ] : []
     ];
     let socket;
@@ -560,24 +613,27 @@ var CluClient = class _CluClient {
   }
   #onControl(frame) {
     const kind = frame["clu-ws"];
-    if (kind === "welcome") {
-      this.#onWelcome(frame);
-      return;
-    }
-    if (kind === "broker") {
-      this.#emit("broker", String(frame.state));
-      return;
-    }
-    if (kind === "done") {
-      const settle = () => this.#settle(String(frame.command_id), frame.status, frame.code ?? null, frame.error);
-      if (this.#held) this.#heldSettles.push(settle);
-      else settle();
-      return;
+    switch (kind) {
+      case "welcome":
+        this.#onWelcome(frame);
+        return;
+      case "broker":
+        this.#emit("broker", String(frame.state));
+        return;
+      case "done": {
+        const settle = () => this.#settle(String(frame.command_id), frame.status, frame.code ?? null, frame.error);
+        if (this.#held) this.#heldSettles.push(settle);
+        else settle();
+        return;
+      }
+      case "accepted":
+      case "published":
+        return;
     }
     if (typeof frame.id === "number" && this.#requests.has(frame.id)) {
       const request = this.#requests.get(frame.id);
       this.#requests.delete(frame.id);
-      if (kind === "error") request.reject(new Error(String(frame.error)));
+      if (frame["clu-ws"] === "error") request.reject(new Error(String(frame.error)));
       else request.resolve(frame);
     }
   }
@@ -588,21 +644,25 @@ var CluClient = class _CluClient {
     this.#emit("broker", welcome.broker);
     try {
       if (this.#epoch === welcome.epoch) this.#held = [];
-      if (this.#options.batch) await this.#request("options", {
+      if (this.#options.batch) await this.#request({
+        "clu-ws": "options",
         batch: true
       });
       if (this.#epoch === void 0) {
         this.#epoch = welcome.epoch;
         this.#lastSeq = welcome.seq;
-        if (this.#subscription) await this.#request("subscribe", {
+        if (this.#subscription) await this.#request({
+          "clu-ws": "subscribe",
           ...this.#subscription
         });
         await this.#refreshWatchers();
       } else if (this.#epoch === welcome.epoch) {
-        if (this.#subscription) await this.#request("subscribe", {
+        if (this.#subscription) await this.#request({
+          "clu-ws": "subscribe",
           ...this.#subscription
         });
-        const answer = await this.#request("resume", {
+        const answer = await this.#request({
+          "clu-ws": "resume",
           epoch: this.#epoch,
           seq: this.#lastSeq
         });
@@ -612,7 +672,8 @@ var CluClient = class _CluClient {
         const previous = this.#epoch;
         this.#epoch = welcome.epoch;
         this.#lastSeq = welcome.seq;
-        if (this.#subscription) await this.#request("subscribe", {
+        if (this.#subscription) await this.#request({
+          "clu-ws": "subscribe",
           ...this.#subscription
         });
         await this.#afterGap(`the gateway restarted (epoch ${previous} \u2192 ${welcome.epoch})`, welcome);
@@ -657,7 +718,7 @@ var CluClient = class _CluClient {
       this.#feedWatchers(actor, values, void 0, snapshot.seq);
     }
   }
-  #request(operation, fields) {
+  #request(request) {
     const socket = this.#socket;
     if (!socket || socket.readyState !== WebSocket.OPEN) return Promise.reject(new Error("not connected"));
     const id = this.#nextId++;
@@ -666,6 +727,7 @@ var CluClient = class _CluClient {
       resolve,
       reject
     });
+    const { "clu-ws": operation, ...fields } = request;
     socket.send(JSON.stringify({
       "clu-ws": operation,
       id,
@@ -676,15 +738,19 @@ var CluClient = class _CluClient {
   /** Changes what this client receives (also after reconnects). */
   async subscribe(subscription = {}) {
     this.#subscription = subscription;
-    await this.#request("subscribe", {
+    await this.#request({
+      "clu-ws": "subscribe",
       ...subscription
     });
   }
   /** The actors' latest keywords (all actors, or those matching the names or globs given). */
   async actorState(actors2) {
-    const answer = await this.#request("state", actors2 ? {
-      actors: actors2
-    } : {});
+    const answer = await this.#request({
+      "clu-ws": "state",
+      ...actors2 ? {
+        actors: actors2
+      } : {}
+    });
     return answer;
   }
   /**
@@ -1262,54 +1328,6 @@ async function probe(candidate) {
     return 0;
   }
 }
-
-// lib/protocol/glob.ts
-var MAX_CLIENT_GLOBS = 64;
-function wildcardMatch(pattern, subject, many, one) {
-  let p = 0;
-  let s = 0;
-  let star = -1;
-  let resume = 0;
-  while (s < subject.length) {
-    if (p < pattern.length && pattern[p] === many) {
-      star = p++;
-      resume = s;
-    } else if (p < pattern.length && (pattern[p] === one || pattern[p] === subject[s])) {
-      p++;
-      s++;
-    } else if (star >= 0) {
-      p = star + 1;
-      s = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.length && pattern[p] === many) p++;
-  return p === pattern.length;
-}
-function compileGlob(pattern) {
-  const collapsed = pattern.replace(/\*{2,}/g, "*");
-  if (!collapsed.includes("*")) {
-    if (!collapsed.includes("?")) return (name) => name === collapsed;
-    return (name) => name.length === collapsed.length && wildcardMatch(collapsed, name, "*", "?");
-  }
-  if (collapsed === "*") return () => true;
-  const fixed = collapsed.length - (collapsed.match(/\*/g)?.length ?? 0);
-  return (name) => name.length >= fixed && wildcardMatch(collapsed, name, "*", "?");
-}
-function compileGlobs(patterns) {
-  const compiled = patterns.map((pattern) => ({
-    pattern,
-    test: compileGlob(pattern)
-  }));
-  return {
-    patterns,
-    match(name) {
-      return compiled.find((c) => c.test(name))?.pattern;
-    }
-  };
-}
-var encoder2 = new TextEncoder();
 
 // web/console/filter_query.ts
 var MAX_FILTER_WORDS = MAX_CLIENT_GLOBS;
