@@ -16,7 +16,7 @@ import { ActorState } from "./replies/actor_state.ts";
 import { BrokerLink } from "./broker/link.ts";
 import type { Config } from "./config/config.ts";
 import { settleWithin } from "./broker/deadline.ts";
-import type { DispatchContext } from "./commands/dispatch.ts";
+import { CommandLifecycle } from "./commands/lifecycle.ts";
 import { encodeReply, type GatewayIdentity, gatewayReplyFrame } from "./protocol/clu.ts";
 import { History } from "./replies/history.ts";
 import { handleApi, HttpAllowances } from "./http/api.ts";
@@ -24,10 +24,9 @@ import { Hub } from "./clients/hub.ts";
 import { logger } from "./log.ts";
 import { Metrics } from "./http/metrics.ts";
 import { type Admission, startServer } from "./http/server.ts";
-import { describeBytes, LINK_LOST_WARNING, Sessions, V1_PROTOCOL } from "./clients/sessions.ts";
-import { InFlight } from "./commands/in_flight.ts";
+import { describeBytes, Sessions, V1_PROTOCOL } from "./clients/sessions.ts";
+import { Ledger } from "./commands/ledger.ts";
 import { staticFile } from "./http/static.ts";
-import { Tracker } from "./commands/tracker.ts";
 import { VERSION } from "./version.ts";
 
 const log = logger("gateway");
@@ -99,8 +98,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
     maxBytes: limits.historyBytes,
   });
   const state = new ActorState();
-  const tracker = new Tracker();
-  const inFlight = new InFlight();
+  const ledger = new Ledger();
 
   const broker = new BrokerLink({
     brokers: config.brokers,
@@ -137,19 +135,12 @@ export async function startGateway(config: Config): Promise<Gateway> {
         clients: hub.size,
       }));
       hub.deliver({ plain: reply.frame, v1, meta });
-      tracker.observe(headers.command_id, headers.commander_id, meta.code, reply.frame);
-      inFlight.observe(headers.command_id, headers.commander_id, meta.code);
+      ledger.observe(headers.command_id, headers.commander_id, meta.code, reply.frame);
     },
     onStateChange(linkState) {
       if (linkState === "down") {
         // Replies to running commands came back through the queue that just died with the link.
-        const told = inFlight.lost();
-        tracker.failAll(LINK_LOST_WARNING);
-        if (told > 0) {
-          log.warn("told the senders of {count} running commands that their replies may be lost", {
-            count: told,
-          });
-        }
+        ledger.lost();
       }
       hub.broadcastV1(JSON.stringify({ "clu-ws": "broker", state: linkState }));
     },
@@ -167,19 +158,20 @@ export async function startGateway(config: Config): Promise<Gateway> {
     node: () => broker.node,
   });
 
-  const dispatchContext: DispatchContext = {
-    broker,
+  const commands = new CommandLifecycle({
+    publisher: broker,
     identity,
     access,
     metrics,
+    ledger,
     rate: { commandRate: limits.commandRate, commandBurst: limits.commandBurst },
     stopping: () => stopping,
-  };
+  });
   const sessions = new Sessions({
-    ...dispatchContext,
+    identity,
+    access,
+    commands,
     hub,
-    tracker,
-    inFlight,
     history,
     state,
     limits,
@@ -224,8 +216,8 @@ export async function startGateway(config: Config): Promise<Gateway> {
     routes: async (request, peer) =>
       staticFile(request) ?? await handleApi(
         {
-          ...dispatchContext,
-          tracker,
+          commands,
+          brokerState: () => broker.state,
           state,
           authorize: (r) => access.authorizeHttp(r, peer),
           allowances: httpAllowances,
@@ -281,7 +273,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
       stopping = true;
       log.info("stopping: answering commands in flight, closing clients and the RabbitMQ link");
       await broker.close({ graceMs: 1000 });
-      tracker.failAll("clu-ws is shutting down");
+      ledger.failAll("clu-ws is shutting down");
       const allClosed = sessions.allClosed();
       sessions.closeAll(CLOSE_GOING_AWAY, "clu-ws is shutting down");
       // Our close frames first: shutting the server down closes what is left with its own reason.

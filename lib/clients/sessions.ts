@@ -8,9 +8,15 @@
 
 import { Buffer } from "node:buffer";
 import type { ActorState } from "../replies/actor_state.ts";
-import { CLOSE_REVOKED, type Grant, revokedReason, V1_SUBPROTOCOL } from "../access/admission.ts";
+import {
+  type Access,
+  CLOSE_REVOKED,
+  type Grant,
+  revokedReason,
+  V1_SUBPROTOCOL,
+} from "../access/admission.ts";
 import type { Limits } from "../config/config.ts";
-import { dispatch, type DispatchContext } from "../commands/dispatch.ts";
+import { type CommandLifecycle, type Recipient, socketRecipient } from "../commands/lifecycle.ts";
 import { compileFilter } from "./filter.ts";
 import {
   type ClientCommand,
@@ -23,22 +29,14 @@ import { compileGlobs, globListProblem, MAX_CLIENT_GLOBS } from "../protocol/glo
 import type { History } from "../replies/history.ts";
 import { type Client, type Hub, rememberMine } from "./hub.ts";
 import { logger } from "../log.ts";
-import type { InFlight } from "../commands/in_flight.ts";
 import type { ServerSocket } from "../http/server.ts";
-import type { Tracker } from "../commands/tracker.ts";
 
 const log = logger("sessions");
-
-/** What the sender of a running command is told when the broker link is lost. */
-export const LINK_LOST_WARNING =
-  "the RabbitMQ link was lost while this command ran: the actor may still finish it, but its replies may be lost";
 
 /** Close code for a client frame over the size limit (RFC 6455 "message too big"). */
 export const CLOSE_TOO_BIG = 1009;
 /** The subprotocol that opts a connection into clu-ws v1. */
 export const V1_PROTOCOL: string = V1_SUBPROTOCOL;
-/** Seconds a tracked command may run when the client gives no timeout. */
-const DEFAULT_TRACK_TIMEOUT_SECONDS = 60;
 
 /** Whether a socket was heard from since the last look, whether it was pinged, and how to drop it. */
 interface Liveness {
@@ -48,15 +46,15 @@ interface Liveness {
 }
 
 /** What sessions need from the gateway. */
-export interface SessionContext extends DispatchContext {
+export interface SessionContext {
   /** The gateway's name and exchange. */
   identity: GatewayIdentity;
+  /** Tokens and rules. */
+  access: Access;
+  /** Runs each command and tells its sender. */
+  commands: CommandLifecycle;
   /** The connected clients. */
   hub: Hub<Grant>;
-  /** Tracked commands. */
-  tracker: Tracker;
-  /** Confirmed commands whose end has not been seen. */
-  inFlight: InFlight;
   /** Recent replies for `resume`. */
   history: History;
   /** The actors' keywords for `state`. */
@@ -74,12 +72,15 @@ export interface SessionContext extends DispatchContext {
 /** The open sockets, from upgrade to close. */
 export class Sessions {
   readonly #context: SessionContext;
+  /** How a command's sender is told: frames through the hub. */
+  readonly #recipient: Recipient<Client<Grant>>;
   #sockets = 0;
   #allClosed: PromiseWithResolvers<void> | undefined;
 
   /** Sessions for a gateway. */
   constructor(context: SessionContext) {
     this.#context = context;
+    this.#recipient = socketRecipient(context.identity, context.hub);
   }
 
   /** Sockets upgraded and not yet closed (open or opening). */
@@ -266,103 +267,27 @@ export class Sessions {
     } else if (parsed.kind === "control") {
       this.#onControl(client, parsed.fields);
     } else {
-      this.#onCommand(client, parsed).catch((err) => {
-        log.error("command {commandId} failed unexpectedly: {error}", {
-          commandId: parsed.commandId,
-          error: err instanceof Error ? err.stack ?? err.message : String(err),
-        });
-        this.#fail(client, parsed, "clu-ws failed to send the command; see its log");
-      });
+      this.#onCommand(client, parsed);
     }
   }
 
-  #fail(client: Client<Grant>, command: ClientCommand, reason: string): void {
-    this.#context.hub.send(
-      client,
-      gatewayReplyFrame(this.#context.identity, {
-        code: "f",
-        error: reason,
-        commandId: command.commandId,
-        consumer: command.consumer,
-      }),
-    );
-  }
-
-  async #onCommand(client: Client<Grant>, command: ClientCommand): Promise<void> {
-    const { tracker, identity } = this.#context;
+  /** Runs a command; the lifecycle tells the client what became of it (its promise never rejects). */
+  #onCommand(client: Client<Grant>, command: ClientCommand): void {
     client.commandsSent++;
-    const ack = client.v1 && command.ack;
-    const track = client.v1 && command.track;
     if (client.v1) rememberMine(client, command.commandId);
-    if (track) {
-      const refusal = tracker.refusal(command.commandId);
-      if (refusal) {
-        this.#fail(client, command, refusal);
-        return;
-      }
-    }
-    if (ack) {
-      this.#control(client, {
-        "clu-ws": "accepted",
-        command_id: command.commandId,
-        consumer: command.consumer,
-      });
-    }
-    if (track) {
-      tracker.start({
-        commandId: command.commandId,
-        commanderId: `${identity.name}.${command.consumer}`,
-        timeoutMs: (command.timeoutSeconds ?? DEFAULT_TRACK_TIMEOUT_SECONDS) * 1000,
-        onEnd: (end) => {
-          this.#control(client, {
-            "clu-ws": "done",
-            command_id: command.commandId,
-            consumer: command.consumer,
-            status: end.status,
-            code: end.code,
-            elapsed_ms: end.elapsedMs,
-            ...(end.error ? { error: end.error } : {}),
-          });
-        },
-      });
-    }
-    const result = await dispatch(this.#context, {
-      grant: client.grant,
-      allowance: client.allowance,
-      client: client.id,
-      peer: client.peer,
-    }, command);
-    if (result.outcome === "published") {
-      if (ack) this.#control(client, { "clu-ws": "published", command_id: command.commandId });
-      this.#context.inFlight.add(command.commandId, `${identity.name}.${command.consumer}`, () => {
-        this.#context.hub.send(
-          client,
-          gatewayReplyFrame(identity, {
-            code: "w",
-            body: { text: LINK_LOST_WARNING },
-            commandId: command.commandId,
-            consumer: command.consumer,
-          }),
-        );
-      });
-    }
-    if (result.reason !== undefined) {
-      this.#fail(client, command, result.reason);
-      tracker.fail(command.commandId, result.reason);
-    } else if (result.outcome === "unroutable" && !result.announced) {
-      const error = `Failed routing message to consumer '${command.consumer}'.`;
-      this.#context.hub.send(
-        client,
-        gatewayReplyFrame(identity, {
-          code: "f",
-          error,
-          commandId: command.commandId,
-          consumer: command.consumer,
-          sender: command.consumer,
-        }),
-      );
-      tracker.fail(command.commandId, error);
-    }
+    const { grant, allowance, id, peer } = client;
+    void this.#context.commands.run(command, {
+      grant,
+      allowance,
+      client: id,
+      peer,
+      to: client,
+      recipient: this.#recipient,
+    }, {
+      ack: client.v1 && command.ack,
+      track: client.v1 && command.track ? { timeoutSeconds: command.timeoutSeconds } : undefined,
+      warn: true,
+    });
   }
 
   #onControl(client: Client<Grant>, fields: Record<string, unknown>): void {
