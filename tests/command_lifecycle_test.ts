@@ -22,7 +22,6 @@ const IDENTITY = { name: "gw", exchange: "sdss_exchange" };
 const GRANT = { name: "ops" } as unknown as Grant;
 
 class FakePublisher implements Publisher {
-  state = "up";
   published: Array<{ routingKey: string; content: string; properties: PublishProperties }> = [];
   outcomes: PublishOutcome[] = [];
   publish(routingKey: string, content: string, properties: PublishProperties): Promise<PublishOutcome> {

@@ -45,10 +45,8 @@ const log = logger("commands");
 /** Seconds a tracked command may run when its sender gives no timeout. */
 const DEFAULT_TRACK_TIMEOUT_SECONDS = 60;
 
-/** What the lifecycle needs of the broker link: publish with a confirm, and its state. */
+/** What the lifecycle needs of the broker link: publish with a confirm (a fake in unit tests). */
 export interface Publisher {
-  /** The link's state (`up` when commands can be published). */
-  readonly state: string;
   /** Publishes with a confirm; never rejects. */
   publish(routingKey: string, content: string, properties: PublishProperties): Promise<PublishOutcome>;
 }

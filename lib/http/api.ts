@@ -11,6 +11,7 @@ import type { Grant } from "../access/admission.ts";
 import type { CommandLifecycle, Recipient, Told } from "../commands/lifecycle.ts";
 import { type ClientCommand, parseClientCommand } from "../protocol/clu.ts";
 import { TokenBucket } from "../commands/rate_limit.ts";
+import type { CommandOutcome } from "./metrics.ts";
 
 /** What the API needs from the gateway. */
 export interface HttpApiContext {
@@ -67,6 +68,13 @@ interface PendingResponse {
   status?: number;
 }
 
+/** The status of a command refused by a rule or the rate; other failures are 502 (503 with the link down). */
+const FAILURE_STATUS: Partial<Record<CommandOutcome, number>> = {
+  denied: 403,
+  rate_limited: 429,
+  unroutable: 502,
+};
+
 /**
  * How an HTTP caller is told: nothing until the end, which becomes the
  * response; a refusal is 409; a failure before publication sets the status
@@ -77,13 +85,7 @@ const httpRecipient: Recipient<PendingResponse> = {
     if (told.kind === "refused") {
       to.answer.resolve(problem(409, told.reason));
     } else if (told.kind === "failed") {
-      to.status = told.outcome === "denied"
-        ? 403
-        : told.outcome === "rate_limited"
-        ? 429
-        : told.outcome === "failed" && to.brokerState() !== "up"
-        ? 503
-        : 502;
+      to.status = FAILURE_STATUS[told.outcome] ?? (to.brokerState() === "up" ? 502 : 503);
     } else if (told.kind === "ended") {
       const { end, frames } = told;
       const status = to.status ?? (end.status === "done" ? 200 : end.status === "timeout" ? 504 : 502);
