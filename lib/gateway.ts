@@ -11,7 +11,7 @@ import { ActorState } from "./replies/actor_state.ts";
 import { BrokerLink } from "./broker/link.ts";
 import type { Config } from "./config/config.ts";
 import { settleWithin } from "./broker/deadline.ts";
-import type { DispatchContext } from "./commands/dispatch.ts";
+import { CommandLifecycle } from "./commands/lifecycle.ts";
 import { type GatewayIdentity, gatewayReplyFrame } from "./protocol/clu.ts";
 import { healthReport } from "./http/health.ts";
 import { History } from "./replies/history.ts";
@@ -20,11 +20,11 @@ import { Hub } from "./clients/hub.ts";
 import { logger } from "./log.ts";
 import { Metrics } from "./http/metrics.ts";
 import { type Admission, startServer } from "./http/server.ts";
-import { describeBytes, LINK_LOST_WARNING, Sessions, V1_PROTOCOL } from "./clients/sessions.ts";
-import { InFlight } from "./commands/in_flight.ts";
+import { describeBytes, Sessions } from "./clients/sessions.ts";
+import { encodeBroker, V1_SUBPROTOCOL } from "./protocol/v1.ts";
+import { Ledger } from "./commands/ledger.ts";
 import { staticFile } from "./http/static.ts";
 import { Replies } from "./replies/replies.ts";
-import { Tracker } from "./commands/tracker.ts";
 import { logListening, warnAtStartup } from "./startup_log.ts";
 
 const log = logger("gateway");
@@ -60,8 +60,6 @@ export async function startGateway(config: Config): Promise<Gateway> {
   const hub = new Hub<Grant>({
     bufferBytes: limits.clientBufferBytes,
     policy: limits.slowClient,
-    commandRate: limits.commandRate,
-    commandBurst: limits.commandBurst,
     droppedNotice: (dropped) =>
       gatewayReplyFrame(identity, {
         code: "w",
@@ -94,8 +92,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
     maxBytes: limits.historyBytes,
   });
   const state = new ActorState();
-  const tracker = new Tracker();
-  const inFlight = new InFlight();
+  const ledger = new Ledger();
 
   const broker = new BrokerLink({
     brokers: config.brokers,
@@ -105,15 +102,9 @@ export async function startGateway(config: Config): Promise<Gateway> {
     onStateChange(linkState) {
       if (linkState === "down") {
         // Replies to running commands came back through the queue that just died with the link.
-        const told = inFlight.lost();
-        tracker.failAll(LINK_LOST_WARNING);
-        if (told > 0) {
-          log.warn("told the senders of {count} running commands that their replies may be lost", {
-            count: told,
-          });
-        }
+        ledger.lost();
       }
-      hub.broadcastV1(JSON.stringify({ "clu-ws": "broker", state: linkState }));
+      hub.broadcastV1(encodeBroker(linkState));
     },
   });
 
@@ -129,21 +120,22 @@ export async function startGateway(config: Config): Promise<Gateway> {
     node: () => broker.node,
   });
 
-  const replies = new Replies({ history, state, hub, metrics, observers: [tracker, inFlight], startedAt });
+  const replies = new Replies({ history, state, hub, metrics, observers: [ledger], startedAt });
 
-  const dispatchContext: DispatchContext = {
-    broker,
+  const commands = new CommandLifecycle({
+    publisher: broker,
     identity,
     access,
     metrics,
+    ledger,
     rate: { commandRate: limits.commandRate, commandBurst: limits.commandBurst },
     stopping: () => stopping,
-  };
+  });
   const sessions = new Sessions({
-    ...dispatchContext,
+    identity,
+    access,
+    commands,
     hub,
-    tracker,
-    inFlight,
     history,
     state,
     limits,
@@ -157,8 +149,8 @@ export async function startGateway(config: Config): Promise<Gateway> {
   access.onReload(() => sessions.closeRevoked());
 
   const api = {
-    ...dispatchContext,
-    tracker,
+    commands,
+    brokerState: () => broker.state,
     state,
     allowances: new HttpAllowances(limits.commandRate, limits.commandBurst),
   };
@@ -188,7 +180,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
     tooBigReason: `message too big: limit ${describeBytes(limits.maxMessageBytes)}`,
     admit,
     onSocket(socket, peer, grant, protocol) {
-      sessions.attach(socket, peer, grant, { v1: protocol === V1_PROTOCOL });
+      sessions.attach(socket, peer, grant, { v1: protocol === V1_SUBPROTOCOL });
     },
     routes: async (request, peer) =>
       staticFile(request) ??
@@ -216,7 +208,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
       stopping = true;
       log.info("stopping: answering commands in flight, closing clients and the RabbitMQ link");
       await broker.close({ graceMs: 1000 });
-      tracker.failAll("clu-ws is shutting down");
+      ledger.failAll("clu-ws is shutting down");
       const allClosed = sessions.allClosed();
       sessions.closeAll(CLOSE_GOING_AWAY, "clu-ws is shutting down");
       // Our close frames first: shutting the server down closes what is left with its own reason.

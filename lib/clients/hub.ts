@@ -75,19 +75,6 @@ export interface HubOptions {
   onSlowClose?: (client: Client<unknown>, buffered: number) => void;
   /** Called when a client caught up after frames were dropped. */
   onCaughtUp?: (client: Client<unknown>, dropped: number) => void;
-  /**
-   * Unused: sessions own each client's command allowance (from the dispatch
-   * context's rate). Accepted until the gateway's wiring stops passing it.
-   *
-   * @deprecated
-   */
-  commandRate?: number;
-  /**
-   * Unused, as {@linkcode HubOptions.commandRate}.
-   *
-   * @deprecated
-   */
-  commandBurst?: number;
 }
 
 /** A client record as the hub keeps it (its filter writable here only). */

@@ -10,9 +10,9 @@
 
 import type { Buffer } from "node:buffer";
 import type { ActorState } from "../replies/actor_state.ts";
-import { CLOSE_REVOKED, type Grant, revokedReason } from "../access/admission.ts";
+import { type Access, CLOSE_REVOKED, type Grant, revokedReason } from "../access/admission.ts";
 import type { Limits } from "../config/config.ts";
-import { dispatch, type DispatchContext } from "../commands/dispatch.ts";
+import { type CommandLifecycle, type Recipient, socketRecipient } from "../commands/lifecycle.ts";
 import { ControlOperations } from "./control.ts";
 import {
   type ClientCommand,
@@ -34,24 +34,13 @@ import { Liveness } from "./liveness.ts";
 import { byteLength, describeBytes, textBytes, toBytes } from "./frame_size.ts";
 import { TokenBucket } from "../commands/rate_limit.ts";
 import { logger } from "../log.ts";
-import type { InFlight } from "../commands/in_flight.ts";
 import type { ServerSocket } from "../http/server.ts";
-import type { Tracker } from "../commands/tracker.ts";
 
 const log = logger("sessions");
 
-/** What the sender of a running command is told when the broker link is lost. */
-export const LINK_LOST_WARNING =
-  "the RabbitMQ link was lost while this command ran: the actor may still finish it, but its replies may be lost";
-
 /** Close code for a client frame over the size limit (RFC 6455 "message too big"). */
 export const CLOSE_TOO_BIG = 1009;
-/** The subprotocol that opts a connection into clu-ws v1 (the name `gateway.ts` imports; see `protocol/v1.ts`). */
-export const V1_PROTOCOL: string = V1_SUBPROTOCOL;
 export { describeBytes };
-
-/** Seconds a tracked command may run when the client gives no timeout. */
-const DEFAULT_TRACK_TIMEOUT_SECONDS = 60;
 
 /** What sessions keep of a client besides the hub's record: its command allowance and counters. */
 interface SessionState {
@@ -67,15 +56,15 @@ interface SessionState {
 type Client<G> = HubClient<G> & SessionState;
 
 /** What sessions need from the gateway. */
-export interface SessionContext extends DispatchContext {
+export interface SessionContext {
   /** The gateway's name and exchange. */
   identity: GatewayIdentity;
+  /** Tokens and rules. */
+  access: Access;
+  /** Runs each command and tells its sender. */
+  commands: CommandLifecycle;
   /** The connected clients. */
   hub: Hub<Grant>;
-  /** Tracked commands. */
-  tracker: Tracker;
-  /** Confirmed commands whose end has not been seen. */
-  inFlight: InFlight;
   /** Recent replies for `resume`. */
   history: History;
   /** The actors' keywords for `state`. */
@@ -97,12 +86,15 @@ export class Sessions {
   readonly #operations: ControlOperations<Grant>;
   /** The hub hands back its own records; this finds the session's view of the same client. */
   readonly #clients = new WeakMap<HubClient<Grant>, Client<Grant>>();
+  /** How a command's sender is told: frames through the hub. */
+  readonly #recipient: Recipient<Client<Grant>>;
 
   /** Sessions for a gateway. */
   constructor(context: SessionContext) {
     this.#context = context;
     this.#liveness = new Liveness(context.limits.idleTimeoutSeconds);
     this.#operations = new ControlOperations(context);
+    this.#recipient = socketRecipient(context.identity, context.hub);
   }
 
   /** Sockets upgraded and not yet closed (open or closing): what `--max-clients` counts. */
@@ -117,9 +109,9 @@ export class Sessions {
 
   /** Takes over a freshly upgraded (open) socket. */
   attach(socket: ServerSocket, peer: string, grant: Grant, { v1 = false } = {}): void {
-    const { hub, rate } = this.#context;
+    const { hub, limits } = this.#context;
     const state: SessionState = {
-      allowance: new TokenBucket(rate.commandRate, rate.commandBurst),
+      allowance: new TokenBucket(limits.commandRate, limits.commandBurst),
       badFrames: 0,
       commandsSent: 0,
     };
@@ -254,103 +246,27 @@ export class Sessions {
     } else if (parsed.kind === "control") {
       this.#onControl(client, parsed.fields);
     } else {
-      this.#onCommand(client, parsed).catch((err) => {
-        log.error("command {commandId} failed unexpectedly: {error}", {
-          commandId: parsed.commandId,
-          error: err instanceof Error ? err.stack ?? err.message : String(err),
-        });
-        this.#fail(client, parsed, "clu-ws failed to send the command; see its log");
-      });
+      this.#onCommand(client, parsed);
     }
   }
 
-  #fail(client: Client<Grant>, command: ClientCommand, reason: string): void {
-    this.#context.hub.send(
-      client,
-      gatewayReplyFrame(this.#context.identity, {
-        code: "f",
-        error: reason,
-        commandId: command.commandId,
-        consumer: command.consumer,
-      }),
-    );
-  }
-
-  async #onCommand(client: Client<Grant>, command: ClientCommand): Promise<void> {
-    const { tracker, identity } = this.#context;
+  /** Runs a command; the lifecycle tells the client what became of it (its promise never rejects). */
+  #onCommand(client: Client<Grant>, command: ClientCommand): void {
     client.commandsSent++;
-    const ack = client.v1 && command.ack;
-    const track = client.v1 && command.track;
     if (client.v1) rememberMine(client, command.commandId);
-    if (track) {
-      const refusal = tracker.refusal(command.commandId);
-      if (refusal) {
-        this.#fail(client, command, refusal);
-        return;
-      }
-    }
-    if (ack) {
-      this.#control(client, {
-        "clu-ws": "accepted",
-        command_id: command.commandId,
-        consumer: command.consumer,
-      });
-    }
-    if (track) {
-      tracker.start({
-        commandId: command.commandId,
-        commanderId: `${identity.name}.${command.consumer}`,
-        timeoutMs: (command.timeoutSeconds ?? DEFAULT_TRACK_TIMEOUT_SECONDS) * 1000,
-        onEnd: (end) => {
-          this.#control(client, {
-            "clu-ws": "done",
-            command_id: command.commandId,
-            consumer: command.consumer,
-            status: end.status,
-            code: end.code,
-            elapsed_ms: end.elapsedMs,
-            ...(end.error ? { error: end.error } : {}),
-          });
-        },
-      });
-    }
-    const result = await dispatch(this.#context, {
-      grant: client.grant,
-      allowance: client.allowance,
-      client: client.id,
-      peer: client.peer,
-    }, command);
-    if (result.outcome === "published") {
-      if (ack) this.#control(client, { "clu-ws": "published", command_id: command.commandId });
-      this.#context.inFlight.add(command.commandId, `${identity.name}.${command.consumer}`, () => {
-        this.#context.hub.send(
-          client,
-          gatewayReplyFrame(identity, {
-            code: "w",
-            body: { text: LINK_LOST_WARNING },
-            commandId: command.commandId,
-            consumer: command.consumer,
-          }),
-        );
-      });
-    }
-    if (result.reason !== undefined) {
-      this.#fail(client, command, result.reason);
-      tracker.fail(command.commandId, result.reason);
-    } else if (result.outcome === "unroutable" && !result.announced) {
-      const error = `Failed routing message to consumer '${command.consumer}'.`;
-      this.#context.hub.send(
-        client,
-        gatewayReplyFrame(identity, {
-          code: "f",
-          error,
-          commandId: command.commandId,
-          consumer: command.consumer,
-          sender: command.consumer,
-        }),
-      );
-      tracker.fail(command.commandId, error);
-    }
+    const { grant, allowance, id, peer } = client;
+    void this.#context.commands.run(command, {
+      grant,
+      allowance,
+      client: id,
+      peer,
+      to: client,
+      recipient: this.#recipient,
+    }, {
+      ack: client.v1 && command.ack,
+      track: client.v1 && command.track ? { timeoutSeconds: command.timeoutSeconds } : undefined,
+      warn: true,
+    });
   }
 
   #onControl(client: Client<Grant>, fields: Record<string, unknown>): void {

@@ -8,15 +8,17 @@
 
 import type { ActorState } from "../replies/actor_state.ts";
 import type { Grant } from "../access/admission.ts";
-import { dispatch, type DispatchContext } from "../commands/dispatch.ts";
-import { parseClientCommand } from "../protocol/clu.ts";
+import type { CommandLifecycle, Recipient, Told } from "../commands/lifecycle.ts";
+import { type ClientCommand, parseClientCommand } from "../protocol/clu.ts";
 import { TokenBucket } from "../commands/rate_limit.ts";
-import type { Tracker } from "../commands/tracker.ts";
+import type { CommandOutcome } from "./metrics.ts";
 
 /** What the API needs from the gateway. */
-export interface HttpApiContext extends DispatchContext {
-  /** Tracked commands. */
-  tracker: Tracker;
+export interface HttpApiContext {
+  /** Runs each command and tells its sender. */
+  commands: CommandLifecycle;
+  /** The broker link's state: a command that failed while it is down is answered 503, not 502. */
+  brokerState(): string;
   /** The actors' keywords. */
   state: ActorState;
   /** Authenticates a plain HTTP request (bearer or ?token=), or refuses it. */
@@ -55,7 +57,51 @@ export class HttpAllowances {
     return bucket;
   }
 }
-const STATUS_BY_OUTCOME: Record<string, number> = { denied: 403, rate_limited: 429 };
+
+/** A `POST /commands` request waiting for its command's end; the status of a failure is set when it is told. */
+interface PendingResponse {
+  /** Resolved once, with the answer. */
+  readonly answer: PromiseWithResolvers<Response>;
+  /** The broker link's state, read when a failure is told. */
+  readonly brokerState: () => string;
+  /** The status a gateway failure imposes on the end that follows it. */
+  status?: number;
+}
+
+/** The status of a command refused by a rule or the rate; other failures are 502 (503 with the link down). */
+const FAILURE_STATUS: Partial<Record<CommandOutcome, number>> = {
+  denied: 403,
+  rate_limited: 429,
+  unroutable: 502,
+};
+
+/**
+ * How an HTTP caller is told: nothing until the end, which becomes the
+ * response; a refusal is 409; a failure before publication sets the status
+ * (403 denied, 429 over the rate, 503 with the broker link down, else 502).
+ */
+const httpRecipient: Recipient<PendingResponse> = {
+  tell(to: PendingResponse, command: ClientCommand, told: Told): void {
+    if (told.kind === "refused") {
+      to.answer.resolve(problem(409, told.reason));
+    } else if (told.kind === "failed") {
+      to.status = FAILURE_STATUS[told.outcome] ?? (to.brokerState() === "up" ? 502 : 503);
+    } else if (told.kind === "ended") {
+      const { end, frames } = told;
+      const status = to.status ?? (end.status === "done" ? 200 : end.status === "timeout" ? 504 : 502);
+      to.answer.resolve(
+        new Response(
+          `{"command_id":${JSON.stringify(command.commandId)},"consumer":${
+            JSON.stringify(command.consumer)
+          },"status":"${end.status}","code":${JSON.stringify(end.code)},"elapsed_ms":${end.elapsedMs}${
+            end.error ? `,"error":${JSON.stringify(end.error)}` : ""
+          },"replies":[${frames.join(",")}]}`,
+          { status, headers: { "content-type": "application/json" } },
+        ),
+      );
+    }
+  },
+};
 
 /** Answers an API request, or undefined when the path is not the API's. */
 export async function handleApi(
@@ -103,46 +149,16 @@ async function runCommand(
   const parsed = parseClientCommand(text);
   if (parsed.kind === "error") return problem(400, parsed.error);
   if (parsed.kind === "control") return problem(400, "send a command, not a control frame");
-  const timeoutSeconds = parsed.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
-  const refusal = context.tracker.refusal(parsed.commandId);
-  if (refusal) return problem(409, refusal);
-  const ended = Promise.withResolvers<Response>();
-  context.tracker.start({
-    commandId: parsed.commandId,
-    commanderId: `${context.identity.name}.${parsed.consumer}`,
-    timeoutMs: timeoutSeconds * 1000,
-    collect: true,
-    onEnd(end, frames) {
-      const status = end.status === "done" ? 200 : end.status === "timeout" ? 504 : 502;
-      ended.resolve(
-        new Response(
-          `{"command_id":${JSON.stringify(parsed.commandId)},"consumer":${
-            JSON.stringify(parsed.consumer)
-          },"status":"${end.status}","code":${JSON.stringify(end.code)},"elapsed_ms":${end.elapsedMs}${
-            end.error ? `,"error":${JSON.stringify(end.error)}` : ""
-          },"replies":[${frames.join(",")}]}`,
-          { status, headers: { "content-type": "application/json" } },
-        ),
-      );
-    },
-  });
-  const result = await dispatch(context, {
+  const pending: PendingResponse = { answer: Promise.withResolvers(), brokerState: context.brokerState };
+  await context.commands.run(parsed, {
     grant,
     allowance: context.allowances.of(grant, peer),
     client: "http",
     peer,
-  }, parsed);
-  if (result.reason !== undefined) {
-    context.tracker.fail(parsed.commandId, result.reason);
-    const status = STATUS_BY_OUTCOME[result.outcome] ??
-      (context.broker.state === "up" ? 502 : 503);
-    const body = await (await ended.promise).json();
-    return Response.json(body, { status });
-  }
-  if (result.outcome === "unroutable" && !result.announced) {
-    context.tracker.fail(parsed.commandId, `Failed routing message to consumer '${parsed.consumer}'.`);
-  }
-  return await ended.promise;
+    to: pending,
+    recipient: httpRecipient,
+  }, { track: { timeoutSeconds: parsed.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS, collect: true } });
+  return await pending.answer.promise;
 }
 
 /**

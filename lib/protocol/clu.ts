@@ -409,7 +409,7 @@ export interface GatewayReplyOptions {
 export function gatewayReplyFrame(identity: GatewayIdentity, options: GatewayReplyOptions): string {
   const headers = {
     command_id: options.commandId ?? null,
-    commander_id: options.consumer === undefined ? null : `${identity.name}.${options.consumer}`,
+    commander_id: options.consumer === undefined ? null : commanderId(identity, options.consumer),
     internal: false,
     message_code: options.code,
     sender: options.sender ?? identity.name,
@@ -424,6 +424,20 @@ export function gatewayReplyFrame(identity: GatewayIdentity, options: GatewayRep
   });
 }
 
+/**
+ * The commander id of a command the gateway sends to `consumer`
+ * (`<gateway name>.<consumer>`), as CLU's clients stamp it; replies carry it
+ * back, so it is how the gateway knows a reply answers one of its commands.
+ */
+export function commanderId(identity: GatewayIdentity, consumer: string): string {
+  return `${identity.name}.${consumer}`;
+}
+
+/** CLU's error text when the broker returns a command because no actor `consumer` is bound. */
+export function failedRoutingText(consumer: string): string {
+  return `Failed routing message to consumer '${consumer}'.`;
+}
+
 /** The AMQP headers of a command, exactly as a CLU client sends them. */
 export function commandHeaders(
   identity: GatewayIdentity,
@@ -431,7 +445,7 @@ export function commandHeaders(
 ): Record<string, unknown> {
   return {
     command_id: command.commandId,
-    commander_id: `${identity.name}.${command.consumer}`,
+    commander_id: commanderId(identity, command.consumer),
     internal: false,
     write_to_log: true,
   };
@@ -452,6 +466,6 @@ export function unroutableReply(
 ): { headers: Record<string, unknown>; body: string } {
   return {
     headers: { ...commandHeaders(identity, command), message_code: "f", sender: command.consumer },
-    body: JSON.stringify({ error: `Failed routing message to consumer '${command.consumer}'.` }),
+    body: JSON.stringify({ error: failedRoutingText(command.consumer) }),
   };
 }
