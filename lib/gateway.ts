@@ -1,6 +1,6 @@
 /**
  * The composition root, wiring only: builds the broker link, the reply path
- * (`replies/replies.ts`), the client hub and sessions, the command tracking
+ * (`replies/replies.ts`), the client hub and sessions, the command lifecycle and its ledger
  * and the HTTP server, connects them, and starts and stops them in order.
  *
  * @module
@@ -12,11 +12,12 @@ import { BrokerLink } from "./broker/link.ts";
 import type { Config } from "./config/config.ts";
 import { settleWithin } from "./broker/deadline.ts";
 import { CommandLifecycle } from "./commands/lifecycle.ts";
-import { type GatewayIdentity, gatewayReplyFrame } from "./protocol/clu.ts";
+import type { GatewayIdentity } from "./protocol/clu.ts";
 import { healthReport } from "./http/health.ts";
 import { History } from "./replies/history.ts";
 import { handleApi, HttpAllowances } from "./http/api.ts";
 import { Hub } from "./clients/hub.ts";
+import { slowClientOptions } from "./clients/slow_clients.ts";
 import { logger } from "./log.ts";
 import { Metrics } from "./http/metrics.ts";
 import { type Admission, startServer } from "./http/server.ts";
@@ -57,35 +58,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
   const startedAt = Date.now();
   let stopping = false;
 
-  const hub = new Hub<Grant>({
-    bufferBytes: limits.clientBufferBytes,
-    policy: limits.slowClient,
-    droppedNotice: (dropped) =>
-      gatewayReplyFrame(identity, {
-        code: "w",
-        body: {
-          text: `clu-ws skipped ${dropped} frames because this client fell behind (over ${
-            describeBytes(limits.clientBufferBytes)
-          } waiting)`,
-          dropped_frames: dropped,
-        },
-      }),
-    onSlowClose(client, buffered) {
-      log.warn("closed client {client} from {peer}: too slow ({buffered} bytes waiting, limit {limit})", {
-        client: client.id,
-        peer: client.peer,
-        buffered,
-        limit: limits.clientBufferBytes,
-      });
-    },
-    onCaughtUp(client, dropped) {
-      log.warn("client {client} from {peer} caught up after {dropped} frames were skipped", {
-        client: client.id,
-        peer: client.peer,
-        dropped,
-      });
-    },
-  });
+  const hub = new Hub<Grant>(slowClientOptions(identity, limits));
   const history = new History({
     maxEntries: limits.historySize,
     maxAgeSeconds: limits.historyAgeSeconds,
@@ -157,15 +130,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
 
   function admit(request: Request, peer: string): Promise<Admission<Grant> | Response> | Response {
     if (stopping) return new Response("clu-ws is shutting down\n", { status: 503 });
-    if (sessions.count < limits.maxClients) return access.admit(request, peer);
-    log.warn("refused a client from {peer}: {clients} clients connected, the limit (--max-clients)", {
-      peer,
-      clients: sessions.count,
-    });
-    return new Response(
-      `clu-ws is serving its maximum of ${limits.maxClients} clients (--max-clients); try again later\n`,
-      { status: 503, headers: { "retry-after": "5" } },
-    );
+    return sessions.refuseWhenFull(peer) ?? access.admit(request, peer);
   }
 
   let listening: (port: number) => void;

@@ -102,6 +102,20 @@ export class Sessions {
     return this.#context.hub.sockets;
   }
 
+  /** The HTTP 503 that refuses one client more than `--max-clients`, or undefined while there is room. */
+  refuseWhenFull(peer: string): Response | undefined {
+    const { hub, limits } = this.#context;
+    if (hub.sockets < limits.maxClients) return undefined;
+    log.warn("refused a client from {peer}: {clients} clients connected, the limit (--max-clients)", {
+      peer,
+      clients: hub.sockets,
+    });
+    return new Response(
+      `clu-ws is serving its maximum of ${limits.maxClients} clients (--max-clients); try again later\n`,
+      { status: 503, headers: { "retry-after": "5" } },
+    );
+  }
+
   /** Resolves when every socket has closed. */
   allClosed(): Promise<void> {
     return this.#context.hub.allClosed();
