@@ -16,7 +16,8 @@ import {
 import { Ledger, LINK_LOST_WARNING } from "../lib/commands/ledger.ts";
 import { TokenBucket } from "../lib/commands/rate_limit.ts";
 import type { CommandOutcome } from "../lib/http/metrics.ts";
-import { type ClientCommand, failedRoutingText, parseClientCommand } from "../lib/protocol/clu.ts";
+import { failedRoutingText } from "../lib/protocol/clu.ts";
+import { type ClientCommand, parseClientCommand } from "../lib/protocol/clu_input.ts";
 
 const IDENTITY = { name: "gw", exchange: "sdss_exchange" };
 const GRANT = { name: "ops" } as unknown as Grant;

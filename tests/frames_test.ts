@@ -9,7 +9,6 @@ import { Buffer } from "node:buffer";
 import {
   type AmqpMessageLike,
   bodyJsonText,
-  type ClientCommand,
   commandBody,
   commandHeaders,
   type EncodedReply,
@@ -17,11 +16,10 @@ import {
   gatewayReplyFrame,
   headersToJson,
   isoTimestamp,
-  MAX_COMMAND_ID_LENGTH,
   newMessageId,
-  parseClientCommand,
   unroutableReply,
 } from "../lib/protocol/clu.ts";
+import { type ClientCommand, MAX_COMMAND_ID_LENGTH, parseClientCommand } from "../lib/protocol/clu_input.ts";
 
 const utf8 = new TextEncoder();
 const FRAME_KEYS = ["headers", "exchange", "message_id", "routing_key", "timestamp", "body"];

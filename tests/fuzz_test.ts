@@ -7,7 +7,7 @@
 // A fuzz failure prints its seed; replay it with CLU_WS_FUZZ_SEED=<seed>.
 
 import assert from "node:assert/strict";
-import { MAX_COMMAND_ID_LENGTH } from "../lib/protocol/clu.ts";
+import { MAX_COMMAND_ID_LENGTH } from "../lib/protocol/clu_input.ts";
 import { startActor } from "./helpers/actor.ts";
 import { uniqueExchange, until } from "./helpers/broker.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";

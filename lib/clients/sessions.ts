@@ -14,12 +14,8 @@ import { type Access, CLOSE_REVOKED, type Grant, revokedReason } from "../access
 import type { Limits } from "../config/config.ts";
 import { type CommandLifecycle, type Recipient, socketRecipient } from "../commands/lifecycle.ts";
 import { ControlOperations } from "./control.ts";
-import {
-  type ClientCommand,
-  type GatewayIdentity,
-  gatewayReplyFrame,
-  parseClientCommand,
-} from "../protocol/clu.ts";
+import { type GatewayIdentity, gatewayReplyFrame } from "../protocol/clu.ts";
+import { type ClientCommand, parseClientCommand } from "../protocol/clu_input.ts";
 import {
   type CommandControlFrame,
   encodeCommandControl,

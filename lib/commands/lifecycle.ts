@@ -18,7 +18,6 @@
 import type { Grant } from "../access/admission.ts";
 import type { PublishOutcome, PublishProperties } from "../broker/link.ts";
 import {
-  type ClientCommand,
   commandBody,
   commanderId,
   commandHeaders,
@@ -28,6 +27,7 @@ import {
   newMessageId,
   unroutableReply,
 } from "../protocol/clu.ts";
+import type { ClientCommand } from "../protocol/clu_input.ts";
 import { logger } from "../log.ts";
 import type { CommandOutcome } from "../http/metrics.ts";
 import {

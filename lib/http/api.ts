@@ -9,7 +9,7 @@
 import type { ActorState } from "../replies/actor_state.ts";
 import type { Grant } from "../access/admission.ts";
 import type { CommandLifecycle, Recipient, Told } from "../commands/lifecycle.ts";
-import { type ClientCommand, parseClientCommand } from "../protocol/clu.ts";
+import { type ClientCommand, parseClientCommand } from "../protocol/clu_input.ts";
 import { TokenBucket } from "../commands/rate_limit.ts";
 import type { CommandOutcome } from "./metrics.ts";
 

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { CONTROL_KEY } from "./clu.ts";
+import { CONTROL_KEY } from "./clu_input.ts";
 import { globListProblem, MAX_CLIENT_GLOBS } from "./glob.ts";
 
 export { CONTROL_KEY };
