@@ -17,6 +17,7 @@
  * @module
  */
 
+import { V1_SUBPROTOCOL } from "../lib/protocol/v1.ts";
 import { percentiles, round } from "./stats.ts";
 import { BENCH_ROUTING_KEY, BENCH_SENDER, scanBodies } from "./wire.ts";
 
@@ -80,7 +81,7 @@ export type ClientsJob = ReceiveJob | IdleJob | CommandsJob;
 const encoder = new TextEncoder();
 
 /** The websocket subprotocol of clu-ws's own dialect (docs/protocol.md). */
-export const V1_PROTOCOL = "clu-ws.v1";
+export const V1_PROTOCOL: string = V1_SUBPROTOCOL;
 
 function emit(event: Record<string, unknown>): void {
   const bytes = encoder.encode(`${JSON.stringify(event)}\n`);

@@ -2,7 +2,8 @@
 // full, and the failed-routing reply that must never become an actor.
 
 import assert from "node:assert/strict";
-import { ActorState, isFailedRouting } from "../lib/replies/actor_state.ts";
+import { ActorState } from "../lib/replies/actor_state.ts";
+import { isFailedRouting } from "../lib/protocol/clu.ts";
 
 function names(state: ActorState): string[] {
   return state.list().map((a) => a.name);

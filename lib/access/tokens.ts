@@ -16,9 +16,10 @@
 
 import { parse as parseToml } from "smol-toml";
 import { compileGlobs, type GlobList, globListProblem, MAX_CONFIG_GLOBS } from "../protocol/glob.ts";
+import type { Role } from "../protocol/v1.ts";
 
-/** What a token allows. */
-export type Role = "watch" | "command";
+/** What a token allows: the v1 protocol's roles. */
+export type { Role };
 
 /** One access token as the gateway keeps it. */
 export interface TokenEntry {

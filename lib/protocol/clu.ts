@@ -259,6 +259,22 @@ export function failedRoutingText(consumer: string): string {
   return `Failed routing message to consumer '${consumer}'.`;
 }
 
+/**
+ * Whether a reply is the "failed routing" reply that a CLU client (or a
+ * gateway) publishes for its own command when no actor took it: code `f`,
+ * sender = the consumer the command was sent to, and a body that is only
+ * `{"error": "Failed routing message to consumer '<sender>'."}`. Its sender
+ * is whatever a user typed, so it says nothing about any actor. Recognized by
+ * its shape, not its routing key: other gateways and CLU clients publish it
+ * on routing keys of their own.
+ */
+export function isFailedRouting(sender: string, code: string, body: unknown): boolean {
+  if (code !== "f" || body === null || typeof body !== "object" || Array.isArray(body)) return false;
+  const keys = Object.keys(body);
+  return keys.length === 1 && keys[0] === "error" &&
+    (body as { error: unknown }).error === failedRoutingText(sender);
+}
+
 /** The AMQP headers of a command, exactly as a CLU client sends them. */
 export function commandHeaders(
   identity: GatewayIdentity,

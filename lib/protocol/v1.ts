@@ -102,6 +102,9 @@ export interface CommandRequest {
 // ---------------------------------------------------------------------------
 // Gateway → client
 
+/** What a client may do: receive only (`watch`) or also command. */
+export type Role = "watch" | "command";
+
 /** What the gateway tells a client on connect. */
 export interface Welcome {
   /** Protocol version. */
@@ -117,7 +120,7 @@ export interface Welcome {
   /** Broker link state at connect. */
   broker: string;
   /** What this client may do: `watch` or `command`. */
-  role: "watch" | "command";
+  role: Role;
 }
 
 /** `welcome`: the first frame on a v1 connection. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { isoTimestamp } from "../protocol/clu.ts";
+import { isFailedRouting, isoTimestamp } from "../protocol/clu.ts";
 import type { GlobList } from "../protocol/glob.ts";
 
 /** Bounds of the store. */
@@ -110,22 +110,6 @@ export class ActorState {
     }
     return `{${parts.join(",")}}`;
   }
-}
-
-/**
- * Whether a reply is the "failed routing" reply that a CLU client (or a
- * gateway) publishes for its own command when no actor took it: code `f`,
- * sender = the consumer the command was sent to, and a body that is only
- * `{"error": "Failed routing message to consumer '<sender>'."}`. Its sender
- * is whatever a user typed, so it says nothing about any actor. Recognized by
- * its shape, not its routing key: other gateways and CLU clients publish it
- * on routing keys of their own.
- */
-export function isFailedRouting(sender: string, code: string, body: unknown): boolean {
-  if (code !== "f" || body === null || typeof body !== "object" || Array.isArray(body)) return false;
-  const keys = Object.keys(body);
-  return keys.length === 1 && keys[0] === "error" &&
-    (body as { error: unknown }).error === `Failed routing message to consumer '${sender}'.`;
 }
 
 /** Whether a keyword value is over the size limit; only structured values are encoded to tell. */

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { isFailedRouting } from "../../lib/replies/actor_state.ts";
+import { isFailedRouting } from "../../lib/protocol/clu.ts";
 import type { CluClient, Frame } from "../client.ts";
 import { byId, el } from "./dom.ts";
 import { ago, formatValue, kindOf, meaningOf } from "./format.ts";

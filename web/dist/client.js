@@ -1,5 +1,4 @@
-// lib/protocol/clu.ts
-var decoder = new TextDecoder();
+// lib/protocol/clu_input.ts
 var encoder = new TextEncoder();
 
 // lib/protocol/glob.ts

@@ -1,17 +1,12 @@
 // lib/protocol/clu.ts
 var decoder = new TextDecoder();
-var encoder = new TextEncoder();
-
-// lib/replies/actor_state.ts
-var STATE_LIMITS = {
-  actors: 1e3,
-  keywordsPerActor: 2e3,
-  valueBytes: 64 * 1024
-};
+function failedRoutingText(consumer) {
+  return `Failed routing message to consumer '${consumer}'.`;
+}
 function isFailedRouting(sender, code, body) {
   if (code !== "f" || body === null || typeof body !== "object" || Array.isArray(body)) return false;
   const keys = Object.keys(body);
-  return keys.length === 1 && keys[0] === "error" && body.error === `Failed routing message to consumer '${sender}'.`;
+  return keys.length === 1 && keys[0] === "error" && body.error === failedRoutingText(sender);
 }
 
 // web/console/dom.ts
@@ -365,6 +360,9 @@ function fillKeywordRow(view, key, row) {
   cell.className = `c-${kindOf(kw.code)}`;
   cell.title = `${meaningOf(kw.code)} \xB7 ${new Date(kw.seen).toISOString()}`;
 }
+
+// lib/protocol/clu_input.ts
+var encoder = new TextEncoder();
 
 // lib/protocol/glob.ts
 var MAX_CLIENT_GLOBS = 64;
