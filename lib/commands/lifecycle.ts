@@ -29,6 +29,7 @@ import {
 } from "../protocol/clu.ts";
 import type { ClientCommand } from "../protocol/clu_input.ts";
 import { logger } from "../log.ts";
+import { encodeAccepted, encodeDone, encodePublished } from "../protocol/v1.ts";
 import type { CommandOutcome } from "../http/metrics.ts";
 import {
   type CommandEnd,
@@ -154,13 +155,12 @@ export function socketFrame(identity: GatewayIdentity, command: ClientCommand, t
         consumer,
       });
     case "accepted":
-      return JSON.stringify({ "clu-ws": "accepted", command_id: commandId, consumer });
+      return encodeAccepted({ command_id: commandId, consumer });
     case "published":
-      return JSON.stringify({ "clu-ws": "published", command_id: commandId });
+      return encodePublished({ command_id: commandId });
     case "ended": {
       const { end } = told;
-      return JSON.stringify({
-        "clu-ws": "done",
+      return encodeDone({
         command_id: commandId,
         consumer,
         status: end.status,
