@@ -15,7 +15,7 @@ import {
 } from "../lib/commands/lifecycle.ts";
 import { Ledger, LINK_LOST_WARNING } from "../lib/commands/ledger.ts";
 import { TokenBucket } from "../lib/commands/rate_limit.ts";
-import type { CommandOutcome } from "../lib/http/metrics.ts";
+import type { CommandOutcome } from "../lib/commands/lifecycle.ts";
 import { failedRoutingText } from "../lib/protocol/clu.ts";
 import { type ClientCommand, parseClientCommand } from "../lib/protocol/clu_input.ts";
 

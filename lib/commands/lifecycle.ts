@@ -30,7 +30,6 @@ import {
 import type { ClientCommand } from "../protocol/clu_input.ts";
 import { logger } from "../log.ts";
 import { encodeAccepted, encodeDone, encodePublished } from "../protocol/v1.ts";
-import type { CommandOutcome } from "../http/metrics.ts";
 import {
   type CommandEnd,
   type Ledger,
@@ -40,6 +39,9 @@ import {
   type OpenOptions,
 } from "./ledger.ts";
 import type { TokenBucket } from "./rate_limit.ts";
+
+/** How a command ended, as counted in `cluws_commands_total{outcome}`. */
+export type CommandOutcome = "published" | "unroutable" | "failed" | "denied" | "rate_limited";
 
 const log = logger("commands");
 

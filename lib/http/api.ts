@@ -11,7 +11,7 @@ import type { Grant } from "../access/admission.ts";
 import type { CommandLifecycle, Recipient, Told } from "../commands/lifecycle.ts";
 import { type ClientCommand, parseClientCommand } from "../protocol/clu_input.ts";
 import { TokenBucket } from "../commands/rate_limit.ts";
-import type { CommandOutcome } from "./metrics.ts";
+import type { CommandOutcome } from "../commands/lifecycle.ts";
 
 /** What the API needs from the gateway. */
 export interface HttpApiContext {

@@ -8,9 +8,7 @@
  */
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-
-/** How a command ended, as counted in `cluws_commands_total{outcome}`. */
-export type CommandOutcome = "published" | "unroutable" | "failed" | "denied" | "rate_limited";
+import type { CommandOutcome } from "../commands/lifecycle.ts";
 
 /** Live values read when Prometheus scrapes. */
 export interface MetricSources {
