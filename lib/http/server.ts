@@ -19,11 +19,12 @@
 import { Buffer } from "node:buffer";
 import http from "node:http";
 import https from "node:https";
-import net from "node:net";
+import type net from "node:net";
 import type { Duplex } from "node:stream";
 // @ts-types="npm:@types/ws@8.18.2"
 import { WebSocket, WebSocketServer } from "ws";
 import { requestFrom, writeResponse } from "./adapter.ts";
+import { listen, ListenerWatchdog, WARN_EVERY_MS } from "./listener_watchdog.ts";
 import { logger } from "../log.ts";
 
 const log = logger("server");
@@ -89,13 +90,6 @@ export interface GatewayServer {
   readonly pending: number;
 }
 
-/** How often the watchdog checks that the listener still accepts (ms). */
-const WATCHDOG_MS = 2000;
-/** Reopening the listener is given up after this many failures in a row. */
-const MAX_RELISTEN_FAILURES = 5;
-/** At most one "out of descriptors" warning per this many ms. */
-const WARN_EVERY_MS = 10_000;
-
 /** Starts the HTTP/websocket server; resolves once it listens. */
 export async function startServer<T>(options: ServerOptions<T>): Promise<GatewayServer> {
   const headerTimeoutMs = options.headerTimeoutSeconds * 1000;
@@ -129,11 +123,10 @@ export async function startServer<T>(options: ServerOptions<T>): Promise<Gateway
   let websockets = 0;
   const pending = () => connections.size - websockets;
   let lastPendingWarning = 0;
-  /** Remote ports of the connections accepted since the watchdog's probe began. */
-  const acceptedPorts = new Set<number>();
+  const watchdog = new ListenerWatchdog(server, { host: options.host, pending });
 
   server.on("connection", (socket: net.Socket) => {
-    if (watching && socket.remotePort !== undefined) acceptedPorts.add(socket.remotePort);
+    watchdog.accepted(socket);
     if (pending() >= options.maxPending) {
       if (Date.now() - lastPendingWarning > WARN_EVERY_MS) {
         lastPendingWarning = Date.now();
@@ -235,77 +228,22 @@ export async function startServer<T>(options: ServerOptions<T>): Promise<Gateway
     });
   });
 
-  let watching = false;
   const address = await listen(server, options.host, options.port);
   options.onListen({ hostname: address.address, port: address.port });
   // An accept error surfacing as an event (not seen under Deno 2.9, which stops silently): logged,
-  // never thrown; the watchdog below notices whether the listener still accepts.
+  // never thrown; the watchdog notices whether the listener still accepts.
   server.on("error", (err: Error & { code?: string }) => {
     log.error("the listener reported an error: {error}", { error: err.code ?? err.message });
   });
-
-  // The watchdog: a connection to ourselves must be accepted; if it is not, the listener stopped.
-  const failed = Promise.withResolvers<Error>();
-  let stopped = false;
-  let relistenFailures = 0;
-  let missed = 0;
-  let lastFdWarning = 0;
-  const probeHost = probeAddress(options.host);
-  async function watch(): Promise<void> {
-    if (watching || stopped) return;
-    watching = true;
-    acceptedPorts.clear();
-    try {
-      const outcome = await probe(probeHost, address.port, (port) => acceptedPorts.has(port));
-      if (outcome === "accepted" || stopped) {
-        relistenFailures = 0;
-        missed = 0;
-        return;
-      }
-      if (outcome === "no-descriptors") {
-        if (Date.now() - lastFdWarning > WARN_EVERY_MS) {
-          lastFdWarning = Date.now();
-          log.error(
-            "out of file descriptors ({pending} connections not upgraded, {fds} open): new clients wait until some close; raise LimitNOFILE / ulimit -n or lower --max-clients and --max-pending",
-            { pending: pending(), fds: openFds() },
-          );
-        }
-        return;
-      }
-      // A busy event loop can be slow to see the probe: act on the second miss in a row only.
-      if (++missed < 2) return;
-      missed = 0;
-      log.error("the listener stopped accepting connections ({outcome}); reopening it", { outcome });
-      try {
-        await relisten(server, options.host, address.port);
-        relistenFailures = 0;
-        log.warn("the listener on port {port} accepts connections again", { port: address.port });
-      } catch (err) {
-        relistenFailures++;
-        log.error("could not reopen the listener (attempt {attempt} of {max}): {error}", {
-          attempt: relistenFailures,
-          max: MAX_RELISTEN_FAILURES,
-          error: err instanceof Error ? err.message : String(err),
-        });
-        if (relistenFailures >= MAX_RELISTEN_FAILURES) {
-          failed.resolve(new Error(`the listener on port ${address.port} ended and could not be reopened`));
-        }
-      }
-    } finally {
-      watching = false;
-      acceptedPorts.clear();
-    }
-  }
-  const watchdog = setInterval(() => void watch(), WATCHDOG_MS);
+  watchdog.start(address.port);
 
   return {
-    failed: failed.promise,
+    failed: watchdog.failed,
     get pending() {
       return pending();
     },
     async shutdown() {
-      stopped = true;
-      clearInterval(watchdog);
+      watchdog.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       for (const socket of connections) socket.destroy();
@@ -345,73 +283,6 @@ function checkTls(tls: { cert: string; key: string }): void {
   listener.close();
 }
 
-function listen(server: net.Server, host: string, port: number): Promise<net.AddressInfo> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once("error", onError);
-    server.listen({ host, port }, () => {
-      server.off("error", onError);
-      resolve(server.address() as net.AddressInfo);
-    });
-  });
-}
-
-/** Closes the dead listening socket (connections stay) and listens again on the same port. */
-async function relisten(server: net.Server, host: string, port: number): Promise<void> {
-  server.close();
-  await listen(server, host, port);
-}
-
-/**
- * Connects to the listener and waits for it to accept: "accepted", "no-descriptors"
- * when this process cannot even open the probe's socket, or "not accepted".
- */
-function probe(
-  host: string,
-  port: number,
-  accepted: (localPort: number) => boolean,
-): Promise<"accepted" | "no-descriptors" | "not accepted" | "refused"> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    let done = false;
-    const finish = (outcome: "accepted" | "no-descriptors" | "not accepted" | "refused") => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      clearInterval(poll);
-      socket.destroy();
-      resolve(outcome);
-    };
-    const timer = setTimeout(() => finish("not accepted"), WATCHDOG_MS / 2);
-    let poll: ReturnType<typeof setInterval> | undefined;
-    socket.on("error", (err: Error & { code?: string }) => {
-      finish(err.code === "EMFILE" || err.code === "ENFILE" ? "no-descriptors" : "refused");
-    });
-    socket.on("connect", () => {
-      const localPort = socket.localPort ?? -1;
-      poll = setInterval(() => {
-        if (accepted(localPort)) finish("accepted");
-      }, 20);
-    });
-  });
-}
-
-function probeAddress(host: string): string {
-  if (host === "0.0.0.0" || host === "") return "127.0.0.1";
-  if (host === "::") return "::1";
-  return host;
-}
-
 function peerOf(socket: net.Socket): string {
   return `${socket.remoteAddress}:${socket.remotePort}`;
-}
-
-function openFds(): number | string {
-  try {
-    let count = 0;
-    for (const _ of Deno.readDirSync("/proc/self/fd")) count++;
-    return count;
-  } catch {
-    return "?";
-  }
 }
