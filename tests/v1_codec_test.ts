@@ -19,13 +19,12 @@ import {
   encodeState,
   encodeSubscribed,
   encodeWelcome,
-  parseControl,
-  parseSubscription,
   type ServerControlFrame,
   SUBPROTOCOL,
   TOKEN_PROTOCOL_PREFIX,
   V1_SUBPROTOCOL,
 } from "../lib/protocol/v1.ts";
+import { parseControl, parseSubscription } from "../lib/protocol/v1_parse.ts";
 
 Deno.test("v1: the subprotocol names and the control key", () => {
   assert.equal(V1_SUBPROTOCOL, "clu-ws.v1");

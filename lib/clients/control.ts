@@ -10,7 +10,6 @@ import type { ActorState } from "../replies/actor_state.ts";
 import { compileFilter } from "./filter.ts";
 import { compileGlobs } from "../protocol/glob.ts";
 import {
-  type ClientControl,
   encodeGap,
   encodeOptions,
   encodeResumed,
@@ -18,6 +17,7 @@ import {
   encodeSubscribed,
   type RequestId,
 } from "../protocol/v1.ts";
+import type { ClientControl } from "../protocol/v1_parse.ts";
 import type { History } from "../replies/history.ts";
 import type { Client, Hub } from "./hub.ts";
 

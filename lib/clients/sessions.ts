@@ -21,9 +21,9 @@ import {
   encodeCommandControl,
   encodeError,
   encodeWelcome,
-  parseControl,
   V1_SUBPROTOCOL,
 } from "../protocol/v1.ts";
+import { parseControl } from "../protocol/v1_parse.ts";
 import type { History } from "../replies/history.ts";
 import { type Client as HubClient, type Hub, rememberMine } from "./hub.ts";
 import { Liveness } from "./liveness.ts";
