@@ -361,62 +361,7 @@ function fillKeywordRow(view, key, row) {
   cell.title = `${meaningOf(kw.code)} \xB7 ${new Date(kw.seen).toISOString()}`;
 }
 
-// lib/protocol/clu_input.ts
-var encoder = new TextEncoder();
-
-// lib/protocol/glob.ts
-var MAX_CLIENT_GLOBS = 64;
-function wildcardMatch(pattern, subject, many, one) {
-  let p = 0;
-  let s = 0;
-  let star = -1;
-  let resume = 0;
-  while (s < subject.length) {
-    if (p < pattern.length && pattern[p] === many) {
-      star = p++;
-      resume = s;
-    } else if (p < pattern.length && (pattern[p] === one || pattern[p] === subject[s])) {
-      p++;
-      s++;
-    } else if (star >= 0) {
-      p = star + 1;
-      s = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.length && pattern[p] === many) p++;
-  return p === pattern.length;
-}
-function compileGlob(pattern) {
-  const collapsed = pattern.replace(/\*{2,}/g, "*");
-  if (!collapsed.includes("*")) {
-    if (!collapsed.includes("?")) return (name) => name === collapsed;
-    return (name) => name.length === collapsed.length && wildcardMatch(collapsed, name, "*", "?");
-  }
-  if (collapsed === "*") return () => true;
-  const fixed = collapsed.length - (collapsed.match(/\*/g)?.length ?? 0);
-  return (name) => name.length >= fixed && wildcardMatch(collapsed, name, "*", "?");
-}
-function compileGlobs(patterns) {
-  const compiled = patterns.map((pattern) => ({
-    pattern,
-    test: compileGlob(pattern)
-  }));
-  return {
-    patterns,
-    match(name) {
-      return compiled.find((c) => c.test(name))?.pattern;
-    }
-  };
-}
-var encoder2 = new TextEncoder();
-
-// lib/protocol/v1.ts
-var V1_SUBPROTOCOL = "clu-ws.v1";
-var TOKEN_PROTOCOL_PREFIX = "token.";
-
-// web/client.ts
+// web/client/commands.ts
 var CommandError = class extends Error {
   /** The command's end. */
   result;
@@ -427,44 +372,423 @@ var CommandError = class extends Error {
     this.result = result;
   }
 };
-var CluClient = class _CluClient {
+var PendingCommands = class {
+  #commands = /* @__PURE__ */ new Map();
+  /**
+   * Tracks command `id` sent to `consumer`; the promise resolves when it ends
+   * `done` and rejects with a {@linkcode CommandError} otherwise. It times out
+   * 5 s after `timeoutSeconds`: the gateway times tracked commands out itself,
+   * so this only catches a connection that never comes back.
+   */
+  start(id, options) {
+    const { consumer, timeoutSeconds } = options;
+    const { promise, resolve, reject } = Promise.withResolvers();
+    this.#commands.set(id, {
+      consumer,
+      started: performance.now(),
+      replies: [],
+      resolve,
+      reject,
+      timer: setTimeout(() => this.settle(id, {
+        status: "timeout",
+        code: null,
+        error: `no end within ${timeoutSeconds} s`
+      }), timeoutSeconds * 1e3 + 5e3)
+    });
+    return promise;
+  }
+  /** Records `frame` if it answers a command in flight, and ends that command on `:`, `f` or `!`. */
+  reply(frame) {
+    const id = frame.headers.command_id;
+    const pending = typeof id === "string" ? this.#commands.get(id) : void 0;
+    if (!pending) return;
+    pending.replies.push(frame);
+    const code = String(frame.headers.message_code).toLowerCase();
+    if (code === ":") this.settle(id, {
+      status: "done",
+      code: frame.headers.message_code
+    });
+    else if (code === "f" || code === "!") {
+      this.settle(id, {
+        status: "failed",
+        code: frame.headers.message_code,
+        error: errorOf(frame)
+      });
+    }
+  }
+  /** Ends command `id` (if still in flight) with `end`. */
+  settle(id, end) {
+    const pending = this.#commands.get(id);
+    if (!pending) return;
+    this.#commands.delete(id);
+    clearTimeout(pending.timer);
+    const result = {
+      commandId: id,
+      consumer: pending.consumer,
+      status: end.status,
+      code: end.code,
+      ...end.error !== void 0 ? {
+        error: end.error
+      } : {},
+      replies: pending.replies,
+      elapsedMs: Math.round(performance.now() - pending.started)
+    };
+    if (end.status === "done") pending.resolve(result);
+    else pending.reject(new CommandError(result));
+  }
+  /** Fails every command in flight with `error`. */
+  failAll(error) {
+    for (const id of [
+      ...this.#commands.keys()
+    ]) this.settle(id, {
+      status: "failed",
+      code: null,
+      error
+    });
+  }
+};
+function errorOf(frame) {
+  const error = frame.body?.error;
+  return typeof error === "string" ? error : error === void 0 ? void 0 : JSON.stringify(error);
+}
+function newCommandId2() {
+  if (typeof crypto !== "undefined" && typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  return Array.from({
+    length: 4
+  }, () => Math.random().toString(16).slice(2, 10)).join("-");
+}
+
+// lib/protocol/clu_input.ts
+var encoder = new TextEncoder();
+
+// lib/protocol/v1.ts
+var V1_SUBPROTOCOL = "clu-ws.v1";
+var TOKEN_PROTOCOL_PREFIX = "token.";
+
+// web/client/connection.ts
+var Connection = class {
   #url;
   #options;
-  #listeners = {
-    reply: /* @__PURE__ */ new Set(),
-    connection: /* @__PURE__ */ new Set(),
-    broker: /* @__PURE__ */ new Set(),
-    gap: /* @__PURE__ */ new Set(),
-    welcome: /* @__PURE__ */ new Set()
-  };
-  #commands = /* @__PURE__ */ new Map();
-  #requests = /* @__PURE__ */ new Map();
-  #watchers = /* @__PURE__ */ new Set();
+  #events;
   #socket;
-  #welcome;
-  #epoch;
-  #lastSeq = 0;
-  #nextId = 1;
-  #subscription;
   #closed = false;
   #delay;
   #retry;
-  #state = "connecting";
-  #opened;
+  /** Prepares a connection to `url` (ws:// or wss://); {@linkcode Connection.open} starts it. */
+  constructor(url, options) {
+    this.#url = url;
+    this.#options = options;
+    this.#events = options.events;
+    this.#delay = options.minDelayMs ?? 500;
+  }
+  /** The URL connected to. */
+  get url() {
+    return this.#url;
+  }
+  /** Whether a socket is open and can send. */
+  get isOpen() {
+    const socket = this.#socket;
+    return socket !== void 0 && socket.readyState === WebSocket.OPEN;
+  }
+  /** Sends `text` on the open socket; false (and nothing sent) when none is open. */
+  send(text) {
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    socket.send(text);
+    return true;
+  }
+  /** Opens a socket now. */
+  open() {
+    this.#events.connecting();
+    const token = this.#options.token;
+    const protocols = [
+      V1_SUBPROTOCOL,
+      ...token ? [
+        `${TOKEN_PROTOCOL_PREFIX}${token}`
+      ] : []
+    ];
+    let socket;
+    try {
+      socket = new WebSocket(this.#url, protocols);
+    } catch (err) {
+      this.#events.failed(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.#socket = socket;
+    socket.onmessage = (event) => this.#events.message(String(event.data));
+    socket.onclose = (event) => this.#onClose(socket, event);
+    socket.onerror = () => {
+    };
+  }
+  /** The gateway accepted this socket: the next loss starts again from the shortest delay. */
+  resetBackoff() {
+    this.#delay = this.#options.minDelayMs ?? 500;
+  }
+  /**
+   * Closes for good: no more retries. Returns true when a socket is closing
+   * (its loss is reported as usual), false when there was none to close.
+   */
+  close() {
+    this.#closed = true;
+    if (this.#retry !== void 0) clearTimeout(this.#retry);
+    const socket = this.#socket;
+    if (socket && socket.readyState <= WebSocket.OPEN) {
+      socket.close(1e3, "client closed");
+      return true;
+    }
+    return false;
+  }
+  #onClose(socket, event) {
+    if (this.#socket !== socket) return;
+    this.#socket = void 0;
+    this.#events.lost(event);
+    if (this.#closed || this.#options.reconnect === false) {
+      this.#events.ended();
+      return;
+    }
+    const maxDelay = this.#options.maxDelayMs ?? 3e4;
+    const delay = this.#delay * (0.7 + Math.random() * 0.6);
+    this.#delay = Math.min(maxDelay, this.#delay * 2);
+    this.#retry = setTimeout(() => {
+      this.#retry = void 0;
+      if (!this.#closed) this.open();
+    }, delay);
+  }
+};
+
+// web/client/emitter.ts
+var Emitter = class {
+  #listeners;
+  /** Makes an emitter for exactly the `events` named; `on` with any other name throws. */
+  constructor(events) {
+    this.#listeners = Object.fromEntries(events.map((event) => [
+      event,
+      /* @__PURE__ */ new Set()
+    ]));
+  }
+  /** Adds `listener` to `event`; returns the function that removes it. */
+  on(event, listener) {
+    this.#listeners[event].add(listener);
+    return () => this.#listeners[event].delete(listener);
+  }
+  /** Calls every listener of `event` with `value`, in the order they were added. */
+  emit(event, value) {
+    for (const listener of this.#listeners[event]) {
+      try {
+        listener(value);
+      } catch (err) {
+        console.error(`clu-ws client: a ${String(event)} listener threw`, err);
+      }
+    }
+  }
+};
+
+// web/client/position.ts
+var StreamPosition = class {
+  #epoch;
+  #lastSeq = 0;
   /** Replies held while a resume is answered, so the replay comes first. */
   #held;
   /** Command ends that arrived while replies were held. */
   #heldSettles = [];
+  /** The gateway epoch the positions belong to; undefined before the first welcome. */
+  get epoch() {
+    return this.#epoch;
+  }
+  /** The position of the newest reply received. */
+  get lastSeq() {
+    return this.#lastSeq;
+  }
+  /** Starts over in `epoch` at position `seq` (the first welcome, a new epoch, or after a gap). */
+  restart(epoch, seq) {
+    this.#epoch = epoch;
+    this.#lastSeq = seq;
+  }
+  /**
+   * Takes the position of `reply`; false when it was seen already (replayed
+   * on resume and live: anything at or before the last position). Replies
+   * without a position (made by the gateway for this client) always pass.
+   */
+  advance(reply) {
+    if (reply.seq === void 0) return true;
+    if (reply.seq <= this.#lastSeq) return false;
+    this.#lastSeq = reply.seq;
+    return true;
+  }
+  /** Starts holding live replies and command ends until {@linkcode StreamPosition.release}. */
+  hold() {
+    this.#held = [];
+  }
+  /** Holds `reply` if holding and it has a position; true when held. */
+  holdReply(reply) {
+    if (!this.#held || reply.seq === void 0) return false;
+    this.#held.push(reply);
+    return true;
+  }
+  /** Runs `settle` now, or after the held replies when holding. */
+  holdSettle(settle) {
+    if (this.#held) this.#heldSettles.push(settle);
+    else settle();
+  }
+  /** Stops holding: `deliver` gets the held replies in position order, then the held command ends run. */
+  release(deliver) {
+    const held = this.#held ?? [];
+    this.#held = void 0;
+    held.sort((a, b) => a.seq - b.seq);
+    for (const frame of held) deliver(frame);
+    const settles = this.#heldSettles;
+    this.#heldSettles = [];
+    for (const settle of settles) settle();
+  }
+  /** Stops holding and drops the held replies (the welcome's set-up failed). */
+  stopHolding() {
+    this.#held = void 0;
+  }
+  /** Drops everything held, command ends too (the socket closed). */
+  dropHeld() {
+    this.#held = void 0;
+    this.#heldSettles = [];
+  }
+};
+
+// web/client/requests.ts
+var Requests = class {
+  #pending = /* @__PURE__ */ new Map();
+  #nextId = 1;
+  /** Sends `request` on `sink` with a fresh id; resolves with the answer, rejects when not connected. */
+  send(request, sink) {
+    if (!sink.isOpen) return Promise.reject(new Error("not connected"));
+    const id = this.#nextId++;
+    const { promise, resolve, reject } = Promise.withResolvers();
+    this.#pending.set(id, {
+      resolve,
+      reject
+    });
+    const { "clu-ws": operation, ...fields } = request;
+    sink.send(JSON.stringify({
+      "clu-ws": operation,
+      id,
+      ...fields
+    }));
+    return promise;
+  }
+  /** Settles the request `frame` answers (an `error` frame rejects it); ignores frames that answer none. */
+  answer(frame) {
+    const { id, error } = frame;
+    if (typeof id !== "number" || !this.#pending.has(id)) return;
+    const request = this.#pending.get(id);
+    this.#pending.delete(id);
+    if (frame["clu-ws"] === "error") request.reject(new Error(String(error)));
+    else request.resolve(frame);
+  }
+  /** Rejects every request awaiting an answer with `message`. */
+  failAll(message) {
+    for (const request of this.#pending.values()) request.reject(new Error(message));
+    this.#pending.clear();
+  }
+};
+
+// web/client/watchers.ts
+var Watchers = class {
+  #watchers = /* @__PURE__ */ new Set();
+  /** Adds a watcher of `actor`'s `keyword`; it has seen nothing yet. */
+  add(actor, keyword, callback) {
+    const watcher = {
+      actor,
+      keyword,
+      callback,
+      seq: 0
+    };
+    this.#watchers.add(watcher);
+    return watcher;
+  }
+  /** Stops `watcher`; true if it was watching. */
+  delete(watcher) {
+    return this.#watchers.delete(watcher);
+  }
+  /** Whether `watcher` is still watching. */
+  has(watcher) {
+    return this.#watchers.has(watcher);
+  }
+  /** The actors watched, each once. */
+  actors() {
+    return [
+      ...new Set([
+        ...this.#watchers
+      ].map((w) => w.actor))
+    ];
+  }
+  /** Forgets every position (positions restart after a gap or a new epoch). */
+  forgetPositions() {
+    for (const watcher of this.#watchers) watcher.seq = 0;
+  }
+  /**
+   * Gives each watcher of `actor` whose keyword is in `body` its value, unless
+   * it already has one from position `seq` or later; `frame` is the live reply,
+   * absent when the values come from the gateway's state.
+   */
+  feed(actor, body, options) {
+    const { seq, frame } = options;
+    if (body === null || typeof body !== "object") return;
+    for (const watcher of this.#watchers) {
+      if (watcher.actor !== actor || !Object.hasOwn(body, watcher.keyword) || seq <= watcher.seq) continue;
+      watcher.seq = seq;
+      try {
+        watcher.callback(body[watcher.keyword], frame);
+      } catch (err) {
+        console.error("clu-ws client: a watch callback threw", err);
+      }
+    }
+  }
+  /** Feeds every actor of a state snapshot, at the snapshot's position. */
+  feedState(snapshot) {
+    for (const [actor, record] of Object.entries(snapshot.actors)) {
+      const values = {};
+      for (const [keyword, kw] of Object.entries(record.keywords)) values[keyword] = kw.value;
+      this.feed(actor, values, {
+        seq: snapshot.seq
+      });
+    }
+  }
+};
+
+// web/client.ts
+var CluClient = class _CluClient {
+  #options;
+  #events = new Emitter([
+    "reply",
+    "connection",
+    "broker",
+    "gap",
+    "welcome"
+  ]);
+  #commands = new PendingCommands();
+  #requests = new Requests();
+  #watchers = new Watchers();
+  #position = new StreamPosition();
+  #connection;
+  #welcome;
+  #subscription;
+  #state = "connecting";
+  #opened;
   /** Starts connecting to `url` (ws:// or wss://); see {@linkcode CluClient.connect}. */
   constructor(url, options = {}) {
-    this.#url = url;
     this.#options = options;
     this.#subscription = options.subscribe;
-    this.#delay = options.minDelayMs ?? 500;
     this.#opened = Promise.withResolvers();
     this.#opened.promise.catch(() => {
     });
-    this.#open();
+    this.#connection = new Connection(url, {
+      ...options,
+      events: {
+        connecting: () => this.#setState("connecting"),
+        failed: (error) => this.#opened.reject(error),
+        message: (text) => this.#onMessage(text),
+        lost: (event) => this.#onLost(event),
+        ended: () => this.#commands.failAll("the connection closed")
+      }
+    });
+    this.#connection.open();
   }
   /** Connects and resolves once the gateway has welcomed this client. */
   static async connect(url, options = {}) {
@@ -487,72 +811,25 @@ var CluClient = class _CluClient {
   }
   /** The position of the newest reply received. */
   get lastSeq() {
-    return this.#lastSeq;
+    return this.#position.lastSeq;
   }
   /** Listens to `reply`, `connection`, `broker`, `gap` or `welcome`; returns the function that stops it. */
   on(event, listener) {
-    this.#listeners[event].add(listener);
-    return () => this.#listeners[event].delete(listener);
-  }
-  #emit(event, value) {
-    for (const listener of this.#listeners[event]) {
-      try {
-        listener(value);
-      } catch (err) {
-        console.error(`clu-ws client: a ${event} listener threw`, err);
-      }
-    }
+    return this.#events.on(event, listener);
   }
   #setState(state) {
     if (this.#state === state) return;
     this.#state = state;
-    this.#emit("connection", state);
+    this.#events.emit("connection", state);
   }
-  #open() {
-    this.#setState("connecting");
-    const token = this.#options.token;
-    const protocols = [
-      V1_SUBPROTOCOL,
-      ...token ? [
-        `${TOKEN_PROTOCOL_PREFIX}${token}`
-      ] : []
-    ];
-    let socket;
-    try {
-      socket = new WebSocket(this.#url, protocols);
-    } catch (err) {
-      this.#opened.reject(err instanceof Error ? err : new Error(String(err)));
-      return;
-    }
-    this.#socket = socket;
-    socket.onmessage = (event) => this.#onFrame(String(event.data));
-    socket.onclose = (event) => this.#onClose(socket, event);
-    socket.onerror = () => {
-    };
-  }
-  #onClose(socket, event) {
-    if (this.#socket !== socket) return;
-    this.#socket = void 0;
+  #onLost(event) {
     this.#welcome = void 0;
-    this.#held = void 0;
-    this.#heldSettles = [];
-    for (const request of this.#requests.values()) request.reject(new Error("connection lost"));
-    this.#requests.clear();
+    this.#position.dropHeld();
+    this.#requests.failAll("connection lost");
     this.#setState("closed");
-    this.#opened.reject(new Error(`connection closed before ${this.#url} welcomed this client (${event.code}${event.reason ? ` ${event.reason}` : ""}): is it a clu-ws gateway, and is the token right?`));
-    if (this.#closed || this.#options.reconnect === false) {
-      this.#failAll("the connection closed");
-      return;
-    }
-    const maxDelay = this.#options.maxDelayMs ?? 3e4;
-    const delay = this.#delay * (0.7 + Math.random() * 0.6);
-    this.#delay = Math.min(maxDelay, this.#delay * 2);
-    this.#retry = setTimeout(() => {
-      this.#retry = void 0;
-      if (!this.#closed) this.#open();
-    }, delay);
+    this.#opened.reject(new Error(`connection closed before ${this.#connection.url} welcomed this client (${event.code}${event.reason ? ` ${event.reason}` : ""}): is it a clu-ws gateway, and is the token right?`));
   }
-  #onFrame(text) {
+  #onMessage(text) {
     let data;
     try {
       data = JSON.parse(text);
@@ -568,170 +845,102 @@ var CluClient = class _CluClient {
       this.#onControl(frame);
       return;
     }
-    if (this.#held && frame.seq !== void 0) {
-      this.#held.push(frame);
-      return;
-    }
-    this.#onFrameObject(frame);
+    if (this.#position.holdReply(frame)) return;
+    this.#deliver(frame);
   }
-  #onFrameObject(reply) {
-    if (reply.seq !== void 0) {
-      if (reply.seq <= this.#lastSeq) return;
-      this.#lastSeq = reply.seq;
+  /** A reply in order: dropped if seen already, else it feeds its command, the watchers and listeners. */
+  #deliver(reply) {
+    if (!this.#position.advance(reply)) return;
+    this.#commands.reply(reply);
+    if (reply.seq !== void 0 && reply.headers.sender) {
+      this.#watchers.feed(reply.headers.sender, reply.body, {
+        seq: reply.seq,
+        frame: reply
+      });
     }
-    this.#onReply(reply);
-  }
-  #onReply(frame) {
-    const id = frame.headers.command_id;
-    const pending = typeof id === "string" ? this.#commands.get(id) : void 0;
-    if (pending) {
-      pending.replies.push(frame);
-      const code = String(frame.headers.message_code).toLowerCase();
-      if (code === ":") this.#settle(id, "done", frame.headers.message_code);
-      else if (code === "f" || code === "!") {
-        this.#settle(id, "failed", frame.headers.message_code, errorOf(frame));
-      }
-    }
-    if (frame.seq !== void 0 && frame.headers.sender) {
-      this.#feedWatchers(frame.headers.sender, frame.body, frame);
-    }
-    this.#emit("reply", frame);
-  }
-  #feedWatchers(actor, body, frame, seq = frame?.seq ?? 0) {
-    if (body === null || typeof body !== "object") return;
-    for (const watcher of this.#watchers) {
-      if (watcher.actor !== actor || !Object.hasOwn(body, watcher.keyword) || seq <= watcher.seq) continue;
-      watcher.seq = seq;
-      try {
-        watcher.callback(body[watcher.keyword], frame);
-      } catch (err) {
-        console.error("clu-ws client: a watch callback threw", err);
-      }
-    }
+    this.#events.emit("reply", reply);
   }
   #onControl(frame) {
-    const kind = frame["clu-ws"];
-    switch (kind) {
+    switch (frame["clu-ws"]) {
       case "welcome":
         this.#onWelcome(frame);
         return;
       case "broker":
-        this.#emit("broker", String(frame.state));
+        this.#events.emit("broker", String(frame.state));
         return;
-      case "done": {
-        const settle = () => this.#settle(String(frame.command_id), frame.status, frame.code ?? null, frame.error);
-        if (this.#held) this.#heldSettles.push(settle);
-        else settle();
+      case "done":
+        this.#position.holdSettle(() => this.#commands.settle(String(frame.command_id), {
+          status: frame.status,
+          code: frame.code ?? null,
+          error: frame.error
+        }));
         return;
-      }
       case "accepted":
       case "published":
         return;
     }
-    if (typeof frame.id === "number" && this.#requests.has(frame.id)) {
-      const request = this.#requests.get(frame.id);
-      this.#requests.delete(frame.id);
-      if (frame["clu-ws"] === "error") request.reject(new Error(String(frame.error)));
-      else request.resolve(frame);
-    }
+    this.#requests.answer(frame);
   }
   async #onWelcome(welcome) {
     this.#welcome = welcome;
-    this.#delay = this.#options.minDelayMs ?? 500;
+    this.#connection.resetBackoff();
     this.#setState("open");
-    this.#emit("broker", welcome.broker);
+    this.#events.emit("broker", welcome.broker);
+    const position = this.#position;
     try {
-      if (this.#epoch === welcome.epoch) this.#held = [];
+      if (position.epoch === welcome.epoch) position.hold();
       if (this.#options.batch) await this.#request({
         "clu-ws": "options",
         batch: true
       });
-      if (this.#epoch === void 0) {
-        this.#epoch = welcome.epoch;
-        this.#lastSeq = welcome.seq;
-        if (this.#subscription) await this.#request({
-          "clu-ws": "subscribe",
-          ...this.#subscription
-        });
+      if (position.epoch === void 0) {
+        position.restart(welcome.epoch, welcome.seq);
+        await this.#resubscribe();
         await this.#refreshWatchers();
-      } else if (this.#epoch === welcome.epoch) {
-        if (this.#subscription) await this.#request({
-          "clu-ws": "subscribe",
-          ...this.#subscription
-        });
+      } else if (position.epoch === welcome.epoch) {
+        await this.#resubscribe();
         const answer = await this.#request({
           "clu-ws": "resume",
-          epoch: this.#epoch,
-          seq: this.#lastSeq
+          epoch: position.epoch,
+          seq: position.lastSeq
         });
-        this.#releaseHeld();
+        position.release((reply) => this.#deliver(reply));
         if (answer["clu-ws"] === "gap") await this.#afterGap(String(answer.reason), welcome);
       } else {
-        const previous = this.#epoch;
-        this.#epoch = welcome.epoch;
-        this.#lastSeq = welcome.seq;
-        if (this.#subscription) await this.#request({
-          "clu-ws": "subscribe",
-          ...this.#subscription
-        });
+        const previous = position.epoch;
+        position.restart(welcome.epoch, welcome.seq);
+        await this.#resubscribe();
         await this.#afterGap(`the gateway restarted (epoch ${previous} \u2192 ${welcome.epoch})`, welcome);
       }
     } catch {
-      this.#held = void 0;
+      position.stopHolding();
       return;
     }
-    this.#emit("welcome", welcome);
+    this.#events.emit("welcome", welcome);
     this.#opened.resolve(welcome);
   }
-  #releaseHeld() {
-    const held = this.#held ?? [];
-    this.#held = void 0;
-    held.sort((a, b) => a.seq - b.seq);
-    for (const frame of held) this.#onFrameObject(frame);
-    const settles = this.#heldSettles;
-    this.#heldSettles = [];
-    for (const settle of settles) settle();
+  async #resubscribe() {
+    if (this.#subscription) await this.#request({
+      "clu-ws": "subscribe",
+      ...this.#subscription
+    });
   }
   async #afterGap(reason, welcome) {
-    this.#epoch = welcome.epoch;
-    this.#lastSeq = welcome.seq;
-    for (const watcher of this.#watchers) watcher.seq = 0;
-    this.#emit("gap", {
+    this.#position.restart(welcome.epoch, welcome.seq);
+    this.#watchers.forgetPositions();
+    this.#events.emit("gap", {
       reason,
       epoch: welcome.epoch
     });
     await this.#refreshWatchers();
   }
   async #refreshWatchers() {
-    const actors2 = [
-      ...new Set([
-        ...this.#watchers
-      ].map((w) => w.actor))
-    ];
+    const actors2 = this.#watchers.actors();
     if (actors2.length === 0) return;
-    const snapshot = await this.actorState(actors2);
-    for (const [actor, record] of Object.entries(snapshot.actors)) {
-      const values = {};
-      for (const [keyword, kw] of Object.entries(record.keywords)) values[keyword] = kw.value;
-      this.#feedWatchers(actor, values, void 0, snapshot.seq);
-    }
+    this.#watchers.feedState(await this.actorState(actors2));
   }
   #request(request) {
-    const socket = this.#socket;
-    if (!socket || socket.readyState !== WebSocket.OPEN) return Promise.reject(new Error("not connected"));
-    const id = this.#nextId++;
-    const { promise, resolve, reject } = Promise.withResolvers();
-    this.#requests.set(id, {
-      resolve,
-      reject
-    });
-    const { "clu-ws": operation, ...fields } = request;
-    socket.send(JSON.stringify({
-      "clu-ws": operation,
-      id,
-      ...fields
-    }));
-    return promise;
+    return this.#requests.send(request, this.#connection);
   }
   /** Changes what this client receives (also after reconnects). */
   async subscribe(subscription = {}) {
@@ -758,24 +967,12 @@ var CluClient = class _CluClient {
    */
   command(actor, commandString, { timeout, commandId } = {}) {
     const seconds = timeout ?? this.#options.commandTimeout ?? 30;
-    const id = commandId ?? newId();
-    const { promise, resolve, reject } = Promise.withResolvers();
-    const socket = this.#socket;
-    const pending = {
+    const id = commandId ?? newCommandId2();
+    const promise = this.#commands.start(id, {
       consumer: actor,
-      started: performance.now(),
-      replies: [],
-      resolve,
-      reject,
-      // The gateway times tracked commands out; this catches a connection that never comes back.
-      timer: setTimeout(() => this.#settle(id, "timeout", null, `no end within ${seconds} s`), seconds * 1e3 + 5e3)
-    };
-    this.#commands.set(id, pending);
-    if (!socket || socket.readyState !== WebSocket.OPEN) {
-      this.#settle(id, "failed", null, "not connected to the gateway");
-      return promise;
-    }
-    socket.send(JSON.stringify({
+      timeoutSeconds: seconds
+    });
+    const sent = this.#connection.send(JSON.stringify({
       consumer: actor,
       command_string: commandString,
       command_id: id,
@@ -783,31 +980,14 @@ var CluClient = class _CluClient {
       track: true,
       timeout: seconds
     }));
+    if (!sent) {
+      this.#commands.settle(id, {
+        status: "failed",
+        code: null,
+        error: "not connected to the gateway"
+      });
+    }
     return promise;
-  }
-  #settle(id, status, code, error) {
-    const pending = this.#commands.get(id);
-    if (!pending) return;
-    this.#commands.delete(id);
-    clearTimeout(pending.timer);
-    const result = {
-      commandId: id,
-      consumer: pending.consumer,
-      status,
-      code,
-      ...error !== void 0 ? {
-        error
-      } : {},
-      replies: pending.replies,
-      elapsedMs: Math.round(performance.now() - pending.started)
-    };
-    if (status === "done") pending.resolve(result);
-    else pending.reject(new CommandError(result));
-  }
-  #failAll(error) {
-    for (const id of [
-      ...this.#commands.keys()
-    ]) this.#settle(id, "failed", null, error);
   }
   /**
    * Calls `callback` with the latest value of `actor`'s `keyword`: first from
@@ -815,22 +995,18 @@ var CluClient = class _CluClient {
    * function that stops watching.
    */
   watch(actor, keyword, callback) {
-    const watcher = {
-      actor,
-      keyword,
-      callback,
-      seq: 0
-    };
-    this.#watchers.add(watcher);
+    const watcher = this.#watchers.add(actor, keyword, callback);
     if (this.#welcome) {
       this.actorState([
         actor
       ]).then((snapshot) => {
         const kw = snapshot.actors[actor]?.keywords[keyword];
         if (kw && this.#watchers.has(watcher)) {
-          this.#feedWatchers(actor, {
+          this.#watchers.feed(actor, {
             [keyword]: kw.value
-          }, void 0, snapshot.seq);
+          }, {
+            seq: snapshot.seq
+          });
         }
       }).catch(() => {
       });
@@ -839,24 +1015,11 @@ var CluClient = class _CluClient {
   }
   /** Closes for good: no reconnect; commands still pending fail. */
   close() {
-    this.#closed = true;
-    if (this.#retry !== void 0) clearTimeout(this.#retry);
-    this.#failAll("the client was closed");
-    const socket = this.#socket;
-    if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1e3, "client closed");
-    else this.#setState("closed");
+    const closing = this.#connection.close();
+    this.#commands.failAll("the client was closed");
+    if (!closing) this.#setState("closed");
   }
 };
-function errorOf(frame) {
-  const error = frame.body?.error;
-  return typeof error === "string" ? error : error === void 0 ? void 0 : JSON.stringify(error);
-}
-function newId() {
-  if (typeof crypto !== "undefined" && typeof crypto.randomUUID === "function") return crypto.randomUUID();
-  return Array.from({
-    length: 4
-  }, () => Math.random().toString(16).slice(2, 10)).join("-");
-}
 
 // web/console/command_history.ts
 var HISTORY_SIZE = 100;
@@ -1326,6 +1489,54 @@ async function probe(candidate) {
     return 0;
   }
 }
+
+// lib/protocol/glob.ts
+var MAX_CLIENT_GLOBS = 64;
+function wildcardMatch(pattern, subject, many, one) {
+  let p = 0;
+  let s = 0;
+  let star = -1;
+  let resume = 0;
+  while (s < subject.length) {
+    if (p < pattern.length && pattern[p] === many) {
+      star = p++;
+      resume = s;
+    } else if (p < pattern.length && (pattern[p] === one || pattern[p] === subject[s])) {
+      p++;
+      s++;
+    } else if (star >= 0) {
+      p = star + 1;
+      s = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.length && pattern[p] === many) p++;
+  return p === pattern.length;
+}
+function compileGlob(pattern) {
+  const collapsed = pattern.replace(/\*{2,}/g, "*");
+  if (!collapsed.includes("*")) {
+    if (!collapsed.includes("?")) return (name) => name === collapsed;
+    return (name) => name.length === collapsed.length && wildcardMatch(collapsed, name, "*", "?");
+  }
+  if (collapsed === "*") return () => true;
+  const fixed = collapsed.length - (collapsed.match(/\*/g)?.length ?? 0);
+  return (name) => name.length >= fixed && wildcardMatch(collapsed, name, "*", "?");
+}
+function compileGlobs(patterns) {
+  const compiled = patterns.map((pattern) => ({
+    pattern,
+    test: compileGlob(pattern)
+  }));
+  return {
+    patterns,
+    match(name) {
+      return compiled.find((c) => c.test(name))?.pattern;
+    }
+  };
+}
+var encoder2 = new TextEncoder();
 
 // web/console/filter_query.ts
 var MAX_FILTER_WORDS = MAX_CLIENT_GLOBS;
