@@ -1,13 +1,15 @@
 /**
- * clu-ws command line: flags and environment → config → gateway; SIGINT and
- * SIGTERM stop it gracefully. Nothing else lives here.
+ * clu-ws command line: flags and environment → config → the same gateway a
+ * program gets from `mod.ts`; the process-wide parts live here and only here:
+ * logging to stderr, handlers for unexpected errors, SIGINT and SIGTERM (a
+ * graceful stop), SIGHUP (reload tokens), and exit codes.
  *
  * @module
  */
 
 import { TokensError } from "./lib/access/tokens.ts";
-import { ConfigError, parseCli } from "./lib/config/config.ts";
-import { startGateway } from "./lib/gateway.ts";
+import { ConfigError, configSecrets, parseCli } from "./lib/config/config.ts";
+import { runGateway } from "./lib/gateway.ts";
 import { logger, setupLogging } from "./lib/log.ts";
 import { VERSION } from "./lib/version.ts";
 
@@ -36,13 +38,8 @@ async function main(): Promise<number> {
     return 0;
   }
   const { config } = request;
-  setupLogging({
-    level: config.logLevel,
-    format: config.logFormat,
-    secrets: [...config.brokers.map((b) => b.password), config.access.metricsToken ?? ""],
-  });
+  setupLogging({ level: config.logLevel, format: config.logFormat, secrets: configSecrets(config) });
   const log = logger("main");
-  for (const warning of config.warnings) log.warn(warning);
 
   // A gateway serving a night's observing must not die of one unexpected error.
   globalThis.addEventListener("unhandledrejection", (event) => {
@@ -60,7 +57,7 @@ async function main(): Promise<number> {
 
   let gateway;
   try {
-    gateway = await startGateway(config);
+    gateway = await runGateway(config);
   } catch (err) {
     if (err instanceof TokensError) {
       log.error("{error}", { error: err.message });

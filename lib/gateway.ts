@@ -8,7 +8,8 @@
 
 import { Access, type Grant } from "./access/admission.ts";
 import { ActorState } from "./replies/actor_state.ts";
-import { BrokerLink } from "./broker/link.ts";
+import { BrokerLink, type LinkState } from "./broker/link.ts";
+import { GatewayEvents, type OnGatewayEvent } from "./gateway_events.ts";
 import type { Config } from "./config/config.ts";
 import { settleWithin } from "./broker/deadline.ts";
 import { CommandLifecycle } from "./commands/lifecycle.ts";
@@ -47,10 +48,21 @@ export interface Gateway {
   reloadTokens(): Promise<void>;
   /** Resolves if the listener ended for good (the process should exit non-zero to be restarted). */
   readonly failed: Promise<Error>;
+  /** The RabbitMQ link's state now. */
+  readonly brokerState: LinkState;
+  /** Websocket clients connected now. */
+  readonly clients: number;
+  /** Listens to `broker` (link state) and `clients` (client count) changes; returns the unsubscribe function. */
+  readonly on: OnGatewayEvent;
 }
 
-/** Starts serving clients at once and connects to RabbitMQ in the background. */
-export async function startGateway(config: Config): Promise<Gateway> {
+/**
+ * Starts serving clients at once and connects to RabbitMQ in the background;
+ * the CLI (`main.ts`) and embedding programs (`mod.ts`) both start here.
+ */
+export async function runGateway(config: Config): Promise<Gateway> {
+  for (const warning of config.warnings) log.warn(warning);
+  const events = new GatewayEvents();
   const identity: GatewayIdentity = { name: config.name, exchange: config.exchange };
   const { limits } = config;
   const access = new Access(config.access);
@@ -58,7 +70,10 @@ export async function startGateway(config: Config): Promise<Gateway> {
   const startedAt = Date.now();
   let stopping = false;
 
-  const hub = new Hub<Grant>(slowClientOptions(identity, limits));
+  const hub = new Hub<Grant>({
+    ...slowClientOptions(identity, limits),
+    onSizeChange: (count) => events.emit("clients", count),
+  });
   const history = new History({
     maxEntries: limits.historySize,
     maxAgeSeconds: limits.historyAgeSeconds,
@@ -78,6 +93,7 @@ export async function startGateway(config: Config): Promise<Gateway> {
         ledger.lost();
       }
       hub.broadcastV1(encodeBroker(linkState));
+      events.emit("broker", linkState);
     },
   });
 
@@ -167,6 +183,13 @@ export async function startGateway(config: Config): Promise<Gateway> {
   return {
     port,
     failed: server.failed,
+    get brokerState() {
+      return broker.state;
+    },
+    get clients() {
+      return hub.size;
+    },
+    on: events.on,
     reloadTokens: () => access.reload(),
     async stop() {
       if (stopping) return;

@@ -75,6 +75,8 @@ export interface HubOptions {
   onSlowClose?: (client: Client<unknown>, buffered: number) => void;
   /** Called when a client caught up after frames were dropped. */
   onCaughtUp?: (client: Client<unknown>, dropped: number) => void;
+  /** Called with the client count ({@linkcode Hub.size}) each time it changes. */
+  onSizeChange?: (size: number) => void;
 }
 
 /** A client record as the hub keeps it (its filter writable here only). */
@@ -166,6 +168,7 @@ export class Hub<G = unknown> {
       }),
     };
     this.#clients.add(client);
+    this.#options.onSizeChange?.(this.#clients.size);
     return client;
   }
 
@@ -181,6 +184,7 @@ export class Hub<G = unknown> {
     if (!this.#clients.delete(client)) return;
     this.#batchers.delete(client);
     this.#closing.add(client);
+    this.#options.onSizeChange?.(this.#clients.size);
   }
 
   /** Sends one frame (a control frame, an error, a notice) to one client. */

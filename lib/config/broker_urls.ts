@@ -35,6 +35,8 @@ export interface ParseBrokersOptions {
   readTextFile: (path: string) => string;
   /** Collects warnings (a password on the command line). */
   warnings: string[];
+  /** False when the flag layer holds a program's options, not argv: no one can read those with `ps`. */
+  argv?: boolean;
 }
 
 /**
@@ -53,7 +55,7 @@ export function parseBrokers(layers: Layers, options: ParseBrokersOptions): Brok
     password = readPasswordFile(passwordFile, options.readTextFile);
   } else {
     password = passwordOption.value;
-    if (passwordOption.source === "--password") {
+    if (passwordOption.source === "--password" && options.argv !== false) {
       options.warnings.push(
         "--password on the command line is visible to every user of this machine (ps); use CLU_WS_PASSWORD or --password-file instead",
       );
@@ -84,7 +86,7 @@ export function parseBrokers(layers: Layers, options: ParseBrokersOptions): Brok
     if (higher("vhost")) merged.vhost = separate.vhost;
     return merged;
   });
-  if (url.layer === LAYERS.flag && urls.some((one) => new URL(one).password)) {
+  if (url.layer === LAYERS.flag && options.argv !== false && urls.some((one) => new URL(one).password)) {
     options.warnings.push(
       "a password in --url is visible to every user of this machine (ps); use CLU_WS_URL, CLU_WS_PASSWORD or --password-file instead",
     );

@@ -16,7 +16,7 @@ import { type BrokerConfig, parseBrokers } from "./broker_urls.ts";
 import { ConfigError } from "./config_error.ts";
 import { readConfigFile } from "./config_file.ts";
 import { helpText } from "./help.ts";
-import { Layers, parseFlags, type Picked } from "./layers.ts";
+import { Layers, type LayerSources, parseFlags, type Picked } from "./layers.ts";
 import {
   LOG_FORMATS,
   LOG_LEVELS,
@@ -143,6 +143,12 @@ export interface ParseCliOptions {
   randomHex?: (length: number) => string;
 }
 
+/** Options for {@linkcode buildConfig}. */
+export interface BuildConfigOptions extends ParseCliOptions {
+  /** False when `flags` are a program's options rather than argv (no warnings about `ps`). */
+  argv?: boolean;
+}
+
 /**
  * Turns argv and the environment into what to do.
  *
@@ -157,18 +163,33 @@ export function parseCli(
   const flags = parseFlags(args);
   if (flags.help) return { kind: "help", text: helpText() };
   if (flags.version) return { kind: "version" };
+  return { kind: "run", config: buildConfig({ flags, env }, options) };
+}
 
+/**
+ * The configuration from options given as flags would be (long names, text or
+ * lists) and, for the command line, the environment: the config file they
+ * name is read, then every option is parsed and checked. The CLI and
+ * programs that embed the gateway both start here, so they share every
+ * default, bound and message.
+ *
+ * @throws {ConfigError} naming the option, as {@linkcode parseCli} does.
+ */
+export function buildConfig(
+  sources: Pick<LayerSources, "flags" | "env">,
+  options: BuildConfigOptions = {},
+): Config {
   const readTextFile = options.readTextFile ?? Deno.readTextFileSync;
   // The file's own path comes from the layers above it: --config, then CLU_WS_CONFIG.
-  const configPath = new Layers({ flags, env }).pick("config");
+  const configPath = new Layers(sources).pick("config");
   const file = configPath && { path: configPath.value, values: readConfigFile(configPath, readTextFile) };
-  const layers = new Layers({ flags, env, file });
+  const layers = new Layers({ ...sources, file });
 
   // Parsed in this order so that, of several bad values, the same one is reported first every time.
   const warnings: string[] = [];
   const port = parsePort(layers.get("port"));
   const host = layers.get("host").value;
-  const brokers = parseBrokers(layers, { readTextFile, warnings });
+  const brokers = parseBrokers(layers, { readTextFile, warnings, argv: options.argv });
   const exchange = parseExchange(layers.get("exchange"));
   const randomHex = options.randomHex ?? defaultRandomHex;
   const namePick = layers.pick("name");
@@ -176,37 +197,39 @@ export function parseCli(
   const tokens = layers.pick("tokens");
 
   return {
-    kind: "run",
-    config: {
-      host,
-      port,
-      broker: brokers[0],
-      brokers,
-      exchange,
-      name,
-      logLevel: parseChoice(layers.get("log-level"), LOG_LEVELS),
-      logFormat: parseChoice(layers.get("log-format"), LOG_FORMATS),
-      limits: parseLimits(layers),
-      access: {
-        tokensFile: layers.pick("tokens-file")?.value,
-        tokensText: tokens && { text: tokens.value, source: tokens.source },
-        allowOrigins: [
-          ...new Set([
-            ...parseOriginPatterns(layers.pick("allow-origin")),
-            // The gateway's own public address is one more allowed origin: a name listed by the
-            // operator, which a DNS rebinding page cannot forge (lib/access/).
-            ...parsePublicOrigins(layers.pick("public-url")),
-          ]),
-        ],
-        readOnly: parseBoolean(layers.pick("read-only")),
-        allowActors: parseGlobs(layers.pick("allow-actor")),
-        denyActors: parseGlobs(layers.pick("deny-actor")),
-        metricsToken: layers.pick("metrics-token")?.value || undefined,
-      },
-      tls: readTls(layers, readTextFile),
-      warnings,
+    host,
+    port,
+    broker: brokers[0],
+    brokers,
+    exchange,
+    name,
+    logLevel: parseChoice(layers.get("log-level"), LOG_LEVELS),
+    logFormat: parseChoice(layers.get("log-format"), LOG_FORMATS),
+    limits: parseLimits(layers),
+    access: {
+      tokensFile: layers.pick("tokens-file")?.value,
+      tokensText: tokens && { text: tokens.value, source: tokens.source },
+      allowOrigins: [
+        ...new Set([
+          ...parseOriginPatterns(layers.pick("allow-origin")),
+          // The gateway's own public address is one more allowed origin: a name listed by the
+          // operator, which a DNS rebinding page cannot forge (lib/access/).
+          ...parsePublicOrigins(layers.pick("public-url")),
+        ]),
+      ],
+      readOnly: parseBoolean(layers.pick("read-only")),
+      allowActors: parseGlobs(layers.pick("allow-actor")),
+      denyActors: parseGlobs(layers.pick("deny-actor")),
+      metricsToken: layers.pick("metrics-token")?.value || undefined,
     },
+    tls: readTls(layers, readTextFile),
+    warnings,
   };
+}
+
+/** The secrets a configuration holds (RabbitMQ passwords, the metrics token), which logs must never show. */
+export function configSecrets(config: Config): string[] {
+  return [...config.brokers.map((b) => b.password), config.access.metricsToken ?? ""].filter(Boolean);
 }
 
 /** The per-client limits, each option within the bounds the gateway is tested at. */
