@@ -264,6 +264,9 @@ class GatewaySocket extends WebSocket {
   }
 }
 
+/** A websocket's socket as `ws` holds it: under TLS, Deno's TLS handle keeps the TCP handle it reads from. */
+type RawSocket = Duplex & { _handle?: { _nativeTcpHandle?: { readStop?(): unknown } } | null };
+
 /** After a refused frame's close frame and FIN are written: time for them to reach the peer before the reset. */
 const REFUSED_LINGER_MS = 250;
 /** At most this long from a refused frame to the end of its connection, close frame flushed or not. */
@@ -283,15 +286,26 @@ const REFUSED_GRACE_MS = 2000;
  * destroyed a moment after the close frame and FIN are written (sooner would reset the connection
  * before a slow network has carried the close frame, as unread data makes the kernel send RST) or,
  * when they cannot be written (a peer that does not read either), after a bounded grace.
+ *
+ * Under TLS, Deno 2.9's TLS handle reads its TCP handle natively whatever the JavaScript side's
+ * pause says (the peer's 48 MiB were read and kept: +88 MiB), so that TCP handle is stopped too. It
+ * is a private field, looked up defensively: tests/big_frame_test.ts says when a Deno upgrade moves it.
  */
 function stopReadingOnError(ws: WebSocket): void {
   ws.once("error", () => {
-    process.nextTick(() => ws.pause());
+    const socket = (ws as unknown as { _socket?: RawSocket | null })._socket;
+    const stop = () => {
+      ws.pause();
+      // Under TLS, pausing stops what reaches JavaScript but not the native reads beneath: those too.
+      socket?._handle?._nativeTcpHandle?.readStop?.();
+    };
+    process.nextTick(stop);
+    // Whatever resumes it later (ws's `resume` schedules the stream's own resume a tick on): paused again.
+    socket?.on("resume", stop);
     const end = () => ws.terminate();
     let timer = setTimeout(end, REFUSED_GRACE_MS);
     ws.once("close", () => clearTimeout(timer));
     // ws calls `end()` on the socket once its close frame is written; "finish" follows the flush.
-    const socket = (ws as unknown as { _socket?: Duplex | null })._socket;
     socket?.once("finish", () => {
       clearTimeout(timer);
       timer = setTimeout(end, REFUSED_LINGER_MS);

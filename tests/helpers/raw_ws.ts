@@ -10,20 +10,29 @@ const encoder = new TextEncoder();
 
 /** A raw websocket connection after a successful handshake. */
 export class RawWebSocket {
-  readonly #conn: Deno.TcpConn;
+  readonly #conn: Deno.Conn;
   #closed = false;
 
-  private constructor(conn: Deno.TcpConn) {
+  private constructor(conn: Deno.Conn) {
     this.#conn = conn;
   }
 
   /**
    * Connects and completes the upgrade handshake; then reads nothing more
    * unless asked (so the server's frames pile up in the kernel, as with a
-   * stalled client).
+   * stalled client). With `caCerts`, over TLS (wss://) trusting those.
    */
-  static async connect(port: number, { path = "/", hostname = "127.0.0.1" } = {}): Promise<RawWebSocket> {
-    const conn = await Deno.connect({ hostname, port });
+  static async connect(
+    port: number,
+    { path = "/", hostname = "127.0.0.1", caCerts }: {
+      path?: string;
+      hostname?: string;
+      caCerts?: string[];
+    } = {},
+  ): Promise<RawWebSocket> {
+    const conn = caCerts
+      ? await Deno.connectTls({ hostname, port, caCerts })
+      : await Deno.connect({ hostname, port });
     const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
     await writeAll(
       conn,
