@@ -19,6 +19,7 @@
 import { Buffer } from "node:buffer";
 import http from "node:http";
 import https from "node:https";
+import process from "node:process";
 import type net from "node:net";
 import type { Duplex } from "node:stream";
 // @ts-types="npm:@types/ws@8.18.2"
@@ -207,6 +208,7 @@ export async function startServer<T>(options: ServerOptions<T>): Promise<Gateway
     chosen.set(req, admission.protocol);
     const { grant, protocol } = admission;
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      stopReadingOnError(ws);
       websockets++;
       ws.once("close", () => websockets--);
       options.onSocket(ws, peer, grant, protocol);
@@ -260,6 +262,55 @@ class GatewaySocket extends WebSocket {
   override close(code?: number, reason?: string | Buffer): void {
     super.close(code, code === 1009 && !reason ? GatewaySocket.tooBigReason : reason);
   }
+}
+
+/** A websocket's socket as `ws` holds it: under TLS, Deno's TLS handle keeps the TCP handle it reads from. */
+type RawSocket = Duplex & { _handle?: { _nativeTcpHandle?: { readStop?(): unknown } } | null };
+
+/** After a refused frame's close frame and FIN are written: time for them to reach the peer before the reset. */
+const REFUSED_LINGER_MS = 250;
+/** At most this long from a refused frame to the end of its connection, close frame flushed or not. */
+const REFUSED_GRACE_MS = 2000;
+
+/**
+ * Stops reading from a peer whose frame `ws` refused (over `maxPayload`: 1009; invalid UTF-8: 1007;
+ * a protocol error: 1002) and ends the connection soon after the close frame is out.
+ *
+ * On such an error `ws` writes its close frame, removes its `data` listener and then *resumes* the
+ * socket (`process.nextTick(resume, socket)` in `receiverOnError`), so the socket flows with nobody
+ * listening: the rest of the peer's frame (a 48 MiB one: all of it but the first chunk) is read from
+ * the kernel into fresh buffers and dropped, until the peer stops sending or ws's close timer (30 s)
+ * destroys the socket; the dropped buffers are external memory that V8 frees only at its next
+ * collection, so the RSS grew by about 50 MiB for a 48 MiB frame. Pausing the socket (after ws's
+ * resume, hence the tick) leaves what the peer still sends in the kernel, and the connection is
+ * destroyed a moment after the close frame and FIN are written (sooner would reset the connection
+ * before a slow network has carried the close frame, as unread data makes the kernel send RST) or,
+ * when they cannot be written (a peer that does not read either), after a bounded grace.
+ *
+ * Under TLS, Deno 2.9's TLS handle reads its TCP handle natively whatever the JavaScript side's
+ * pause says (the peer's 48 MiB were read and kept: +88 MiB), so that TCP handle is stopped too. It
+ * is a private field, looked up defensively: tests/big_frame_test.ts says when a Deno upgrade moves it.
+ */
+function stopReadingOnError(ws: WebSocket): void {
+  ws.once("error", () => {
+    const socket = (ws as unknown as { _socket?: RawSocket | null })._socket;
+    const stop = () => {
+      ws.pause();
+      // Under TLS, pausing stops what reaches JavaScript but not the native reads beneath: those too.
+      socket?._handle?._nativeTcpHandle?.readStop?.();
+    };
+    process.nextTick(stop);
+    // Whatever resumes it later (ws's `resume` schedules the stream's own resume a tick on): paused again.
+    socket?.on("resume", stop);
+    const end = () => ws.terminate();
+    let timer = setTimeout(end, REFUSED_GRACE_MS);
+    ws.once("close", () => clearTimeout(timer));
+    // ws calls `end()` on the socket once its close frame is written; "finish" follows the flush.
+    socket?.once("finish", () => {
+      clearTimeout(timer);
+      timer = setTimeout(end, REFUSED_LINGER_MS);
+    });
+  });
 }
 
 /** Writes a refusal as a plain HTTP answer on the upgrade socket and closes it. */

@@ -113,6 +113,17 @@ export class GatewayProcess {
     return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) * 1024;
   }
 
+  /** Peak resident memory of the process since start or {@linkcode resetPeakRss}, in bytes (Linux `VmHWM`). */
+  peakRssBytes(): number {
+    const status = Deno.readTextFileSync(`/proc/${this.pid}/status`);
+    return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) * 1024;
+  }
+
+  /** Resets the peak resident memory to the resident memory now (`clear_refs` 5, Linux). */
+  resetPeakRss(): void {
+    Deno.writeTextFileSync(`/proc/${this.pid}/clear_refs`, "5");
+  }
+
   /** Open file descriptors of the process now (Linux): sockets, pipes, files. */
   openFds(): number {
     let count = 0;

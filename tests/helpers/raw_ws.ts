@@ -10,20 +10,29 @@ const encoder = new TextEncoder();
 
 /** A raw websocket connection after a successful handshake. */
 export class RawWebSocket {
-  readonly #conn: Deno.TcpConn;
+  readonly #conn: Deno.Conn;
   #closed = false;
 
-  private constructor(conn: Deno.TcpConn) {
+  private constructor(conn: Deno.Conn) {
     this.#conn = conn;
   }
 
   /**
    * Connects and completes the upgrade handshake; then reads nothing more
    * unless asked (so the server's frames pile up in the kernel, as with a
-   * stalled client).
+   * stalled client). With `caCerts`, over TLS (wss://) trusting those.
    */
-  static async connect(port: number, { path = "/", hostname = "127.0.0.1" } = {}): Promise<RawWebSocket> {
-    const conn = await Deno.connect({ hostname, port });
+  static async connect(
+    port: number,
+    { path = "/", hostname = "127.0.0.1", caCerts }: {
+      path?: string;
+      hostname?: string;
+      caCerts?: string[];
+    } = {},
+  ): Promise<RawWebSocket> {
+    const conn = caCerts
+      ? await Deno.connectTls({ hostname, port, caCerts })
+      : await Deno.connect({ hostname, port });
     const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
     await writeAll(
       conn,
@@ -73,6 +82,76 @@ export class RawWebSocket {
     frame.set(mask, header.length);
     for (let i = 0; i < length; i++) frame[header.length + 4 + i] = payload[i] ^ mask[i % 4];
     await writeAll(this.#conn, frame);
+  }
+
+  /**
+   * Streams one masked frame of `length` payload bytes (spaces) as it goes, `chunkBytes` at a time,
+   * never holding it whole. Stops at the first failed write (the server reset the connection);
+   * resolves with the payload bytes written by then and that error, if any.
+   */
+  async streamFrame(
+    opcode: number,
+    length: number,
+    { chunkBytes = 256 * 1024 } = {},
+  ): Promise<{ written: number; error?: Error }> {
+    const mask = crypto.getRandomValues(new Uint8Array(4));
+    const header = new Uint8Array(14);
+    header[0] = 0x80 | opcode;
+    header[1] = 0x80 | 127;
+    new DataView(header.buffer).setBigUint64(2, BigInt(length));
+    header.set(mask, 10);
+    // The same masked chunk every time: its length is a multiple of 4, so the mask lines up.
+    const chunk = new Uint8Array(chunkBytes - (chunkBytes % 4)).map((_, i) => 0x20 ^ mask[i % 4]);
+    let written = 0;
+    try {
+      await writeAll(this.#conn, header);
+      while (written < length) {
+        const part = chunk.subarray(0, Math.min(chunk.length, length - written));
+        await writeAll(this.#conn, part);
+        written += part.length;
+      }
+    } catch (err) {
+      return { written, error: err instanceof Error ? err : new Error(String(err)) };
+    }
+    return { written };
+  }
+
+  /**
+   * Reads the server's (unmasked) frames until it closes the TCP connection or resets it; resolves
+   * with them. Payloads of frames over 64 KiB are not kept.
+   */
+  async readFramesUntilClosed(): Promise<Array<{ opcode: number; payload: Uint8Array }>> {
+    const frames: Array<{ opcode: number; payload: Uint8Array }> = [];
+    const buffer = new Uint8Array(64 * 1024);
+    let pending = new Uint8Array(0);
+    try {
+      while (true) {
+        const n = await this.#conn.read(buffer);
+        if (n === null) break;
+        const joined = new Uint8Array(pending.length + n);
+        joined.set(pending);
+        joined.set(buffer.subarray(0, n), pending.length);
+        pending = joined;
+        while (pending.length >= 2) {
+          const short = pending[1] & 0x7f;
+          const head = short === 126 ? 4 : short === 127 ? 10 : 2;
+          if (pending.length < head) break;
+          const view = new DataView(pending.buffer, pending.byteOffset);
+          const size = short === 126
+            ? view.getUint16(2)
+            : short === 127
+            ? Number(view.getBigUint64(2))
+            : short;
+          if (size > 64 * 1024) throw new Error(`a frame of ${size} bytes from the server`);
+          if (pending.length < head + size) break;
+          frames.push({ opcode: pending[0] & 0x0f, payload: pending.slice(head, head + size) });
+          pending = pending.slice(head + size);
+        }
+      }
+    } catch {
+      // Reset by the server.
+    }
+    return frames;
   }
 
   /** Reads until the server closes the TCP connection; resolves with the bytes read. */
