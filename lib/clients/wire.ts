@@ -151,7 +151,11 @@ export class Wire {
     for (const wire of wires) {
       const socket = wire.#corkedOn!;
       wire.#corkedOn = undefined;
-      socket.uncork();
+      try {
+        socket.uncork();
+      } catch {
+        // A write error surfaces as the socket's `error` event (ws closes it); the other sockets still flush.
+      }
     }
   }
 }
