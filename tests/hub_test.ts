@@ -201,6 +201,7 @@ Deno.test("hub: batching clients get one array per turn; filtered ones their own
   assert.deepEqual(a.sent, [whole]);
   assert.deepEqual(b.sent, [whole]);
   assert.ok(a.sent[0] === b.sent[0]);
+  assert.ok(a._socket!.chunks[1] === b._socket!.chunks[1], "the shared array is framed once");
   assert.deepEqual(filtered.sent, [`[${r2.v1}]`]);
   assert.equal(hub.framesSent, 3 + 3 + 3 + 1);
 
@@ -223,4 +224,27 @@ Deno.test("hub: closeAll closes every client with the code and reason", () => {
   for (const s of sockets) assert.deepEqual(s.closes, [{ code: 1001, reason: "clu-ws is shutting down" }]);
   assert.equal(hub.size, 0);
   assert.equal(hub.sockets, 2);
+});
+
+Deno.test("hub: a reply is framed once per dialect; every socket gets the same bytes; k replies in a turn are one write per socket", async () => {
+  const hub = new Hub(options());
+  const plain = [new FakeSocket(), new FakeSocket()];
+  const v1 = [new FakeSocket(), new FakeSocket()];
+  for (const s of plain) hub.add(s, "p", {});
+  for (const s of v1) hub.add(s, "p", {}, { v1: true });
+  const replies = [reply(), reply(), reply()];
+  for (const r of replies) hub.deliver(r);
+  for (const s of plain) assert.deepEqual(s.sent, replies.map((r) => r.plain));
+  for (const s of v1) assert.deepEqual(s.sent, replies.map((r) => r.v1));
+  // Each frame is a header and a payload buffer; the payload is one Buffer for all sockets of a dialect.
+  for (let i = 0; i < replies.length; i++) {
+    assert.ok(plain[0]._socket!.chunks[2 * i + 1] === plain[1]._socket!.chunks[2 * i + 1]);
+    assert.ok(v1[0]._socket!.chunks[2 * i + 1] === v1[1]._socket!.chunks[2 * i + 1]);
+    assert.ok(plain[0]._socket!.chunks[2 * i + 1] !== v1[0]._socket!.chunks[2 * i + 1]);
+  }
+  await Promise.resolve();
+  for (const s of [...plain, ...v1]) assert.equal(s._socket!.flushes, 1, "three replies, one write");
+
+  hub.broadcast("both");
+  assert.ok(plain[0]._socket!.chunks.at(-1) === v1[1]._socket!.chunks.at(-1), "a broadcast is framed once");
 });

@@ -199,3 +199,56 @@ Deno.test("outbox: close sends one close frame (and cuts on terminate); detach c
   assert.deepEqual(other.closes, []);
   assert.deepEqual(other.sent, []);
 });
+
+Deno.test("outbox: the frames of one turn are written corked and reach the network in one write at its end", async () => {
+  const socket = new FakeSocket();
+  const net = socket._socket!;
+  const outbox = new Outbox(socket, settings());
+  for (let i = 0; i < 5; i++) outbox.write(`f${i}`);
+  outbox.send("control");
+  assert.deepEqual(socket.sent, ["f0", "f1", "f2", "f3", "f4", "control"], "in order, at once");
+  assert.deepEqual(socket.sentThroughSend, [], "as bytes, not through ws's send");
+  assert.equal(net.corked, 1, "corked once for the turn");
+  assert.equal(net.flushes, 0, "nothing written to the network yet");
+  await Promise.resolve();
+  assert.equal(net.corked, 0);
+  assert.equal(net.flushes, 1, "six frames, one write");
+  outbox.write("next turn");
+  await Promise.resolve();
+  assert.equal(net.flushes, 2);
+  assert.deepEqual(socket.sent.at(-1), "next turn");
+});
+
+Deno.test("outbox: frames go through send when ws would queue them, or the socket has no raw path", () => {
+  const socket = new FakeSocket();
+  const outbox = new Outbox(socket, settings());
+  socket._sender!._state = 1; // ws is deflating or reading a blob: its queue keeps the order
+  outbox.write("queued");
+  socket._sender!._state = 0;
+  socket._sender!._firstFragment = false; // mid-way through a fragmented message
+  outbox.write("mid-message");
+  socket._sender!._firstFragment = true;
+  socket._socket!.destroyed = true;
+  outbox.write("destroyed");
+  assert.deepEqual(socket.sentThroughSend, ["queued", "mid-message", "destroyed"]);
+  assert.equal(socket._socket!.chunks.length, 0);
+
+  const plain = new FakeSocket({ raw: false });
+  const other = new Outbox(plain, settings());
+  other.write("a");
+  other.send("b");
+  assert.deepEqual(plain.sentThroughSend, ["a", "b"]);
+});
+
+Deno.test("outbox: nothing is written after the close frame", async () => {
+  const socket = new FakeSocket();
+  const outbox = new Outbox(socket, settings());
+  outbox.write("before");
+  outbox.close(1001, "going away");
+  outbox.write("after");
+  socket.readyState = 2; // closing on its own (e.g. the peer's close frame): nothing more either
+  const other = new Outbox(socket, settings());
+  other.write("late");
+  await Promise.resolve();
+  assert.deepEqual(socket.sent, ["before"]);
+});

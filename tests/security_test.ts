@@ -263,7 +263,7 @@ Deno.test("with --tls-cert and --tls-key the same port serves wss:// and https:/
     ]);
     await withWorld(
       { args: ["--tls-cert", `${dir}/cert.pem`, "--tls-key", `${dir}/key.pem`], actors: ["apogee"] },
-      async ({ gateway }) => {
+      async ({ gateway, actors }) => {
         await gateway.waitForLog("wss listening", (r) => r.scheme === "wss");
         const ca = await Deno.readTextFile(`${dir}/ca.pem`);
         const http = Deno.createHttpClient({ caCerts: [ca] });
@@ -277,6 +277,11 @@ Deno.test("with --tls-cert and --tls-key the same port serves wss:// and https:/
         const url = `wss://localhost:${gateway.port}/`;
         await using trusted = await ChildClient.open(url, { denoArgs: ["--cert", `${dir}/ca.pem`] });
         assert.ok(trusted.lines.includes("open"));
+        // Replies reach a wss:// client too: written as shared frame bytes to ws's TLS socket, corked per turn.
+        for (let n = 1; n <= 3; n++) await actors[0].broadcast({ tls_reply: n });
+        await trusted.waitFor("the third reply", (line) => line.includes('"tls_reply":3'));
+        const replies = trusted.lines.filter((line) => line.includes('"tls_reply"'));
+        assert.deepEqual(replies.map((line) => JSON.parse(line).body.tls_reply), [1, 2, 3]);
         const untrusted = await ChildClient.failing(url);
         assert.ok(
           !untrusted.includes("open"),

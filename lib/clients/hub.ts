@@ -1,15 +1,23 @@
 /**
  * The connected websocket clients: the registry, and fan-out of one encoded
- * frame to those that want it. The reply path does no per-client JSON work:
- * every client is handed the same string, through its {@linkcode Outbox}
- * (which owns the budget, the slow-client policy and batching).
+ * frame to those that want it. The reply path does no per-client work: every
+ * client is handed the same {@linkcode WireFrame} (the text, framed into
+ * websocket bytes once for all), through its {@linkcode Outbox} (which owns
+ * the budget, the slow-client policy, batching and the per-turn cork).
  *
  * @module
  */
 
 import type { SlowClientPolicy } from "../config/config.ts";
 import type { ReplyFilter, ReplyMeta } from "./filter.ts";
-import { Outbox, type OutboxSettings, type OutboxSocket, OutboxTotals, SharedTurn } from "./outbox.ts";
+import {
+  Outbox,
+  type OutboxSettings,
+  type OutboxSocket,
+  OutboxTotals,
+  SharedTurn,
+  WireFrame,
+} from "./outbox.ts";
 
 export { CLOSE_TOO_SLOW } from "./outbox.ts";
 
@@ -192,14 +200,16 @@ export class Hub<G = unknown> {
     client.outbox.send(frame);
   }
 
-  /** Sends the same frame to every connected client. */
+  /** Sends the same frame to every connected client (framed once for all). */
   broadcast(frame: string): void {
-    for (const client of this.#clients) client.outbox.send(frame);
+    const wire = new WireFrame(frame);
+    for (const client of this.#clients) client.outbox.send(wire);
   }
 
-  /** Sends a control frame to every clu-ws v1 client. */
+  /** Sends a control frame to every clu-ws v1 client (framed once for all). */
   broadcastV1(frame: string): void {
-    for (const client of this.#clients) if (client.v1) client.outbox.send(frame);
+    const wire = new WireFrame(frame);
+    for (const client of this.#clients) if (client.v1) client.outbox.send(wire);
   }
 
   /** Whether a client's subscription wants a reply: the one filter check. */
@@ -207,14 +217,23 @@ export class Hub<G = unknown> {
     return !client.filter || client.filter.matches(meta, (id) => client.mine.has(id));
   }
 
-  /** Hands a reply to every client that wants it, in its dialect; no per-client encoding. */
+  /**
+   * Hands a reply to every client that wants it, in its dialect; no per-client
+   * encoding: each dialect's frame is framed once, on its first socket, and
+   * those bytes are written to every other.
+   */
   deliver(delivery: Delivery): void {
     let shared = false;
+    let plain: WireFrame | undefined;
+    let v1: WireFrame | undefined;
     for (const client of this.#clients) {
       if (!this.#wants(client, delivery.meta)) continue;
       const outbox = client.outbox;
-      if (!outbox.batching) outbox.write(client.v1 ? delivery.v1 : delivery.plain);
-      else if (outbox.followsTurn) shared = true;
+      if (!outbox.batching) {
+        outbox.write(
+          client.v1 ? (v1 ??= new WireFrame(delivery.v1)) : (plain ??= new WireFrame(delivery.plain)),
+        );
+      } else if (outbox.followsTurn) shared = true;
       else outbox.queue(delivery.v1);
     }
     // Unfiltered batching clients all get the same replies: one list, one join per flush.

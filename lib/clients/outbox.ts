@@ -1,7 +1,13 @@
 /**
  * One socket's outbox: how frames reach it. It owns the send budget (the
  * socket's `bufferedAmount`), the slow-client policy, batched delivery and the
- * catch-up timer, and it is the one place that closes the socket.
+ * catch-up timer, and it is the one place that writes to or closes the socket.
+ *
+ * A frame is written as the shared bytes of a {@linkcode WireFrame} (framed
+ * once for every socket that gets it) to a `ws` socket's connection, corked
+ * for the rest of the event-loop turn (see `wire.ts`); a socket without that
+ * path (the browser API, a test's plain fake), or a `ws` socket that would
+ * queue the frame itself, gets the text through `send`.
  *
  * A client over its budget never delays the others nor grows memory: it is
  * closed (1008), or, with the `drop` policy, skipped until it has caught up
@@ -11,6 +17,9 @@
  */
 
 import type { SlowClientPolicy } from "../config/config.ts";
+import { type Wire, wireFor, WireFrame, wireFrame } from "./wire.ts";
+
+export { WireFrame };
 
 /** Close code for a client closed for being too slow (RFC 6455 policy violation). */
 export const CLOSE_TOO_SLOW = 1008;
@@ -27,7 +36,7 @@ export interface OutboxSocket {
   readonly readyState: number;
   /** Bytes queued and not yet written to the network. */
   readonly bufferedAmount: number;
-  /** Queues a text frame. */
+  /** Queues a text frame (when the frame cannot be written as shared bytes). */
   send(frame: string): void;
   /** Starts the closing handshake. */
   close(code?: number, reason?: string): void;
@@ -53,7 +62,7 @@ export class OutboxTotals {
  */
 export class SharedTurn {
   #frames: string[] = [];
-  #whole: string | undefined;
+  #whole: WireFrame | undefined;
 
   /** Replies in this turn. */
   get length(): number {
@@ -71,9 +80,9 @@ export class SharedTurn {
     return this.#frames.slice(from);
   }
 
-  /** The whole turn as one JSON array, joined once. */
-  whole(): string {
-    return this.#whole ??= `[${this.#frames.join(",")}]`;
+  /** The whole turn as one JSON array, joined (and framed) once. */
+  whole(): WireFrame {
+    return this.#whole ??= new WireFrame(`[${this.#frames.join(",")}]`);
   }
 
   /** Starts the next turn. */
@@ -116,6 +125,8 @@ export interface CloseOptions {
 /** One socket's outgoing side. */
 export class Outbox {
   readonly #socket: OutboxSocket;
+  /** The socket's raw path (a `ws` socket), if it has one. */
+  readonly #wire: Wire | undefined;
   readonly #settings: OutboxSettings;
   readonly #events: OutboxEvents;
   /** Characters sent since the backlog was last looked at. */
@@ -135,6 +146,7 @@ export class Outbox {
   /** An outbox for an open socket. */
   constructor(socket: OutboxSocket, settings: OutboxSettings, events: OutboxEvents = {}) {
     this.#socket = socket;
+    this.#wire = wireFor(socket);
     this.#settings = settings;
     this.#events = events;
     this.#checkEvery = Math.min(16 * 1024, Math.floor(settings.bufferBytes / 8));
@@ -169,13 +181,13 @@ export class Outbox {
    * Sends one frame (a control frame, an error, a notice) within the budget;
    * when batching, what was batched so far goes first, so nothing overtakes it.
    */
-  send(frame: string): void {
+  send(frame: string | WireFrame): void {
     if (this.#batch) this.flush();
     this.write(frame);
   }
 
   /** Hands a frame (or a batch of `frames` replies) to the socket, applying the budget and the policy. */
-  write(frame: string, frames = 1): void {
+  write(frame: string | WireFrame, frames = 1): void {
     if (this.#closed || this.#socket.readyState !== OPEN) return;
     // Asking the socket for its backlog costs an op per frame; the kernel's buffers absorb
     // megabytes first, so a look every few KiB keeps the budget to within that slack.
@@ -202,9 +214,11 @@ export class Outbox {
     this.#write(frame, frames);
   }
 
-  #write(frame: string, frames = 1): void {
+  #write(frame: string | WireFrame, frames = 1): void {
     try {
-      this.#socket.send(frame);
+      if (!this.#wire?.write(wireFrame(frame))) {
+        this.#socket.send(typeof frame === "string" ? frame : frame.text);
+      }
       this.#framesSent += frames;
       this.#settings.totals.framesSent += frames;
       this.#settings.totals.bytesSent += frame.length;

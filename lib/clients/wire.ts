@@ -1,0 +1,167 @@
+/**
+ * Frames on the wire: a text frame framed once (websocket header + UTF-8
+ * payload) and the same bytes written to every socket that gets it, each
+ * socket corked from its first frame of an event-loop turn to the end of that
+ * turn, so that k frames in one turn cost one `writev` per socket rather than
+ * k `write`s.
+ *
+ * The bytes go to the `ws` socket's own `net.Socket` (a `TLSSocket` under
+ * TLS), exactly as `ws`'s own send writes them (`Sender.frame` then
+ * `socket.write`), so `bufferedAmount` (the net socket's queued bytes plus
+ * the sender's) still counts them. They go that way only while `ws` would
+ * itself write at once: the socket open (no close frame sent), the sender idle
+ * (nothing queued behind a compression or a blob; the gateway turns
+ * `perMessageDeflate` off) and not in the middle of a fragmented message.
+ * Otherwise the frame takes `ws`'s `send`, which queues it in order.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+// @ts-types="npm:@types/ws@8.18.2"
+import * as ws from "ws";
+
+/** `readyState` of an open socket. */
+const OPEN = 1;
+/** `ws`'s `Sender` state when it writes at once (not deflating, not reading a blob). */
+const SENDER_IDLE = 0;
+
+/** `ws`'s `Sender.frame`: the header and payload buffers of one frame. */
+type FrameFn = (data: Buffer, options: {
+  fin: boolean;
+  opcode: number;
+  mask: boolean;
+  readOnly: boolean;
+  rsv1: boolean;
+}) => Buffer[];
+
+// `@types/ws` leaves the Sender out; it is one of ws's exports (`import { Sender } from "ws"`).
+const frameText: FrameFn = (ws as unknown as { Sender: { frame: FrameFn } }).Sender.frame;
+
+/** Options of every server text frame: whole (fin), unmasked (server to client), uncompressed. */
+const TEXT = { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false } as const;
+
+/**
+ * One text frame for any number of sockets: its text, and its websocket bytes
+ * made on first use and shared by every socket it is written to.
+ */
+export class WireFrame {
+  /** The frame's text (JSON). */
+  readonly text: string;
+  #bytes: readonly Buffer[] | undefined;
+
+  /** A frame of `text`; nothing is encoded until a socket takes its bytes. */
+  constructor(text: string) {
+    this.text = text;
+  }
+
+  /** Characters of text: what the send budget and the byte counters count, as for a plain send. */
+  get length(): number {
+    return this.text.length;
+  }
+
+  /** The header and payload buffers, framed once; read-only, shared by every socket. */
+  get bytes(): readonly Buffer[] {
+    return this.#bytes ??= frameText(Buffer.from(this.text), TEXT);
+  }
+}
+
+/** The frame `frame` as a {@linkcode WireFrame}: a text is wrapped, a wire frame kept. */
+export function wireFrame(frame: string | WireFrame): WireFrame {
+  return typeof frame === "string" ? new WireFrame(frame) : frame;
+}
+
+/** What a wire needs of a byte stream: a `net.Socket` or `tls.TLSSocket`, or a test's fake. */
+export interface ByteSocket {
+  /** Writes bytes (queued while corked). */
+  write(chunk: Uint8Array): boolean;
+  /** Holds writes until `uncork`. */
+  cork(): void;
+  /** Writes what was held, in one `writev`. */
+  uncork(): void;
+  /** Set once the stream is destroyed. */
+  readonly destroyed: boolean;
+}
+
+/**
+ * The parts of a `ws` socket a wire looks at: its net socket and its sender's
+ * state. `ws`'s own fields, read and never written.
+ */
+export interface WsInternals {
+  /** 1 while open: no close frame sent or received. */
+  readonly readyState: number;
+  /** The connection beneath (ws's `_socket`). */
+  readonly _socket?: ByteSocket;
+  /** The frame writer (ws's `_sender`). */
+  readonly _sender?: {
+    /** 0 while idle: frames go out at once rather than into its queue. */
+    readonly _state: number;
+    /** False in the middle of a fragmented message. */
+    readonly _firstFragment: boolean;
+  };
+}
+
+/**
+ * One socket's raw path: writes a {@linkcode WireFrame}'s shared bytes to the
+ * `ws` socket's net socket, corked for the rest of the turn.
+ */
+export class Wire {
+  readonly #ws: WsInternals;
+  /** The net socket while corked by this wire (this turn). */
+  #corkedOn: ByteSocket | undefined;
+
+  /** A wire for a `ws` socket (see {@linkcode wireFor}). */
+  constructor(ws: WsInternals) {
+    this.#ws = ws;
+  }
+
+  /**
+   * Writes the frame's bytes if `ws` itself would write them at once now.
+   *
+   * @returns false when it did not: the caller sends the frame through `ws`.
+   */
+  write(frame: WireFrame): boolean {
+    const ws = this.#ws;
+    const socket = ws._socket;
+    const sender = ws._sender;
+    if (
+      ws.readyState !== OPEN || !socket || socket.destroyed || !sender ||
+      sender._state !== SENDER_IDLE || !sender._firstFragment
+    ) {
+      return false;
+    }
+    if (this.#corkedOn === undefined) {
+      // The first frame of this turn: hold the socket's writes until the turn's microtasks run.
+      this.#corkedOn = socket;
+      socket.cork();
+      if (Wire.#corked.length === 0) queueMicrotask(Wire.#uncorkAll);
+      Wire.#corked.push(this);
+    }
+    for (const chunk of frame.bytes) socket.write(chunk);
+    return true;
+  }
+
+  /** Wires corked in this turn, uncorked together in one microtask rather than one each. */
+  static #corked: Wire[] = [];
+
+  static #uncorkAll(): void {
+    // An uncork writes synchronously and may reach code that writes (and corks) again: take the list first.
+    const wires = Wire.#corked;
+    Wire.#corked = [];
+    for (const wire of wires) {
+      const socket = wire.#corkedOn!;
+      wire.#corkedOn = undefined;
+      try {
+        socket.uncork();
+      } catch {
+        // A write error surfaces as the socket's `error` event (ws closes it); the other sockets still flush.
+      }
+    }
+  }
+}
+
+/** A wire for a `ws` server socket, or undefined for any other socket (the browser API, a plain fake). */
+export function wireFor(socket: object): Wire | undefined {
+  const ws = socket as WsInternals;
+  return ws._socket && ws._sender ? new Wire(ws) : undefined;
+}
