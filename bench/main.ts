@@ -5,8 +5,10 @@
  * case, then the issue's targets next to what was measured.
  *
  * Usage: `deno run --allow-all bench/main.ts [scenario ...] [--quick] [--runs N]
- * [--gateway dist/clu-ws.js] [--cpu-prof] [--gateway-arg=--flag ...]`; see
- * bench/README.md.
+ * [--gateway dist/clu-ws.js] [--versus bench/naive_gateway.ts] [--cpu-prof]
+ * [--gateway-arg=--flag ...]`; see bench/README.md. With `--versus`, every
+ * case runs the gateway under test and the reference gateway alternately (A,
+ * B, A, B…), and the summary gives their ratios (issue 13's targets).
  *
  * @module
  */
@@ -85,22 +87,81 @@ interface CaseResult {
   case: string;
   median: Metrics;
   runs: Metrics[];
+  /** With `--versus`: the reference gateway's runs of the same case, alternated with these. */
+  reference?: { median: Metrics; runs: Metrics[] };
+  /** With `--versus`: the medians of the per-pair comparisons (see {@linkcode compare}). */
+  ratios?: Metrics;
 }
 
 const results: CaseResult[] = [];
+
+/**
+ * The side-by-side mode (`--versus <gateway>`): `repeat` points the shared context at the gateway under
+ * test and at the reference in turn, so that both see the same machine.
+ */
+interface Versus {
+  ctx: BenchContext;
+  bundle: string;
+  reference: string;
+}
+
+let versus: Versus | undefined;
+
+/**
+ * One pair of runs (the gateway under test, the reference) compared the way issue 13 states its targets:
+ * ratios of gateway CPU per frame, frames/s and idle RSS per connection, the difference of p99 latencies.
+ */
+function compare(a: Metrics, b: Metrics): Metrics {
+  const out: Metrics = {};
+  const ratio = (key: string, path: string) => {
+    const value = num(a, path) / num(b, path);
+    if (Number.isFinite(value)) out[key] = round(value, 3);
+  };
+  ratio("cpu_per_frame_ratio", "gateway_us_per_frame");
+  ratio("frames_s_ratio", "aggregate_frames_s");
+  ratio("rss_per_connection_ratio", "rss_per_connection");
+  const p99 = num(a, "latency_ms.p99") - num(b, "latency_ms.p99");
+  if (Number.isFinite(p99)) out.p99_diff_ms = round(p99, 2);
+  return out;
+}
+
+function ratiosLine(r: Metrics): string {
+  const parts: string[] = [];
+  if (r.cpu_per_frame_ratio !== undefined) parts.push(`CPU/frame ${fmt(num(r, "cpu_per_frame_ratio"), 2)}×`);
+  if (r.frames_s_ratio !== undefined) parts.push(`frames/s ${fmt(num(r, "frames_s_ratio"), 2)}×`);
+  if (r.p99_diff_ms !== undefined) {
+    parts.push(`p99 ${num(r, "p99_diff_ms") >= 0 ? "+" : ""}${fmt(num(r, "p99_diff_ms"), 2)} ms`);
+  }
+  if (r.rss_per_connection_ratio !== undefined) {
+    parts.push(`RSS/connection ${fmt(num(r, "rss_per_connection_ratio"), 2)}×`);
+  }
+  return parts.join(", ");
+}
 
 function say(line = ""): void {
   console.log(line);
 }
 
-/** Runs `once` `runs` times, prints its summary and JSON line, and keeps the result. */
+/**
+ * Runs `once` `runs` times, prints its summary and JSON line, and keeps the result. With `--versus` (unless
+ * `pair` is false), each run is a pair: the gateway under test, then the reference gateway.
+ */
 async function repeat(
   scenario: Scenario,
   label: string,
   runs: number,
   once: (run: number) => Promise<Metrics>,
   summary: (m: Metrics) => string,
+  { pair = true }: { pair?: boolean } = {},
 ): Promise<CaseResult | undefined> {
+  const paired = pair ? versus : undefined;
+  if (paired) {
+    try {
+      return await repeatPaired(paired, scenario, label, runs, once, summary);
+    } finally {
+      paired.ctx.bundle = paired.bundle;
+    }
+  }
   const each: Metrics[] = [];
   for (let run = 1; run <= runs; run++) {
     let metrics: Metrics | undefined;
@@ -123,6 +184,92 @@ async function repeat(
   const result: CaseResult = { scenario, case: label, median: medianOf(each), runs: each };
   say(`  ${label}${runs > 1 ? ` (median of ${runs})` : ""}: ${summary(result.median)}`);
   say(JSON.stringify({ scenario, case: label, runs: runs, median: result.median, each }));
+  results.push(result);
+  return result;
+}
+
+/** {@linkcode repeat} with `--versus`: A, B, A, B… and the medians of both plus their per-pair ratios. */
+async function repeatPaired(
+  paired: Versus,
+  scenario: Scenario,
+  label: string,
+  runs: number,
+  once: (run: number) => Promise<Metrics>,
+  summary: (m: Metrics) => string,
+): Promise<CaseResult | undefined> {
+  const sides = [
+    { name: "A", bundle: paired.bundle, each: [] as Array<Metrics | undefined>, skipped: "" },
+    { name: "B", bundle: paired.reference, each: [] as Array<Metrics | undefined>, skipped: "" },
+  ];
+  for (let run = 1; run <= runs; run++) {
+    for (const side of sides) {
+      if (side.skipped) continue;
+      paired.ctx.bundle = side.bundle;
+      const tag = `${label} [${side.name}]`;
+      let metrics: Metrics | undefined;
+      try {
+        metrics = await attempt(tag, () => once(run));
+      } catch (err) {
+        // Something this gateway does not do (batched delivery, v1 for the naive gateway).
+        side.skipped = err instanceof Error ? err.message : String(err);
+        say(`  ${tag}: skipped: ${side.skipped}`);
+        if (side === sides[0]) return undefined;
+        continue;
+      }
+      side.each[run - 1] = metrics;
+      if (metrics && runs > 1) say(`  ${tag} run ${run}/${runs}: ${summary(metrics)}`);
+    }
+  }
+  const [a, b] = sides.map((side) => side.each.filter((m): m is Metrics => m !== undefined));
+  if (!a.length) {
+    say(`  ${label}: no run succeeded`);
+    say(JSON.stringify({ scenario, case: label, runs: 0, error: "no run succeeded" }));
+    return undefined;
+  }
+  const result: CaseResult = { scenario, case: label, median: medianOf(a), runs: a };
+  say(`  ${label} [A]${runs > 1 ? ` (median of ${a.length})` : ""}: ${summary(result.median)}`);
+  say(
+    JSON.stringify({ scenario, case: label, gateway: "A", runs: a.length, median: result.median, each: a }),
+  );
+  if (b.length) {
+    result.reference = { median: medianOf(b), runs: b };
+    say(`  ${label} [B]${runs > 1 ? ` (median of ${b.length})` : ""}: ${summary(result.reference.median)}`);
+    say(
+      JSON.stringify({
+        scenario,
+        case: label,
+        gateway: "B",
+        runs: b.length,
+        median: result.reference.median,
+        each: b,
+      }),
+    );
+    // Ratios pair each run with the reference's run beside it, then take the median over the pairs.
+    const pairs = sides[0].each.flatMap((m, i) => {
+      const r = sides[1].each[i];
+      return m && r ? [compare(m, r)] : [];
+    });
+    if (pairs.length) {
+      result.ratios = medianOf(pairs);
+      say(
+        `  ${label} A/B (median of ${pairs.length} pair${pairs.length > 1 ? "s" : ""}): ${
+          ratiosLine(result.ratios)
+        }`,
+      );
+      say(
+        JSON.stringify({
+          scenario,
+          case: label,
+          comparison: "A/B",
+          pairs: pairs.length,
+          median: result.ratios,
+          each: pairs,
+        }),
+      );
+    }
+  } else if (!sides[1].skipped) {
+    say(`  ${label} [B]: no run succeeded`);
+  }
   results.push(result);
   return result;
 }
@@ -233,6 +380,7 @@ async function main(): Promise<number> {
       quick: { type: "boolean", default: false },
       runs: { type: "string" },
       gateway: { type: "string" },
+      versus: { type: "string" },
       "cpu-prof": { type: "boolean", default: false },
       "gateway-arg": { type: "string", multiple: true, default: [] },
       "amqp-url": { type: "string", default: Deno.env.get("CLU_WS_BENCH_AMQP_URL") ?? "" },
@@ -242,6 +390,7 @@ async function main(): Promise<number> {
   if (values.help) {
     say(
       `usage: deno task bench [${SCENARIOS.join("|")} ...] [--quick] [--runs N] [--gateway <bundle.js>]\n` +
+        `                       [--versus <reference gateway, e.g. bench/naive_gateway.ts>]\n` +
         `                       [--cpu-prof] [--gateway-arg=<flag> ...] [--amqp-url <url>]\n` +
         "See bench/README.md.",
     );
@@ -253,7 +402,8 @@ async function main(): Promise<number> {
     return 2;
   }
   const chosen: Scenario[] = positionals.length ? positionals as Scenario[] : [...SCENARIOS];
-  const plan = values.quick ? QUICK : FULL;
+  // Side by side, idle is measured where issue 13 sets its targets: 5,000 and 10,000 connections.
+  const plan = values.quick ? QUICK : values.versus ? { ...FULL, idle: [5000, 10_000] } : FULL;
   const runs = values.runs ? Number(values.runs) : plan.runs;
   if (!Number.isInteger(runs) || runs < 1) {
     console.error(`bench: --runs must be a whole number ≥ 1, not ${values.runs}`);
@@ -297,6 +447,7 @@ async function main(): Promise<number> {
     profileDir,
     say,
   };
+  if (values.versus) versus = { ctx, bundle, reference: values.versus };
 
   // Who else is using the machine: one second of machine-wide CPU before starting.
   const before = machineCpuMs();
@@ -314,6 +465,11 @@ async function main(): Promise<number> {
       `RabbitMQ pid ${ctx.brokerPid ?? "not found (its CPU is not reported)"}; open files ${fileLimit}`,
   );
   say(`  gateway: ${bundle} (${commit}); extra flags: ${ctx.gatewayArgs.join(" ") || "none"}`);
+  if (versus) {
+    say(
+      `  side by side: A = the gateway above, B = ${versus.reference}, alternated A, B, A, B… in every case`,
+    );
+  }
   if (load[0] > 0.7 || busyBefore > 20) {
     say("  WARNING: the machine is busy with other work; the numbers below are disturbed by it");
   }
@@ -328,6 +484,7 @@ async function main(): Promise<number> {
       deno: Deno.version.deno,
       gateway: commit,
       gateway_args: ctx.gatewayArgs,
+      versus: versus?.reference ?? null,
       runs,
       quick: values.quick,
     }),
@@ -363,6 +520,7 @@ const SCENARIO_RUNNERS: Record<Scenario, (ctx: BenchContext, plan: Plan, runs: n
         }/s), lost ${m.lost}, ` +
         `latency p50 ${fmt(num(m, "latency_ms.p50"), 2)} p99 ${fmt(num(m, "latency_ms.p99"), 2)} ms; ` +
         `consumer ${fmt(num(m, "consumer_us_per_msg"), 2)} µs/msg; ${cpuLine(m)}${disturbed(m)}`,
+      { pair: false }, // no gateway in it
     );
   },
 
@@ -450,6 +608,7 @@ const SCENARIO_RUNNERS: Record<Scenario, (ctx: BenchContext, plan: Plan, runs: n
           `JS heap ${fmtBytes(num(m, "heap_per_connection"))} + outside the JS heap ` +
           `${fmtBytes(num(m, "outside_heap_per_connection"))} per connection (with the inspector attached; ` +
           `RSS ${fmtBytes(num(m, "rss_per_connection"))})`,
+        { pair: false }, // where clu-ws's bytes go; bench/README.md has the naive gateway's
       );
     }
   },
@@ -538,6 +697,75 @@ const SCENARIO_RUNNERS: Record<Scenario, (ctx: BenchContext, plan: Plan, runs: n
   },
 };
 
+/**
+ * Issue 13's targets, which are ratios against the reference gateway run beside clu-ws (`--versus`); they
+ * take the place of issue 4's absolute K=100, latency and idle targets in the targets block.
+ */
+function versusRows(plan: Plan, add: (target: string, measured: string, met: boolean | null) => void): void {
+  const find = (scenario: Scenario, label: string) =>
+    results.find((r) => r.scenario === scenario && r.case === label);
+  const both = (r: CaseResult, path: string, digits = 0) =>
+    `${fmt(num(r.median, path), digits)} vs ${
+      r.reference ? fmt(num(r.reference.median, path), digits) : "—"
+    }`;
+  const k100 = find("fanout", "K=100");
+  if (k100) {
+    const r = k100.ratios;
+    add(
+      "fanout K=100 CPU per frame ≤ 0.5× B",
+      r
+        ? `${fmt(num(r, "cpu_per_frame_ratio"), 2)}× (${both(k100, "gateway_us_per_frame", 2)} µs)`
+        : "no B runs",
+      r ? num(r, "cpu_per_frame_ratio") <= 0.5 : null,
+    );
+    add(
+      "fanout K=100 frames/s ≥ 1.8× B",
+      r ? `${fmt(num(r, "frames_s_ratio"), 2)}× (${both(k100, "aggregate_frames_s")} frames/s)` : "no B runs",
+      r ? num(r, "frames_s_ratio") >= 1.8 : null,
+    );
+    const m = k100.median;
+    add(
+      "fanout K=100 no loss, duplicates or reordering",
+      `lost ${m.lost}, duplicates ${m.duplicates}, reordered ${m.out_of_order} (worst of the A runs)`,
+      m.lost === 0 && m.out_of_order === 0 && m.duplicates === 0,
+    );
+  }
+  const lat = find("latency", `K=${plan.latency.clients} R=200`);
+  if (lat) {
+    const r = lat.ratios;
+    add(
+      `latency K=${plan.latency.clients} R=200 p99 ≤ B + 1 ms`,
+      r
+        ? `${num(r, "p99_diff_ms") >= 0 ? "+" : ""}${fmt(num(r, "p99_diff_ms"), 2)} ms (${
+          both(lat, "latency_ms.p99", 2)
+        } ms)`
+        : "no B runs",
+      r ? num(r, "p99_diff_ms") <= 1 : null,
+    );
+    add(
+      `latency K=${plan.latency.clients} R=200 CPU per frame ≤ 1.3× B`,
+      r
+        ? `${fmt(num(r, "cpu_per_frame_ratio"), 2)}× (${both(lat, "gateway_us_per_frame", 2)} µs)`
+        : "no B runs",
+      r ? num(r, "cpu_per_frame_ratio") <= 1.3 : null,
+    );
+  }
+  for (const connections of plan.idle) {
+    const idle = find("idle", `C=${connections}`);
+    if (!idle) continue;
+    const r = idle.ratios;
+    add(
+      `idle C=${connections} RSS per connection ≤ 0.5× B`,
+      r
+        ? `${fmt(num(r, "rss_per_connection_ratio"), 2)}× (${
+          fmtBytes(num(idle.median, "rss_per_connection"))
+        } vs ${idle.reference ? fmtBytes(num(idle.reference.median, "rss_per_connection")) : "—"})`
+        : "no B runs",
+      r ? num(r, "rss_per_connection_ratio") <= 0.5 : null,
+    );
+  }
+}
+
 /** The issue's targets next to the measured medians. */
 function report(plan: Plan, runs: number): void {
   const find = (scenario: Scenario, label: string) =>
@@ -547,18 +775,21 @@ function report(plan: Plan, runs: number): void {
 
   const k1 = find("fanout", "K=1");
   if (k1) {
+    const ref = results.find((r) => r.scenario === "fanout" && r.case === "K=1")?.reference?.median;
     const share = num(k1, "share_of_ceiling");
     add(
       "fanout K=1 ≥ 90 % of the ceiling",
       `${fmt(num(k1, "per_client_msgs_s"))} vs ${fmt(num(k1, "ceiling_msgs_s"))} msgs/s: ${
         fmt(share * 100)
       } % ` +
-        "(median of per-run shares, each run paired with a ceiling run)",
+        "(median of per-run shares, each run paired with a ceiling run)" +
+        (ref ? `; B ${fmt(num(ref, "share_of_ceiling") * 100)} % of its own` : ""),
       share >= 0.9,
     );
   }
   const k100 = find("fanout", "K=100");
-  if (k100) {
+  if (versus) versusRows(plan, add);
+  if (k100 && !versus) {
     add(
       "fanout K=100 ≤ 4 µs gateway CPU per frame",
       `${fmt(num(k100, "gateway_us_per_frame"), 2)} µs`,
@@ -589,7 +820,7 @@ function report(plan: Plan, runs: number): void {
         : null,
     );
   }
-  for (const [rate, limit] of [[200, 4], [500, 15]]) {
+  for (const [rate, limit] of versus ? [] : [[200, 4], [500, 15]]) {
     const lat = find("latency", `K=${plan.latency.clients} R=${rate}`);
     if (lat) {
       add(
@@ -602,7 +833,7 @@ function report(plan: Plan, runs: number): void {
   const idleMax = Math.max(...plan.idle);
   const idle10k = find("idle", `C=${idleMax}`);
   const heap10k = find("idle", `C=${idleMax} heap`);
-  if (idle10k) {
+  if (idle10k && !versus) {
     add(
       `idle C=${idleMax} ≤ 12 KiB RSS per connection`,
       `${fmtBytes(num(idle10k, "rss_per_connection"))}` +
