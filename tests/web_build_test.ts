@@ -1,6 +1,6 @@
 // The browser bundles in web/dist/ are generated (`deno task web`) and
 // committed, so `deno task start` works in a fresh checkout; this proves they
-// are what the sources build to today.
+// are what the sources build to today, with the same flags as the `web` task.
 
 import assert from "node:assert/strict";
 
@@ -12,7 +12,7 @@ for (const name of ["client", "console"]) {
     try {
       const out = `${dir}/${name}.js`;
       const bundle = await new Deno.Command(Deno.execPath(), {
-        args: ["bundle", "--quiet", "--platform", "browser", `web/${name}.ts`, "-o", out],
+        args: ["bundle", "--quiet", "--minify", "--platform", "browser", `web/${name}.ts`, "-o", out],
         cwd: ROOT.pathname,
         stdout: "null",
         stderr: "piped",
