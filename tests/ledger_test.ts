@@ -13,8 +13,12 @@ import {
 class Heard implements LedgerListener {
   ends: Array<{ end: CommandEnd; frames: readonly string[] }> = [];
   warnings = 0;
+  #ended = Promise.withResolvers<void>();
+  /** Resolves at the first end heard (an event to await, not a sleep). */
+  readonly firstEnd: Promise<void> = this.#ended.promise;
   ended(end: CommandEnd, frames: readonly string[]): void {
     this.ends.push({ end, frames: [...frames] });
+    this.#ended.resolve();
   }
   lost(): void {
     this.warnings++;
@@ -87,7 +91,11 @@ Deno.test("a tracked command times out once, and frees its id", async () => {
   const ledger = new Ledger();
   const heard = new Heard();
   opened(ledger.open("slow", { commanderId: COMMANDER, listener: heard, track: { timeoutMs: 20 } }));
-  await new Promise((resolve) => setTimeout(resolve, 60));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    heard.firstEnd,
+    new Promise((_, reject) => timer = setTimeout(() => reject(new Error("no timeout within 10 s")), 10_000)),
+  ]).finally(() => clearTimeout(timer));
   assert.equal(heard.ends.length, 1);
   assert.equal(heard.ends[0].end.status, "timeout");
   assert.equal(heard.ends[0].end.error, "no end of the command within 0.02 s");

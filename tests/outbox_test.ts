@@ -116,7 +116,7 @@ Deno.test("outbox: the catch-up timer sends the notice when no traffic comes", a
     assert.equal(outbox.dropped, 2);
     assert.deepEqual(socket.sent, []);
     socket.bufferedAmount = 0;
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    await socket.nextFrame();
     assert.equal(socket.sent.length, 1);
     assert.equal(JSON.parse(socket.sent[0]).dropped_frames, 2);
     assert.equal(outbox.dropped, 0);

@@ -110,10 +110,11 @@ export class FakeSocket implements OutboxSocket {
   /** `ws`'s sender state: `_state` 0 when idle, `_firstFragment` false mid-message. */
   readonly _sender: { _state: number; _firstFragment: boolean } | undefined;
   #buffered = 0;
+  #waiters: Array<() => void> = [];
 
   /** An open socket; `raw: false` makes it a plain one (frames through `send` only). */
   constructor({ raw = true } = {}) {
-    this._socket = raw ? new FakeNetSocket((text) => this.sent.push(text)) : undefined;
+    this._socket = raw ? new FakeNetSocket((text) => this.#record(text)) : undefined;
     this._sender = raw ? { _state: 0, _firstFragment: true } : undefined;
   }
 
@@ -130,8 +131,27 @@ export class FakeSocket implements OutboxSocket {
 
   /** Records a frame. */
   send(frame: string): void {
-    this.sent.push(frame);
     this.sentThroughSend.push(frame);
+    this.#record(frame);
+  }
+
+  /**
+   * Resolves when the next frame is recorded: for frames a timer sends (await it, never sleep).
+   * Rejects after `timeoutMs`, so a frame that never comes fails the test instead of hanging it.
+   */
+  nextFrame(timeoutMs = 10_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no frame within ${timeoutMs} ms`)), timeoutMs);
+      this.#waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  #record(frame: string): void {
+    this.sent.push(frame);
+    for (const wake of this.#waiters.splice(0)) wake();
   }
 
   /** Records a close and starts closing. */
