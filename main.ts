@@ -10,7 +10,7 @@
 import { TokensError } from "./lib/access/tokens.ts";
 import { ConfigError, configSecrets, parseCli } from "./lib/config/config.ts";
 import { runGateway } from "./lib/gateway.ts";
-import { logger, setupLogging } from "./lib/log.ts";
+import { flushLogs, logger, setupLogging } from "./lib/log.ts";
 import { VERSION } from "./lib/version.ts";
 
 /** Exit code for a bad command line or configuration. */
@@ -123,5 +123,7 @@ async function main(): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main());
+  const status = await main();
+  flushLogs();
+  Deno.exit(status);
 }

@@ -19,7 +19,7 @@ import { History } from "./replies/history.ts";
 import { handleApi, HttpAllowances } from "./http/api.ts";
 import { Hub } from "./clients/hub.ts";
 import { slowClientOptions } from "./clients/slow_clients.ts";
-import { logger } from "./log.ts";
+import { flushLogs, logger } from "./log.ts";
 import { Metrics } from "./http/metrics.ts";
 import { type Admission, startServer } from "./http/server.ts";
 import { describeBytes, Sessions } from "./clients/sessions.ts";
@@ -204,6 +204,7 @@ export async function runGateway(config: Config): Promise<Gateway> {
       await settleWithin(server.shutdown(), 200);
       metrics.close();
       log.info("stopped");
+      flushLogs();
     },
   };
 }

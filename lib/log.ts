@@ -1,7 +1,14 @@
 /**
  * Logging through LogTape: text lines for terminals, JSON lines for services,
- * written synchronously to stderr so nothing is lost when the process exits,
  * with every known secret masked in the final line as a last line of defence.
+ *
+ * Lines go to stderr the way access logs do in busy servers: `debug` and
+ * `info` lines are gathered and written together once the current turn of the
+ * event loop is over (one `write` for all the command lines of a burst rather
+ * than one each: at 5,000 commands/s that write was a tenth of the gateway's
+ * CPU); a `warning` or `error` line writes what is gathered and itself at
+ * once, so a failure is on disk before anything else happens. Whoever exits
+ * the process calls {@linkcode flushLogs} first.
  *
  * @module
  */
@@ -40,12 +47,15 @@ export function setupLogging(options: LogOptions): void {
     : getTextFormatter({ timestamp: "date-time-tz", value: "bare" });
   // "guest" is RabbitMQ's well-known default, not a secret; masking it would garble user names.
   const secrets = (options.secrets ?? []).filter((s) => s.length >= 3 && s !== "guest");
-  const encoder = new TextEncoder();
-  const write = options.write ?? ((line: string) => writeAllSync(encoder.encode(line)));
+  const write = options.write;
   function sink(record: LogRecord): void {
     let line = format(record);
     for (const secret of secrets) line = line.replaceAll(secret, "***");
-    write(line);
+    if (write) write(line);
+    else {stderrLines.add(
+        line,
+        record.level === "warning" || record.level === "error" || record.level === "fatal",
+      );}
   }
   resetSync();
   configureSync({
@@ -56,6 +66,48 @@ export function setupLogging(options: LogOptions): void {
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
     ],
   });
+}
+
+/** Most bytes gathered before they are written even within one turn. */
+const MAX_GATHERED_BYTES = 64 * 1024;
+
+/** Lines on their way to stderr: gathered during a turn, written together after it. */
+class GatheredLines {
+  readonly #encoder = new TextEncoder();
+  #lines: string[] = [];
+  #chars = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  /** Adds a line; `now` writes it (and everything before it) at once. */
+  add(line: string, now: boolean): void {
+    this.#lines.push(line);
+    this.#chars += line.length;
+    if (now || this.#chars >= MAX_GATHERED_BYTES) {
+      this.flush();
+    } else if (this.#timer === undefined) {
+      // A timer, not a microtask: the callbacks of one event-loop turn (many sockets' frames, the
+      // broker's confirms) each end in a microtask checkpoint, so a microtask would write per line.
+      this.#timer = setTimeout(() => this.flush(), 0);
+    }
+  }
+
+  /** Writes every gathered line now. */
+  flush(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#lines.length === 0) return;
+    const text = this.#lines.length === 1 ? this.#lines[0] : this.#lines.join("");
+    this.#lines = [];
+    this.#chars = 0;
+    writeAllSync(this.#encoder.encode(text));
+  }
+}
+
+const stderrLines = new GatheredLines();
+
+/** Writes every log line still gathered to stderr; call it before the process exits. */
+export function flushLogs(): void {
+  stderrLines.flush();
 }
 
 /** A log message with its values as plain text: strings bare, anything else as JSON. */
