@@ -18,6 +18,7 @@ import {
 } from "amqplib";
 import { type BrokerConfig, brokerDisplayUrl } from "../config/config.ts";
 import type { AmqpMessageLike } from "../protocol/clu.ts";
+import { coalesceFrameWrites } from "./coalesce.ts";
 import { Confirms, type PublishOutcome, type PublishProperties, UNREACHABLE } from "./publish.ts";
 import { describeError as describe, isRefusal } from "./errors.ts";
 import { logger } from "../log.ts";
@@ -68,13 +69,14 @@ export class BrokerLink {
   #live: LiveChannels | undefined;
   #state: LinkState = "connecting";
   #blocked: string | undefined;
-  readonly #confirms = new Confirms();
+  readonly #confirms: Confirms;
   #reconnects = 0;
 
   /** Prepares the link; nothing happens until {@linkcode BrokerLink.start}. */
   constructor(options: BrokerLinkOptions) {
     this.#options = options;
     this.#displays = options.brokers.map(brokerDisplayUrl);
+    this.#confirms = new Confirms({ timeoutMs: options.confirmTimeoutMs ?? 10_000 });
   }
 
   /** The link's state now. */
@@ -199,6 +201,9 @@ export class BrokerLink {
   }
 
   #watch(model: ChannelModel): void {
+    if (!coalesceFrameWrites(model)) {
+      log.debug("amqplib's frame writes are not coalesced (its internals moved); each frame is one write");
+    }
     model.on("blocked", (reason: string) => {
       this.#blocked = reason || "resource alarm";
       log.warn("RabbitMQ blocks publishes ({reason}); commands fail until it unblocks", {
@@ -282,7 +287,6 @@ export class BrokerLink {
       routingKey,
       body,
       properties,
-      timeoutMs: this.#options.confirmTimeoutMs ?? 10_000,
     });
   }
 
