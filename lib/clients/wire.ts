@@ -2,8 +2,9 @@
  * Frames on the wire: a text frame framed once (websocket header + UTF-8
  * payload) and the same bytes written to every socket that gets it, each
  * socket corked from its first frame of an event-loop turn to the end of that
- * turn, so that k frames in one turn cost one `writev` per socket rather than
- * k `write`s.
+ * turn, so that k frames in one turn cost one write per socket rather than
+ * k (the batch is copied into one buffer and written once: see
+ * `merged_writes.ts`).
  *
  * The bytes go to the `ws` socket's own `net.Socket` (a `TLSSocket` under
  * TLS), exactly as `ws`'s own send writes them (`Sender.frame` then
@@ -20,6 +21,7 @@
 import { Buffer } from "node:buffer";
 // @ts-types="npm:@types/ws@8.18.2"
 import * as ws from "ws";
+import { mergeBatchedWrites } from "../merged_writes.ts";
 
 /** `readyState` of an open socket. */
 const OPEN = 1;
@@ -77,7 +79,7 @@ export interface ByteSocket {
   write(chunk: Uint8Array): boolean;
   /** Holds writes until `uncork`. */
   cork(): void;
-  /** Writes what was held, in one `writev`. */
+  /** Writes what was held, in one write. */
   uncork(): void;
   /** Set once the stream is destroyed. */
   readonly destroyed: boolean;
@@ -163,5 +165,7 @@ export class Wire {
 /** A wire for a `ws` server socket, or undefined for any other socket (the browser API, a plain fake). */
 export function wireFor(socket: object): Wire | undefined {
   const ws = socket as WsInternals;
-  return ws._socket && ws._sender ? new Wire(ws) : undefined;
+  if (!ws._socket || !ws._sender) return undefined;
+  mergeBatchedWrites(ws._socket);
+  return new Wire(ws);
 }
