@@ -10,6 +10,7 @@
 import { TokensError } from "./lib/access/tokens.ts";
 import { ConfigError, configSecrets, parseCli } from "./lib/config/config.ts";
 import { runGateway } from "./lib/gateway.ts";
+import { exposeGarbageCollector, SurgeCollector } from "./lib/surge_gc.ts";
 import { flushLogs, logger, setupLogging } from "./lib/log.ts";
 import { VERSION } from "./lib/version.ts";
 
@@ -17,6 +18,10 @@ import { VERSION } from "./lib/version.ts";
 const EXIT_USAGE = 2;
 /** The whole stop, from signal to exit, stays under this (ms). */
 const STOP_DEADLINE_MS = 1800;
+/** New connections that count as a surge, collected after once it is over. */
+const SURGE_CONNECTIONS = 500;
+/** How long without a new connection ends a surge (ms). */
+const SURGE_QUIET_MS = 500;
 
 async function main(): Promise<number> {
   let request;
@@ -85,6 +90,17 @@ async function main(): Promise<number> {
       log.error("cannot start the gateway ({error})", { error: why });
     }
     return 1;
+  }
+
+  // Memory back after a reconnect storm (see lib/surge_gc.ts); the CLI owns its V8 flags.
+  const collect = exposeGarbageCollector();
+  if (collect) {
+    const surges = new SurgeCollector({
+      minConnections: SURGE_CONNECTIONS,
+      quietMs: SURGE_QUIET_MS,
+      collect,
+    });
+    gateway.on("clients", (count) => surges.clients(count));
   }
 
   const stopped = Promise.withResolvers<number>();
