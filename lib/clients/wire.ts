@@ -4,7 +4,10 @@
  * socket corked from its first frame of an event-loop turn to the end of that
  * turn, so that k frames in one turn cost one write per socket rather than
  * k (the batch is copied into one buffer and written once: see
- * `merged_writes.ts`).
+ * `merged_writes.ts`). A socket that wrote less than
+ * {@linkcode FLUSH_INTERVAL_MS} ago stays corked until then, so that a steady
+ * stream of frames (a client's command acknowledgements, a fast actor's
+ * replies) costs at most one write per millisecond.
  *
  * The bytes go to the `ws` socket's own `net.Socket` (a `TLSSocket` under
  * TLS), exactly as `ws`'s own send writes them (`Sender.frame` then
@@ -39,6 +42,16 @@ type FrameFn = (data: Buffer, options: {
 
 // `@types/ws` leaves the Sender out; it is one of ws's exports (`import { Sender } from "ws"`).
 const frameText: FrameFn = (ws as unknown as { Sender: { frame: FrameFn } }).Sender.frame;
+
+/**
+ * Least time between two writes to one socket while frames keep coming to it
+ * (ms): at a low rate every turn's frames go at once; at a high one a socket
+ * sees at most one write per interval, with every frame queued since (the
+ * commands' acknowledgements were one write each).
+ */
+export const FLUSH_INTERVAL_MS = 1;
+/** Queued bytes that a socket writes at once, whatever the interval. */
+export const FLUSH_BYTES = 64 * 1024;
 
 /** Options of every server text frame: whole (fin), unmasked (server to client), uncompressed. */
 const TEXT = { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false } as const;
@@ -81,6 +94,8 @@ export interface ByteSocket {
   cork(): void;
   /** Writes what was held, in one write. */
   uncork(): void;
+  /** Bytes queued (corked or not yet taken by the kernel); a fake may leave it out. */
+  readonly writableLength?: number;
   /** Set once the stream is destroyed. */
   readonly destroyed: boolean;
 }
@@ -109,8 +124,10 @@ export interface WsInternals {
  */
 export class Wire {
   readonly #ws: WsInternals;
-  /** The net socket while corked by this wire (this turn). */
+  /** The net socket while corked by this wire (this turn, or until its deferred flush). */
   #corkedOn: ByteSocket | undefined;
+  /** When this wire last uncorked (`performance.now()`). */
+  #lastFlush = -Infinity;
 
   /** A wire for a `ws` socket (see {@linkcode wireFor}). */
   constructor(ws: WsInternals) {
@@ -145,19 +162,51 @@ export class Wire {
 
   /** Wires corked in this turn, uncorked together in one microtask rather than one each. */
   static #corked: Wire[] = [];
+  /** Wires that flushed less than {@linkcode FLUSH_INTERVAL_MS} ago: they stay corked until the timer. */
+  static #deferred: Wire[] = [];
+  static #timer: ReturnType<typeof setTimeout> | undefined;
 
   static #uncorkAll(): void {
     // An uncork writes synchronously and may reach code that writes (and corks) again: take the list first.
     const wires = Wire.#corked;
     Wire.#corked = [];
+    const now = performance.now();
     for (const wire of wires) {
       const socket = wire.#corkedOn!;
-      wire.#corkedOn = undefined;
-      try {
-        socket.uncork();
-      } catch {
-        // A write error surfaces as the socket's `error` event (ws closes it); the other sockets still flush.
+      if (
+        now - wire.#lastFlush < FLUSH_INTERVAL_MS && (socket.writableLength ?? 0) < FLUSH_BYTES &&
+        !socket.destroyed
+      ) {
+        // Frames keep coming to this socket: the ones of the next turns join these, at most a millisecond.
+        Wire.#deferred.push(wire);
+        continue;
       }
+      wire.#flush(now);
+    }
+    if (Wire.#deferred.length > 0 && Wire.#timer === undefined) {
+      const timer = setTimeout(Wire.#flushDeferred, FLUSH_INTERVAL_MS);
+      Deno.unrefTimer(timer);
+      Wire.#timer = timer;
+    }
+  }
+
+  static #flushDeferred(): void {
+    Wire.#timer = undefined;
+    const wires = Wire.#deferred;
+    Wire.#deferred = [];
+    const now = performance.now();
+    for (const wire of wires) wire.#flush(now);
+  }
+
+  #flush(now: number): void {
+    const socket = this.#corkedOn;
+    if (socket === undefined) return;
+    this.#corkedOn = undefined;
+    this.#lastFlush = now;
+    try {
+      socket.uncork();
+    } catch {
+      // A write error surfaces as the socket's `error` event (ws closes it); the other sockets still flush.
     }
   }
 }
