@@ -402,8 +402,9 @@ export function commands(ctx: BenchContext, options: CommandsOptions): Promise<M
           await child.close();
         }
       };
-      const max = await phase({ window: options.window });
-      const fixed = await phase({ rate: options.rate });
+      const only = Deno.env.get("BENCH_ONLY_CONFIRMED") === "1";
+      const max = only ? {} : await phase({ window: options.window });
+      const fixed = only ? {} : await phase({ rate: options.rate });
       let confirmed: Metrics | string;
       try {
         confirmed = await phase({ rate: options.confirmRate, until: "published" });
