@@ -18,8 +18,12 @@
 
 import { Buffer } from "node:buffer";
 
-/** Largest batch copied into one buffer; above this the socket's own `writev` runs. */
-export const MERGE_LIMIT_BYTES = 256 * 1024;
+/**
+ * Largest batch copied into one buffer by default; above this the socket's own `writev` runs. Small:
+ * the merge pays for itself on the many small writes (acknowledgements, a reply or two per turn), while
+ * a big batch of replies shared by many sockets would be copied once per socket.
+ */
+export const MERGE_LIMIT_BYTES = 16 * 1024;
 
 /** One queued chunk, as Node's `Writable` hands it to `_writev`. */
 interface QueuedChunk {
