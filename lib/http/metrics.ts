@@ -36,9 +36,9 @@ export interface MetricSources {
 export class Metrics {
   /** The registry `/metrics` renders. */
   readonly #registry: Registry = new Registry();
-  readonly #replies: Counter<"result">;
-  readonly #commands: Counter<"outcome">;
-  readonly #commandsReceived: Counter;
+  /** Hot-path counts as plain numbers, handed to prom-client at scrape time (a labelled `inc` hashes its labels). */
+  readonly #counts = { forwarded: 0, dropped: 0, received: 0 };
+  readonly #outcomes = new Map<CommandOutcome, number>();
   readonly #latency: Histogram;
   readonly #lagTimer: ReturnType<typeof setInterval>;
   #lagSeconds = 0;
@@ -112,22 +112,37 @@ export class Metrics {
         if (node !== undefined) this.set({ node }, 1);
       },
     });
-    this.#replies = new Counter({
+    const counts = this.#counts;
+    const outcomes = this.#outcomes;
+    new Counter({
       name: "cluws_replies_received_total",
       help: "Replies consumed from RabbitMQ, by result (forwarded or dropped as invalid).",
       labelNames: ["result"],
       registers,
+      collect() {
+        this.reset();
+        this.inc({ result: "forwarded" }, counts.forwarded);
+        this.inc({ result: "dropped" }, counts.dropped);
+      },
     });
-    this.#commandsReceived = new Counter({
+    new Counter({
       name: "cluws_commands_received_total",
       help: "Valid commands received from websocket clients and POST /commands.",
       registers,
+      collect() {
+        this.reset();
+        this.inc(counts.received);
+      },
     });
-    this.#commands = new Counter({
+    new Counter({
       name: "cluws_commands_total",
       help: "Commands by outcome: published, unroutable, failed, denied, rate_limited.",
       labelNames: ["outcome"],
       registers,
+      collect() {
+        this.reset();
+        for (const [outcome, count] of outcomes) this.inc({ outcome }, count);
+      },
     });
     this.#latency = new Histogram({
       name: "cluws_reply_latency_seconds",
@@ -155,16 +170,15 @@ export class Metrics {
       expected = now + 250;
     }, 250);
     Deno.unrefTimer(this.#lagTimer);
-    for (const outcome of ["published", "unroutable", "failed", "denied", "rate_limited"]) {
-      this.#commands.inc({ outcome }, 0);
+    for (const outcome of ["published", "unroutable", "failed", "denied", "rate_limited"] as const) {
+      outcomes.set(outcome, 0);
     }
-    this.#replies.inc({ result: "forwarded" }, 0);
-    this.#replies.inc({ result: "dropped" }, 0);
   }
 
   /** Counts a reply; `timestamp` (seconds) feeds the latency histogram when present. */
   reply(forwarded: boolean, timestamp?: number): void {
-    this.#replies.inc({ result: forwarded ? "forwarded" : "dropped" });
+    if (forwarded) this.#counts.forwarded++;
+    else this.#counts.dropped++;
     if (forwarded && timestamp !== undefined) {
       this.#latency.observe(Math.max(0, Date.now() / 1000 - timestamp));
     }
@@ -172,12 +186,12 @@ export class Metrics {
 
   /** Counts a valid command received from a client. */
   commandReceived(): void {
-    this.#commandsReceived.inc();
+    this.#counts.received++;
   }
 
   /** Counts how a command ended. */
   command(outcome: CommandOutcome): void {
-    this.#commands.inc({ outcome });
+    this.#outcomes.set(outcome, (this.#outcomes.get(outcome) ?? 0) + 1);
   }
 
   /** The Prometheus text exposition. */
