@@ -80,6 +80,9 @@ const ALL_OPTIONS: { flag: string; short?: string; env?: string }[] = [
   { flag: "history-size", env: "CLU_WS_HISTORY_SIZE" },
   { flag: "history-age", env: "CLU_WS_HISTORY_AGE" },
   { flag: "history-bytes", env: "CLU_WS_HISTORY_BYTES" },
+  { flag: "keyword-history-points", env: "CLU_WS_KEYWORD_HISTORY_POINTS" },
+  { flag: "keyword-history-age", env: "CLU_WS_KEYWORD_HISTORY_AGE" },
+  { flag: "keyword-history-series", env: "CLU_WS_KEYWORD_HISTORY_SERIES" },
   { flag: "config", env: "CLU_WS_CONFIG" },
   { flag: "tokens-file", env: "CLU_WS_TOKENS_FILE" },
   { flag: "allow-origin", env: "CLU_WS_ALLOW_ORIGIN" },
@@ -125,6 +128,9 @@ Deno.test("config: no flags and no environment give CLU's defaults", () => {
       historySize: 10000,
       historyAgeSeconds: 600,
       historyBytes: 8388608,
+      keywordHistoryPoints: 1000,
+      keywordHistoryAgeSeconds: 3600,
+      keywordHistorySeries: 1000,
       headerTimeoutSeconds: 10,
       maxPending: 1000,
     },
@@ -284,6 +290,7 @@ Deno.test("config: every CLU_WS_* variable sets its value", () => {
     CLU_WS_COMMAND_RATE: "0",
     CLU_WS_COMMAND_BURST: "3",
     CLU_WS_IDLE_TIMEOUT: "0",
+    CLU_WS_KEYWORD_HISTORY_POINTS: "20",
   });
   assert.deepEqual(brokers, [config.broker]);
   assert.deepEqual(config, {
@@ -306,6 +313,9 @@ Deno.test("config: every CLU_WS_* variable sets its value", () => {
       clientBufferBytes: 2097152,
       slowClient: "drop",
       maxMessageBytes: 1000,
+      keywordHistoryAgeSeconds: 3600,
+      keywordHistoryPoints: 20,
+      keywordHistorySeries: 1000,
       maxClients: 5,
       commandRate: 0,
       commandBurst: 3,
@@ -866,6 +876,16 @@ Deno.test("config: sizes take bytes or units", () => {
   assert.equal(run([], { CLU_WS_HISTORY_BYTES: "512KiB" }).limits.historyBytes, 512 * 1024);
 });
 
+Deno.test("config: the keyword history for plots takes its bounds from flags and variables", () => {
+  const limits = run(["--keyword-history-points", "50", "--keyword-history-age", "120"], {
+    CLU_WS_KEYWORD_HISTORY_SERIES: "10",
+  }).limits;
+  assert.equal(limits.keywordHistoryPoints, 50);
+  assert.equal(limits.keywordHistoryAgeSeconds, 120);
+  assert.equal(limits.keywordHistorySeries, 10);
+  assert.equal(run(["--keyword-history-points", "0"]).limits.keywordHistoryPoints, 0, "0 keeps none");
+});
+
 for (
   const [args, pattern] of [
     [["--client-buffer", "lots"], /--client-buffer: 'lots' is not a size/],
@@ -876,6 +896,12 @@ for (
     [["--command-rate", "-3"], /--command-rate/],
     [["--slow-client", "ignore"], /--slow-client: 'ignore' is not one of close, drop/],
     [["--idle-timeout", "1.5"], /--idle-timeout: '1.5' is not a whole number/],
+    [
+      ["--keyword-history-points", "200000"],
+      /--keyword-history-points: '200000' is not a whole number from 0 to 100000/,
+    ],
+    [["--keyword-history-age", "0"], /--keyword-history-age: '0' is not a whole number from 1/],
+    [["--keyword-history-series", "many"], /--keyword-history-series: 'many' is not a whole number/],
   ] as const
 ) {
   Deno.test(`config: ${args.join(" ")} is a clear error`, () => {
