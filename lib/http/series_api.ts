@@ -36,7 +36,8 @@ export function answerSeriesRequest(context: SeriesApiContext, name: string, url
   const query = parseSeriesQuery({ actor: name, keywords, since: number("since"), points: number("points") });
   if (typeof query === "string") {
     return Response.json({
-      error: `${query.replaceAll('"keywords"', "keyword=").replaceAll('"', "")}; e.g. ${
+      // The v1 field names become the query's: keyword (repeated or comma-separated), since, points.
+      error: `${query.replaceAll('"keywords"', "keyword").replaceAll('"', "")}; e.g. ${
         SERIES_SUFFIX.slice(1)
       }?keyword=temperature&keyword=position`,
     }, { status: 400 });
