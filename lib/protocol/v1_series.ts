@@ -7,8 +7,6 @@
  * @module
  */
 
-import type { RequestId } from "./v1.ts";
-
 /** Fixed bounds besides the options. */
 export const SERIES_LIMITS = {
   /** Series one actor may hold; beyond, its new numeric keywords are not kept (others' are). */
@@ -48,7 +46,7 @@ export interface SeriesRequest {
   /** The operation. */
   "clu-ws": "series";
   /** Echoed in the answer. */
-  id?: RequestId;
+  id?: unknown;
   /** The actor. */
   actor: string;
   /** Keywords (all their series) or array elements (`position[1]`); 1 to 64. */
@@ -72,7 +70,7 @@ export interface SeriesFrame {
   /** The frame's kind. */
   "clu-ws": "series";
   /** The request's id. */
-  id: RequestId;
+  id: unknown;
   /** The position the points are as of: replies after it bring newer ones. */
   seq: number;
   /** The gateway's clock now (ms since the epoch), to line up a client's own clock with the points' times. */
@@ -141,7 +139,7 @@ export function parseSeriesQuery(fields: Record<string, unknown>): SeriesQuery |
  */
 export function encodeSeries(
   seriesJson: string,
-  frame: { id: RequestId; seq: number; now: number; actor: string },
+  frame: { id: unknown; seq: number; now: number; actor: string },
 ): string {
   return `{"clu-ws":"series","id":${
     JSON.stringify(frame.id) ?? "null"
