@@ -230,6 +230,66 @@ Deno.test("console plots: toggles next to numeric keywords in the actors panel, 
   });
 });
 
+Deno.test("console plots: the unit comes from the actor's schema (v1 describe), on the plot and its axis", async () => {
+  await withWorld("unit", async (world) => {
+    const { actor } = world;
+    await actor.broadcast({ temperature: 8.5, position: [10, 20] });
+    await gatewayHas(world, "temperature", 1);
+    // Today's gateway has no `describe` (the keyword schemas come with it): the page's websocket is routed
+    // through Playwright, which answers `describe` as that operation will and passes everything else on.
+    const watched = await openPage(world.browser);
+    const { page } = watched;
+    const described: string[] = [];
+    await page.routeWebSocket(/.*/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((message) => {
+        const frame = typeof message === "string" ? JSON.parse(message) : undefined;
+        if (frame?.["clu-ws"] !== "describe") return server.send(message);
+        described.push(frame.actor);
+        ws.send(JSON.stringify({
+          "clu-ws": "describe",
+          id: frame.id,
+          actor: frame.actor,
+          schema: {
+            type: "object",
+            properties: {
+              temperature: { type: "number", description: "Dome temperature", unit: "degC" },
+              position: { type: "array", items: { type: "number" }, unit: "deg" },
+            },
+          },
+        }));
+      });
+    });
+    await page.goto(world.gateway.httpUrl(`/?plot=${actor.name}:temperature&plot=${actor.name}:position[0]`));
+    assert.deepEqual(await plottedValues(page, actor.name, "temperature", 1), [8.5]);
+    const card = page.locator(`${plotSelector(actor.name, "temperature")}[data-unit='degC']`);
+    await card.waitFor();
+    assert.equal(await card.locator(".plot-unit").textContent(), "[degC]");
+    assert.equal(
+      await card.evaluate((e) =>
+        (e as unknown as { uplot: { axes: { label?: string }[] } }).uplot.axes[1].label
+      ),
+      "degC",
+      "the y axis",
+    );
+    await page.locator(`${plotSelector(actor.name, "position[0]")}[data-unit='deg']`).waitFor();
+    assert.ok(described.every((name) => name === actor.name) && described.length >= 1);
+    assertNoProblems(watched);
+    await watched.close();
+
+    // Through the real gateway, which answers `describe` with an error today: no unit, and nothing else amiss.
+    const plain = await openConsole(world, `/?plot=${actor.name}:temperature`);
+    assert.deepEqual(await plottedValues(plain.page, actor.name, "temperature", 1), [8.5]);
+    await plain.page.locator(`${plotSelector(actor.name, "temperature")}[data-loaded='true']`).waitFor();
+    assert.equal(
+      await plain.page.locator(`${plotSelector(actor.name, "temperature")} .plot-unit`).textContent(),
+      "",
+    );
+    assertNoProblems(plain);
+    await plain.close();
+  });
+});
+
 /**
  * docs/plots.png: an enclosure's keywords over a few seconds, then a fresh console opened on their plots
  * (their past comes from the gateway). The replies are spaced out so that the plots have a shape to show.
@@ -252,7 +312,23 @@ async function docsScreenshot(world: World): Promise<void> {
   }
   await gatewayHasOf(world, sender, "wind_speed", 80);
   const plots = ["dome_temperature", "wind_speed", "position[0]", "position[1]"];
-  const docs = await openConsole(world, `/?${plots.map((p) => `plot=${sender}:${p}`).join("&")}`);
+  // Units as the actor's schema will give them once the gateway answers `describe` (routed, as above).
+  const docs = await openPage(world.browser);
+  await docs.page.routeWebSocket(/.*/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((message) => {
+      const frame = typeof message === "string" ? JSON.parse(message) : undefined;
+      if (frame?.["clu-ws"] !== "describe") return server.send(message);
+      const properties = {
+        dome_temperature: { type: "number", unit: "degC" },
+        wind_speed: { type: "number", unit: "m/s" },
+        position: { type: "array", items: { type: "number" }, unit: "deg" },
+      };
+      ws.send(JSON.stringify({ "clu-ws": "describe", id: frame.id, schema: { properties } }));
+    });
+  });
+  await docs.page.goto(world.gateway.httpUrl(`/?${plots.map((p) => `plot=${sender}:${p}`).join("&")}`));
+  await docs.page.locator(`${plotSelector(sender, "wind_speed")}[data-unit='m/s']`).waitFor();
   for (const series of plots) await plottedValues(docs.page, sender, series, 80);
   await docs.page.locator(`#actors li[data-actor='${sender}'] summary`).click();
   await docs.page.locator(`#actors li[data-actor='${sender}'] tr[data-keyword='wind_speed']`).waitFor();

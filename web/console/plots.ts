@@ -117,7 +117,12 @@ export function createPlots(options: PlotsOptions): Plots {
         scales: { x: { time: true } },
         axes: [
           // Room for "HH:MM:SS" between ticks.
-          { ...axisStyle, space: 80, values: (_u: uPlot, splits: number[]) => utcTicks(splits) },
+          {
+            ...axisStyle,
+            space: 80,
+            values: (u: uPlot, splits: number[]) =>
+              utcTicks(splits, (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0)),
+          },
           { ...axisStyle, size: 56, label: plot.unit, labelFont: font, labelSize: 16 },
         ],
         series: [{}, { label: plot.key.series, stroke: line, width: 1.5, points: { size: 4, fill: line } }],
@@ -280,11 +285,11 @@ export function createPlots(options: PlotsOptions): Plots {
 }
 
 /**
- * Time ticks in UTC on a 24-hour clock, like the stream's: `HH:MM` over five
- * minutes and more, `HH:MM:SS` over seconds, `SS.mmm` within three seconds.
+ * Time ticks in UTC on a 24-hour clock, like the stream's: `HH:MM` when the
+ * axis spans five minutes and more, `HH:MM:SS` over seconds, `SS.mmm` within
+ * three seconds (`span`, in seconds).
  */
-function utcTicks(splits: number[]): string[] {
-  const span = splits.length > 1 ? splits[splits.length - 1] - splits[0] : 0;
+function utcTicks(splits: number[], span: number): string[] {
   const [start, end] = span >= 300 ? [11, 16] : span >= 3 ? [11, 19] : [17, 23];
   return splits.map((s) => new Date(s * 1000).toISOString().slice(start, end));
 }
