@@ -82,9 +82,9 @@ export async function runGateway(config: Config): Promise<Gateway> {
   });
   const state = new ActorState();
   const series = new KeywordSeries({
-    maxPoints: limits.keywordHistoryPoints,
-    maxAgeSeconds: limits.keywordHistoryAgeSeconds,
-    maxSeries: limits.keywordHistorySeries,
+    maxPoints: limits.seriesPoints,
+    maxAgeSeconds: limits.seriesAgeSeconds,
+    maxSeries: limits.seriesCount,
   });
   const ledger = new Ledger();
 

@@ -80,9 +80,9 @@ const ALL_OPTIONS: { flag: string; short?: string; env?: string }[] = [
   { flag: "history-size", env: "CLU_WS_HISTORY_SIZE" },
   { flag: "history-age", env: "CLU_WS_HISTORY_AGE" },
   { flag: "history-bytes", env: "CLU_WS_HISTORY_BYTES" },
-  { flag: "keyword-history-points", env: "CLU_WS_KEYWORD_HISTORY_POINTS" },
-  { flag: "keyword-history-age", env: "CLU_WS_KEYWORD_HISTORY_AGE" },
-  { flag: "keyword-history-series", env: "CLU_WS_KEYWORD_HISTORY_SERIES" },
+  { flag: "series-points", env: "CLU_WS_SERIES_POINTS" },
+  { flag: "series-age", env: "CLU_WS_SERIES_AGE" },
+  { flag: "series-count", env: "CLU_WS_SERIES_COUNT" },
   { flag: "config", env: "CLU_WS_CONFIG" },
   { flag: "tokens-file", env: "CLU_WS_TOKENS_FILE" },
   { flag: "allow-origin", env: "CLU_WS_ALLOW_ORIGIN" },
@@ -128,9 +128,9 @@ Deno.test("config: no flags and no environment give CLU's defaults", () => {
       historySize: 10000,
       historyAgeSeconds: 600,
       historyBytes: 8388608,
-      keywordHistoryPoints: 1000,
-      keywordHistoryAgeSeconds: 3600,
-      keywordHistorySeries: 1000,
+      seriesPoints: 1000,
+      seriesAgeSeconds: 3600,
+      seriesCount: 1000,
       headerTimeoutSeconds: 10,
       maxPending: 1000,
     },
@@ -290,7 +290,7 @@ Deno.test("config: every CLU_WS_* variable sets its value", () => {
     CLU_WS_COMMAND_RATE: "0",
     CLU_WS_COMMAND_BURST: "3",
     CLU_WS_IDLE_TIMEOUT: "0",
-    CLU_WS_KEYWORD_HISTORY_POINTS: "20",
+    CLU_WS_SERIES_POINTS: "20",
   });
   assert.deepEqual(brokers, [config.broker]);
   assert.deepEqual(config, {
@@ -313,9 +313,9 @@ Deno.test("config: every CLU_WS_* variable sets its value", () => {
       clientBufferBytes: 2097152,
       slowClient: "drop",
       maxMessageBytes: 1000,
-      keywordHistoryAgeSeconds: 3600,
-      keywordHistoryPoints: 20,
-      keywordHistorySeries: 1000,
+      seriesAgeSeconds: 3600,
+      seriesPoints: 20,
+      seriesCount: 1000,
       maxClients: 5,
       commandRate: 0,
       commandBurst: 3,
@@ -877,13 +877,13 @@ Deno.test("config: sizes take bytes or units", () => {
 });
 
 Deno.test("config: the keyword history for plots takes its bounds from flags and variables", () => {
-  const limits = run(["--keyword-history-points", "50", "--keyword-history-age", "120"], {
-    CLU_WS_KEYWORD_HISTORY_SERIES: "10",
+  const limits = run(["--series-points", "50", "--series-age", "120"], {
+    CLU_WS_SERIES_COUNT: "10",
   }).limits;
-  assert.equal(limits.keywordHistoryPoints, 50);
-  assert.equal(limits.keywordHistoryAgeSeconds, 120);
-  assert.equal(limits.keywordHistorySeries, 10);
-  assert.equal(run(["--keyword-history-points", "0"]).limits.keywordHistoryPoints, 0, "0 keeps none");
+  assert.equal(limits.seriesPoints, 50);
+  assert.equal(limits.seriesAgeSeconds, 120);
+  assert.equal(limits.seriesCount, 10);
+  assert.equal(run(["--series-points", "0"]).limits.seriesPoints, 0, "0 keeps none");
 });
 
 for (
@@ -897,11 +897,11 @@ for (
     [["--slow-client", "ignore"], /--slow-client: 'ignore' is not one of close, drop/],
     [["--idle-timeout", "1.5"], /--idle-timeout: '1.5' is not a whole number/],
     [
-      ["--keyword-history-points", "200000"],
-      /--keyword-history-points: '200000' is not a whole number from 0 to 100000/,
+      ["--series-points", "200000"],
+      /--series-points: '200000' is not a whole number from 0 to 100000/,
     ],
-    [["--keyword-history-age", "0"], /--keyword-history-age: '0' is not a whole number from 1/],
-    [["--keyword-history-series", "many"], /--keyword-history-series: 'many' is not a whole number/],
+    [["--series-age", "0"], /--series-age: '0' is not a whole number from 1/],
+    [["--series-count", "many"], /--series-count: 'many' is not a whole number/],
   ] as const
 ) {
   Deno.test(`config: ${args.join(" ")} is a clear error`, () => {

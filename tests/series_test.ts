@@ -64,7 +64,7 @@ async function withGateway(
 Deno.test("series: the newest points of numbers and numeric array elements, over v1 and HTTP, bounded per series", async () => {
   await withGateway(
     "points",
-    { args: ["--keyword-history-points", "5"] },
+    { args: ["--series-points", "5"] },
     async ({ gateway, actor, client }) => {
       const before = Date.now();
       const bodies = Array.from({ length: 8 }, (_, i) => ({
@@ -93,7 +93,7 @@ Deno.test("series: the newest points of numbers and numeric array elements, over
       assert.deepEqual(
         points.temperature.v,
         [13, 14, 15, 16, 17],
-        "the 5 newest (--keyword-history-points 5)",
+        "the 5 newest (--series-points 5)",
       );
       assert.deepEqual(points["position[0]"].v, [183, 184, 185, 186, 187]);
       assert.deepEqual(points["position[1]"].v, [42, 41, 40, 39, 38]);
@@ -180,10 +180,10 @@ Deno.test("series: hostile or malformed requests get an error naming the field; 
   });
 });
 
-Deno.test("series: --keyword-history-series bounds the series in all; the one updated the longest ago goes", async () => {
+Deno.test("series: --series-count bounds the series in all; the one updated the longest ago goes", async () => {
   await withGateway(
     "count",
-    { args: ["--keyword-history-series", "2"] },
+    { args: ["--series-count", "2"] },
     async ({ gateway, actor, client }) => {
       await publish(actor, client, [{ a: 1 }, { b: 2 }, { a: 3 }, { c: 4 }]);
       const answer = await (await fetch(
@@ -195,8 +195,8 @@ Deno.test("series: --keyword-history-series bounds the series in all; the one up
   );
 });
 
-Deno.test("series: points older than --keyword-history-age are not served", async () => {
-  await withGateway("age", { args: ["--keyword-history-age", "1"] }, async ({ gateway, actor, client }) => {
+Deno.test("series: points older than --series-age are not served", async () => {
+  await withGateway("age", { args: ["--series-age", "1"] }, async ({ gateway, actor, client }) => {
     await publish(actor, client, [{ temperature: 5 }]);
     const url = gateway.httpUrl(`/actors/${actor.name}/series?keyword=temperature`);
     const fresh = await (await fetch(url)).json();

@@ -121,11 +121,11 @@ export interface Limits {
   /** Bytes of replies kept for resuming clients (frames and filter fields, plus a fixed overhead each). */
   historyBytes: number;
   /** Points kept per numeric keyword series, for plots. */
-  keywordHistoryPoints: number;
+  seriesPoints: number;
   /** Seconds a numeric keyword's point is kept. */
-  keywordHistoryAgeSeconds: number;
+  seriesAgeSeconds: number;
   /** Numeric keyword series kept in all. */
-  keywordHistorySeries: number;
+  seriesCount: number;
   /** Seconds a client has to send an HTTP request's head (and body), e.g. the upgrade request. */
   headerTimeoutSeconds: number;
   /** Connections at once that are not websockets (yet): HTTP requests, handshakes in progress. */
@@ -251,9 +251,9 @@ function parseLimits(layers: Layers): Limits {
     historySize: parseCount(layers.get("history-size"), { min: 0, max: 1_000_000 }),
     historyAgeSeconds: parseCount(layers.get("history-age"), { min: 1, max: 86_400 }),
     historyBytes: parseSize(layers.get("history-bytes"), { min: 0 }),
-    keywordHistoryPoints: parseCount(layers.get("keyword-history-points"), { min: 0, max: 100_000 }),
-    keywordHistoryAgeSeconds: parseCount(layers.get("keyword-history-age"), { min: 1, max: 7 * 86_400 }),
-    keywordHistorySeries: parseCount(layers.get("keyword-history-series"), { min: 0, max: 100_000 }),
+    seriesPoints: parseCount(layers.get("series-points"), { min: 0, max: 100_000 }),
+    seriesAgeSeconds: parseCount(layers.get("series-age"), { min: 1, max: 7 * 86_400 }),
+    seriesCount: parseCount(layers.get("series-count"), { min: 0, max: 100_000 }),
     headerTimeoutSeconds: parseCount(layers.get("header-timeout"), { min: 1, max: 30 }),
     maxPending: parseCount(layers.get("max-pending"), { min: 1 }),
   };

@@ -201,24 +201,24 @@ export const OPTIONS = [
       "memory for replies kept for resuming clients (each counts its frame plus 32 bytes; the oldest go first; 0 keeps none)",
   },
   {
-    flag: "keyword-history-points",
-    env: "CLU_WS_KEYWORD_HISTORY_POINTS",
-    default: "1000",
-    help: "points kept per numeric keyword (or array element) for plots (0 keeps none)",
-  },
-  {
-    flag: "keyword-history-age",
-    env: "CLU_WS_KEYWORD_HISTORY_AGE",
-    default: "3600",
-    help: "seconds a numeric keyword's point is kept for plots",
-  },
-  {
-    flag: "keyword-history-series",
-    env: "CLU_WS_KEYWORD_HISTORY_SERIES",
-    // 1,000 series × 1,000 points × 16 bytes: at most 16 MB of points, grown as keywords arrive.
+    flag: "series-points",
+    env: "CLU_WS_SERIES_POINTS",
     default: "1000",
     help:
-      "numeric keywords (and array elements) kept for plots in all; when full, the one updated the longest ago goes (0 keeps none)",
+      "points kept per series (a numeric keyword, or an array keyword's numeric element) for plots (0 keeps none)",
+  },
+  {
+    flag: "series-age",
+    env: "CLU_WS_SERIES_AGE",
+    default: "3600",
+    help: "seconds a series' point is kept for plots",
+  },
+  {
+    flag: "series-count",
+    env: "CLU_WS_SERIES_COUNT",
+    // 1,000 series × 1,000 points × 16 bytes: at most 16 MB of points, grown as keywords arrive.
+    default: "1000",
+    help: "series kept for plots in all; when full, the one updated the longest ago goes (0 keeps none)",
   },
   {
     flag: "config",

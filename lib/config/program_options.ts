@@ -92,11 +92,11 @@ export interface GatewayOptions {
   /** Bytes of replies kept for `resume`. */
   historyBytes?: number | string;
   /** Points kept per numeric keyword (or array element) for plots. */
-  keywordHistoryPoints?: number;
+  seriesPoints?: number;
   /** Seconds a numeric keyword's point is kept. */
-  keywordHistoryAge?: number;
+  seriesAge?: number;
   /** Numeric keyword series kept in all. */
-  keywordHistorySeries?: number;
+  seriesCount?: number;
   /** A config file (TOML or JSON) whose options these override. */
   config?: string;
   /** A tokens file, re-read by `reloadTokens()`. */
