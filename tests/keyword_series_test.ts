@@ -144,3 +144,35 @@ Deno.test("series request: hostile or malformed fields get an error that says wh
   }
   assert.deepEqual(parseSeriesName("p[16]"), { keyword: "p[16]" }, "beyond the elements kept: a plain name");
 });
+
+Deno.test("keyword series: when full, the stalest sixteenth goes at once, so a flood of new series stays cheap", () => {
+  const store = new KeywordSeries({ ...big, maxSeries: 32 });
+  for (let i = 0; i < 32; i++) store.record("a", "i", { [`k${i}`]: i }, i);
+  store.record("b", "i", { fresh: 1 }, 100);
+  assert.equal(store.size, 31, "two (32 / 16) made room for one");
+  assert.deepEqual(store.names("a").slice(0, 3), ["k10", "k11", "k12"], "k0 and k1, the stalest, went");
+  assert.ok(!store.names("a").includes("k0") && !store.names("a").includes("k1"));
+
+  // Senders that rotate names, each with as many new keywords as an actor may have: the default store.
+  const flood = new KeywordSeries(big);
+  const body: Record<string, number> = {};
+  for (let k = 0; k < 256; k++) body[`k${k}`] = k;
+  const started = performance.now();
+  for (let sender = 0; sender < 400; sender++) flood.record(`evil${sender}`, "i", body, sender);
+  const perSeries = (performance.now() - started) * 1000 / (400 * 256);
+  assert.ok(flood.size <= 1000);
+  console.log(`a flood of 102,400 new series into a full store: ${perSeries.toFixed(2)} µs per series`);
+  assert.ok(perSeries < 50, `${perSeries} µs per new series`);
+});
+
+Deno.test("keyword series: an answer holds at most 64 series, however many the names cover", () => {
+  const store = new KeywordSeries(big);
+  const body: Record<string, number[]> = {};
+  for (let k = 0; k < 8; k++) body[`a${k}`] = Array.from({ length: 16 }, (_, i) => i);
+  store.record("x", "i", body, 1);
+  assert.equal(store.size, 128);
+  const names = Object.keys(body).map((k) => parseSeriesName(k)!);
+  const answer = JSON.parse(store.seriesJson("x", names, {}, 1));
+  assert.equal(Object.keys(answer).length, 64);
+  assert.equal(Object.keys(answer)[0], "a0[0]", "the first named first");
+});

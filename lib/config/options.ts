@@ -218,7 +218,7 @@ export const OPTIONS = [
     env: "CLU_WS_SERIES_COUNT",
     // 1,000 series × 1,000 points × 16 bytes: at most 16 MB of points, grown as keywords arrive.
     default: "1000",
-    help: "series kept for plots in all; when full, the one updated the longest ago goes (0 keeps none)",
+    help: "series kept for plots in all; when full, those updated the longest ago go (0 keeps none)",
   },
   {
     flag: "config",

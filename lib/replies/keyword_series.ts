@@ -165,7 +165,9 @@ export class KeywordSeries {
    * The points of `names` for `actor` newer than `since` (ms; the age bound
    * applies anyway), at most `limit` per series, as a JSON object text
    * `{"temperature":{"t":[ms…],"v":[…]},"position[0]":…}`: a keyword names
-   * all its series, `position[1]` one element. Names with no series are left out.
+   * all its series, `position[1]` one element. Names with no series are left out,
+   * and an answer holds at most 64 series (the first named), so that its size
+   * stays within 64 × `maxPoints` points.
    */
   seriesJson(
     actor: string,
@@ -179,7 +181,8 @@ export class KeywordSeries {
     const limit = Math.max(0, options.limit ?? this.#maxPoints);
     const parts = new Map<string, string>();
     const add = (name: string, ring: Ring | undefined) => {
-      if (ring && !parts.has(name)) parts.set(name, `${JSON.stringify(name)}:${ring.json(since, limit)}`);
+      if (!ring || parts.has(name) || parts.size >= SERIES_LIMITS.keywordsPerRequest) return;
+      parts.set(name, `${JSON.stringify(name)}:${ring.json(since, limit)}`);
     };
     for (const { keyword, element } of names) {
       const entry = record.keywords.get(keyword);
@@ -240,25 +243,29 @@ export class KeywordSeries {
     return ring;
   }
 
-  /** Forgets the series updated the longest ago. A scan, but only when a new series finds the store full. */
+  /**
+   * Forgets the series updated the longest ago: the stalest sixteenth of the
+   * store (at least one), so that the scan and sort it takes happen once per
+   * that many new series, not for each (a flood of new keywords stays cheap).
+   */
   #evictStalest(): void {
-    let stalest: Ring | undefined;
+    const rings: Ring[] = [];
     for (const actor of this.#actors.values()) {
       for (const entry of actor.keywords.values()) {
-        if (entry.scalar && (!stalest || entry.scalar.last < stalest.last)) stalest = entry.scalar;
-        for (const ring of entry.elements ?? []) {
-          if (ring && (!stalest || ring.last < stalest.last)) stalest = ring;
-        }
+        if (entry.scalar) rings.push(entry.scalar);
+        for (const ring of entry.elements ?? []) if (ring) rings.push(ring);
       }
     }
-    if (!stalest) return;
-    const actor = this.#actors.get(stalest.actor)!;
-    const entry = actor.keywords.get(stalest.keyword)!;
-    if (stalest.element < 0) entry.scalar = undefined;
-    else entry.elements![stalest.element] = undefined;
-    actor.series--;
-    this.#series--;
-    if (!entry.scalar && !entry.elements?.some((ring) => ring)) actor.keywords.delete(stalest.keyword);
-    if (actor.keywords.size === 0) this.#actors.delete(stalest.actor);
+    rings.sort((a, b) => a.last - b.last);
+    for (const stalest of rings.slice(0, Math.max(1, Math.floor(this.#maxSeries / 16)))) {
+      const actor = this.#actors.get(stalest.actor)!;
+      const entry = actor.keywords.get(stalest.keyword)!;
+      if (stalest.element < 0) entry.scalar = undefined;
+      else entry.elements![stalest.element] = undefined;
+      actor.series--;
+      this.#series--;
+      if (!entry.scalar && !entry.elements?.some((ring) => ring)) actor.keywords.delete(stalest.keyword);
+      if (actor.keywords.size === 0) this.#actors.delete(stalest.actor);
+    }
   }
 }
