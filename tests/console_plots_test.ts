@@ -212,6 +212,33 @@ Deno.test("console plots: toggles next to numeric keywords in the actors panel, 
     );
     await page.click("#night");
 
+    // Dragging across a plot zooms in; live points then keep that time range, until a double-click.
+    const overlay = card.locator(".u-over");
+    const box = (await overlay.boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.05, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.up();
+    const range = () =>
+      card.evaluate((e) => {
+        const u = (e as unknown as { uplot: { scales: { x: { max: number } }; data: number[][] } }).uplot;
+        return { max: u.scales.x.max, last: u.data[0][u.data[0].length - 1] };
+      });
+    const zoomed = await range();
+    assert.ok(zoomed.max < zoomed.last, `zoomed in: ${JSON.stringify(zoomed)}`);
+    await actor.broadcast({ voltage: 6.5 });
+    await plottedValues(page, actor.name, "voltage", 4);
+    const still = await range();
+    assert.equal(still.max, zoomed.max, "a live point does not undo the zoom");
+    await overlay.dblclick();
+    await page.waitForFunction((s) => {
+      const u = (document.querySelector(s) as unknown as {
+        uplot: { scales: { x: { max: number } }; data: number[][] };
+      })
+        .uplot;
+      return u.scales.x.max === u.data[0][u.data[0].length - 1];
+    }, plotSelector(actor.name, "voltage"));
+
     // Closing a plot from its card releases its toggle and leaves the URL.
     await card.locator(".plot-close").click();
     await card.waitFor({ state: "detached" });

@@ -49,6 +49,8 @@ interface Plot {
   last: HTMLElement;
   unitLabel: HTMLElement;
   chart?: uPlot;
+  /** The user zoomed in (dragged across it): live points must not reset the time range; a double-click does. */
+  zoomed: boolean;
 }
 
 /** Options for {@linkcode createPlots}. */
@@ -114,6 +116,11 @@ export function createPlots(options: PlotsOptions): Plots {
         tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
         legend: { show: false },
         cursor: { drag: { x: true, y: false } },
+        hooks: {
+          setScale: [(u, key) => {
+            if (key === "x") plot.zoomed = isZoomed(u);
+          }],
+        },
         scales: { x: { time: true } },
         axes: [
           // Room for "HH:MM:SS" between ticks.
@@ -141,7 +148,7 @@ export function createPlots(options: PlotsOptions): Plots {
     requestAnimationFrame(() => {
       frameRequested = false;
       for (const each of dirty) {
-        each.chart?.setData([each.points.xs, each.points.ys]);
+        each.chart?.setData([each.points.xs, each.points.ys], !each.zoomed);
         const value = each.points.ys.at(-1);
         each.last.textContent = value === undefined ? "no points yet" : String(value);
         each.card.dataset.points = String(each.points.length);
@@ -190,7 +197,7 @@ export function createPlots(options: PlotsOptions): Plots {
     card.append(caption, canvas);
     list.append(card);
     area.hidden = false;
-    const plot: Plot = { key, name, points: new PlotPoints(), card, canvas, last, unitLabel };
+    const plot: Plot = { key, name, points: new PlotPoints(), card, canvas, last, unitLabel, zoomed: false };
     plots.set(plotParam(key), plot);
     let mine = byActor.get(key.actor);
     if (!mine) byActor.set(key.actor, mine = new Set());
@@ -292,4 +299,12 @@ export function createPlots(options: PlotsOptions): Plots {
 function utcTicks(splits: number[], span: number): string[] {
   const [start, end] = span >= 300 ? [11, 16] : span >= 3 ? [11, 19] : [17, 23];
   return splits.map((s) => new Date(s * 1000).toISOString().slice(start, end));
+}
+
+/** Whether the time axis shows less than all the points (the user zoomed in). */
+function isZoomed(u: uPlot): boolean {
+  const xs = u.data[0];
+  const { min, max } = u.scales.x;
+  if (xs.length < 2 || min === undefined || max === undefined) return false;
+  return min > xs[0] || max < xs[xs.length - 1];
 }
