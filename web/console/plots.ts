@@ -158,7 +158,7 @@ export function createPlots(options: PlotsOptions): Plots {
   }
 
   function showUnit(plot: Plot, unit: string | undefined): void {
-    if (!unit || unit === plot.unit || !plots.has(plotParam(plot.key))) return;
+    if (!unit || unit === plot.unit || plots.get(plotParam(plot.key)) !== plot) return;
     plot.unit = unit;
     plot.unitLabel.textContent = `[${unit}]`;
     plot.card.dataset.unit = unit;
@@ -171,7 +171,7 @@ export function createPlots(options: PlotsOptions): Plots {
       const answer = await client.series(plot.key.actor, [plot.key.series], { points: MAX_PLOT_POINTS });
       if (Number.isFinite(answer.now)) clockOffset = answer.now - Date.now();
       const points = answer.series[plot.key.series];
-      if (!plots.has(plotParam(plot.key))) return;
+      if (plots.get(plotParam(plot.key)) !== plot) return; // closed (or closed and opened again) meanwhile
       plot.points.setHistory(points?.t ?? [], points?.v ?? [], answer.seq);
       plot.card.dataset.loaded = "true";
       schedule(plot);
