@@ -16,6 +16,7 @@ import { CommandLifecycle } from "./commands/lifecycle.ts";
 import type { GatewayIdentity } from "./protocol/clu.ts";
 import { healthReport } from "./http/health.ts";
 import { History } from "./replies/history.ts";
+import { KeywordSeries } from "./replies/keyword_series.ts";
 import { handleApi, HttpAllowances } from "./http/api.ts";
 import { Hub } from "./clients/hub.ts";
 import { slowClientOptions } from "./clients/slow_clients.ts";
@@ -80,6 +81,11 @@ export async function runGateway(config: Config): Promise<Gateway> {
     maxBytes: limits.historyBytes,
   });
   const state = new ActorState();
+  const series = new KeywordSeries({
+    maxPoints: limits.seriesPoints,
+    maxAgeSeconds: limits.seriesAgeSeconds,
+    maxSeries: limits.seriesCount,
+  });
   const ledger = new Ledger();
 
   const broker = new BrokerLink({
@@ -109,7 +115,7 @@ export async function runGateway(config: Config): Promise<Gateway> {
     node: () => broker.node,
   });
 
-  const replies = new Replies({ history, state, hub, metrics, observers: [ledger], startedAt });
+  const replies = new Replies({ history, state, series, hub, metrics, observers: [ledger], startedAt });
 
   const commands = new CommandLifecycle({
     publisher: broker,
@@ -127,6 +133,7 @@ export async function runGateway(config: Config): Promise<Gateway> {
     hub,
     history,
     state,
+    series,
     limits,
     epoch: replies.epoch,
     latestSeq: () => replies.latestSeq,
@@ -141,6 +148,7 @@ export async function runGateway(config: Config): Promise<Gateway> {
     commands,
     brokerState: () => broker.state,
     state,
+    series,
     allowances: new HttpAllowances(limits.commandRate, limits.commandBurst),
   };
 

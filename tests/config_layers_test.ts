@@ -94,6 +94,9 @@ Deno.test("options: every default in the table is what --help shows and what the
     historySize: 10_000,
     historyAgeSeconds: 600,
     historyBytes: 8 * 1024 * 1024,
+    seriesPoints: 1000,
+    seriesAgeSeconds: 3600,
+    seriesCount: 1000,
     headerTimeoutSeconds: 10,
     maxPending: 1000,
   });

@@ -80,6 +80,9 @@ const ALL_OPTIONS: { flag: string; short?: string; env?: string }[] = [
   { flag: "history-size", env: "CLU_WS_HISTORY_SIZE" },
   { flag: "history-age", env: "CLU_WS_HISTORY_AGE" },
   { flag: "history-bytes", env: "CLU_WS_HISTORY_BYTES" },
+  { flag: "series-points", env: "CLU_WS_SERIES_POINTS" },
+  { flag: "series-age", env: "CLU_WS_SERIES_AGE" },
+  { flag: "series-count", env: "CLU_WS_SERIES_COUNT" },
   { flag: "config", env: "CLU_WS_CONFIG" },
   { flag: "tokens-file", env: "CLU_WS_TOKENS_FILE" },
   { flag: "allow-origin", env: "CLU_WS_ALLOW_ORIGIN" },
@@ -125,6 +128,9 @@ Deno.test("config: no flags and no environment give CLU's defaults", () => {
       historySize: 10000,
       historyAgeSeconds: 600,
       historyBytes: 8388608,
+      seriesPoints: 1000,
+      seriesAgeSeconds: 3600,
+      seriesCount: 1000,
       headerTimeoutSeconds: 10,
       maxPending: 1000,
     },
@@ -284,6 +290,7 @@ Deno.test("config: every CLU_WS_* variable sets its value", () => {
     CLU_WS_COMMAND_RATE: "0",
     CLU_WS_COMMAND_BURST: "3",
     CLU_WS_IDLE_TIMEOUT: "0",
+    CLU_WS_SERIES_POINTS: "20",
   });
   assert.deepEqual(brokers, [config.broker]);
   assert.deepEqual(config, {
@@ -306,6 +313,9 @@ Deno.test("config: every CLU_WS_* variable sets its value", () => {
       clientBufferBytes: 2097152,
       slowClient: "drop",
       maxMessageBytes: 1000,
+      seriesAgeSeconds: 3600,
+      seriesPoints: 20,
+      seriesCount: 1000,
       maxClients: 5,
       commandRate: 0,
       commandBurst: 3,
@@ -866,6 +876,16 @@ Deno.test("config: sizes take bytes or units", () => {
   assert.equal(run([], { CLU_WS_HISTORY_BYTES: "512KiB" }).limits.historyBytes, 512 * 1024);
 });
 
+Deno.test("config: the keyword history for plots takes its bounds from flags and variables", () => {
+  const limits = run(["--series-points", "50", "--series-age", "120"], {
+    CLU_WS_SERIES_COUNT: "10",
+  }).limits;
+  assert.equal(limits.seriesPoints, 50);
+  assert.equal(limits.seriesAgeSeconds, 120);
+  assert.equal(limits.seriesCount, 10);
+  assert.equal(run(["--series-points", "0"]).limits.seriesPoints, 0, "0 keeps none");
+});
+
 for (
   const [args, pattern] of [
     [["--client-buffer", "lots"], /--client-buffer: 'lots' is not a size/],
@@ -876,6 +896,12 @@ for (
     [["--command-rate", "-3"], /--command-rate/],
     [["--slow-client", "ignore"], /--slow-client: 'ignore' is not one of close, drop/],
     [["--idle-timeout", "1.5"], /--idle-timeout: '1.5' is not a whole number/],
+    [
+      ["--series-points", "200000"],
+      /--series-points: '200000' is not a whole number from 0 to 100000/,
+    ],
+    [["--series-age", "0"], /--series-age: '0' is not a whole number from 1/],
+    [["--series-count", "many"], /--series-count: 'many' is not a whole number/],
   ] as const
 ) {
   Deno.test(`config: ${args.join(" ")} is a clear error`, () => {

@@ -177,7 +177,7 @@ Deno.test("v1: malformed control frames are errors that say what was wrong", () 
   assert.equal(error({ "clu-ws": "options", batch: 1 }), `"batch" must be true or false`);
   assert.equal(
     error({ "clu-ws": "frobnicate" }),
-    `unknown operation "frobnicate"; use subscribe, resume, state or options (docs/protocol.md)`,
+    `unknown operation "frobnicate"; use subscribe, resume, state, options or series (docs/protocol.md)`,
   );
   const withId = parseControl({ "clu-ws": "nope", id: 42 });
   assert.equal(withId.id, 42);

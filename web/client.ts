@@ -28,6 +28,7 @@ import type {
   Subscription,
   Welcome,
 } from "../lib/protocol/v1.ts";
+import type { SeriesFrame } from "../lib/protocol/v1_series.ts";
 import { type CommandResult, newCommandId, PendingCommands } from "./client/commands.ts";
 import { Connection } from "./client/connection.ts";
 import { Emitter } from "./client/emitter.ts";
@@ -45,6 +46,7 @@ export type {
   Subscription,
   Welcome,
 } from "../lib/protocol/v1.ts";
+export type { SeriesFrame, SeriesPoints } from "../lib/protocol/v1_series.ts";
 export { CommandError, type CommandResult } from "./client/commands.ts";
 export type { ClientOptions, ConnectionState, Events, Frame, GapInfo } from "./client/types.ts";
 
@@ -258,6 +260,34 @@ export class CluClient {
   async actorState(actors?: string[]): Promise<Pick<StateFrame, "seq" | "actors">> {
     const answer = await this.#request({ "clu-ws": "state", ...(actors ? { actors } : {}) });
     return answer as StateFrame;
+  }
+
+  /**
+   * The recent points of `actor`'s numeric keywords, oldest first, from the
+   * gateway's keyword history: a keyword gives all its series (`position` gives
+   * `position[0]`, `position[1]`, …), `position[1]` one. Times are the
+   * gateway's (ms); `now` is its clock when it answered, `seq` the position the
+   * points are as of (replies after it bring newer ones).
+   */
+  async series(
+    actor: string,
+    keywords: string[],
+    options: { since?: number; points?: number } = {},
+  ): Promise<Pick<SeriesFrame, "seq" | "now" | "actor" | "series">> {
+    return await this.#request({ "clu-ws": "series", actor, keywords, ...options }) as SeriesFrame;
+  }
+
+  /**
+   * Sends a control operation this module has no method for (one a newer
+   * gateway may offer) and resolves with the gateway's answer; rejects when the
+   * gateway answers `error` (an operation it does not know, say) or the
+   * connection is lost.
+   */
+  async request(operation: string, fields: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    // The id is the module's own, to match the answer: a caller's `id` would break that.
+    const { id: _ignored, ...rest } = fields;
+    const frame = { ...rest, "clu-ws": operation } as unknown as ClientControlFrame;
+    return await this.#request(frame) as unknown as Record<string, unknown>;
   }
 
   /**

@@ -11,7 +11,8 @@
  * - connection.ts: the client module's connection, the indicators, the token prompt
  * - stream.ts (rows.ts): the stream, batched per animation frame, pause and scroll-back
  * - filters.ts (filter_query.ts): the filters, kept in the URL
- * - actors.ts: the actors panel
+ * - actors.ts: the actors panel (plot_buttons.ts: its plot toggles)
+ * - plots.ts (plot_data.ts, plot_units.ts): numeric keywords plotted over time, with uPlot
  * - commands.ts (command_history.ts): the command bar and each command's lifecycle
  * - theme.ts, dom.ts, format.ts: night mode, DOM and storage helpers, text
  *
@@ -26,6 +27,8 @@ import { entryOf } from "./console/format.ts";
 import { rowClicks } from "./console/rows.ts";
 import { createStream } from "./console/stream.ts";
 import { createTheme } from "./console/theme.ts";
+import { createPlots } from "./console/plots.ts";
+import { refreshPlotToggles } from "./console/plot_buttons.ts";
 
 const theme = createTheme();
 document.documentElement.classList.remove("loading");
@@ -39,7 +42,13 @@ const stream = createStream({
   onRowClick,
 });
 const commands = createCommands({ client: () => connection.client(), onRowClick });
+const plots = createPlots({
+  client: () => connection.client(),
+  onChange: () => refreshPlotToggles(document, plots),
+  note: (text) => stream.note(text),
+});
 const actors = createActors({
+  plots,
   flashColor: theme.flashColor,
   onShowOnly: (actor) => filters.showActor(actor),
   onCommand: (actor) => commands.target(actor),
@@ -49,14 +58,19 @@ const connection = createConnection({
   onReply: (frame) => {
     stream.add(entryOf(frame));
     actors.fromReply(frame);
+    plots.fromReply(frame);
     commands.onReply(frame);
     if (actors.changed()) stream.schedule();
   },
   onWelcome: (hello, client) => {
     commands.setRole(hello.role);
     actors.load(client);
+    plots.load(client);
   },
-  onGap: () => actors.forgetPositions(),
+  onGap: () => {
+    actors.forgetPositions();
+    plots.forgetPositions();
+  },
   note: (text) => stream.note(text),
 });
 stream.rerender();

@@ -1,6 +1,6 @@
 /**
  * The answers to a clu-ws v1 client's operations (docs/protocol.md):
- * `subscribe`, `resume`, `state` and `options`, validated by `protocol/v1.ts`
+ * `subscribe`, `resume`, `state`, `options` and `series`, validated by `protocol/v1.ts`
  * and answered with its encoders.
  *
  * @module
@@ -20,6 +20,8 @@ import {
 import type { ClientControl } from "../protocol/v1_parse.ts";
 import type { History } from "../replies/history.ts";
 import type { Client, Hub } from "./hub.ts";
+import { answerSeries } from "./series_answer.ts";
+import type { KeywordSeries } from "../replies/keyword_series.ts";
 
 /** What the operations read. */
 export interface ControlContext<G> {
@@ -33,6 +35,8 @@ export interface ControlContext<G> {
   epoch: string;
   /** The newest reply's position. */
   latestSeq(): number;
+  /** The numeric keywords' recent points for `series` (none kept when absent). */
+  series?: KeywordSeries;
 }
 
 /** A valid operation (errors are answered by the caller, who counts them). */
@@ -70,6 +74,8 @@ export class ControlOperations<G> {
         const snapshot = this.#context.state.snapshotJson(globs);
         return hub.send(client, encodeState(snapshot, { id, seq: this.#context.latestSeq() }));
       }
+      case "series":
+        return hub.send(client, answerSeries(this.#context, operation));
     }
   }
 

@@ -25,6 +25,7 @@ import {
 } from "../protocol/v1.ts";
 import { parseControl } from "../protocol/v1_parse.ts";
 import type { History } from "../replies/history.ts";
+import type { KeywordSeries } from "../replies/keyword_series.ts";
 import { type Client as HubClient, type Hub, rememberMine } from "./hub.ts";
 import { Liveness } from "./liveness.ts";
 import { byteLength, describeBytes, textBytes, toBytes } from "./frame_size.ts";
@@ -65,6 +66,8 @@ export interface SessionContext {
   history: History;
   /** The actors' keywords for `state`. */
   state: ActorState;
+  /** The numeric keywords' recent points for `series`. */
+  series?: KeywordSeries;
   /** Per-client limits. */
   limits: Limits;
   /** This run's epoch. */

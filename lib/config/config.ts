@@ -120,6 +120,12 @@ export interface Limits {
   historyAgeSeconds: number;
   /** Bytes of replies kept for resuming clients (frames and filter fields, plus a fixed overhead each). */
   historyBytes: number;
+  /** Points kept per numeric keyword series, for plots. */
+  seriesPoints: number;
+  /** Seconds a numeric keyword's point is kept. */
+  seriesAgeSeconds: number;
+  /** Numeric keyword series kept in all. */
+  seriesCount: number;
   /** Seconds a client has to send an HTTP request's head (and body), e.g. the upgrade request. */
   headerTimeoutSeconds: number;
   /** Connections at once that are not websockets (yet): HTTP requests, handshakes in progress. */
@@ -245,6 +251,9 @@ function parseLimits(layers: Layers): Limits {
     historySize: parseCount(layers.get("history-size"), { min: 0, max: 1_000_000 }),
     historyAgeSeconds: parseCount(layers.get("history-age"), { min: 1, max: 86_400 }),
     historyBytes: parseSize(layers.get("history-bytes"), { min: 0 }),
+    seriesPoints: parseCount(layers.get("series-points"), { min: 0, max: 100_000 }),
+    seriesAgeSeconds: parseCount(layers.get("series-age"), { min: 1, max: 7 * 86_400 }),
+    seriesCount: parseCount(layers.get("series-count"), { min: 0, max: 100_000 }),
     headerTimeoutSeconds: parseCount(layers.get("header-timeout"), { min: 1, max: 30 }),
     maxPending: parseCount(layers.get("max-pending"), { min: 1 }),
   };

@@ -201,6 +201,26 @@ export const OPTIONS = [
       "memory for replies kept for resuming clients (each counts its frame plus 32 bytes; the oldest go first; 0 keeps none)",
   },
   {
+    flag: "series-points",
+    env: "CLU_WS_SERIES_POINTS",
+    default: "1000",
+    help:
+      "points kept per series (a numeric keyword, or an array keyword's numeric element) for plots (0 keeps none)",
+  },
+  {
+    flag: "series-age",
+    env: "CLU_WS_SERIES_AGE",
+    default: "3600",
+    help: "seconds a series' point is kept for plots",
+  },
+  {
+    flag: "series-count",
+    env: "CLU_WS_SERIES_COUNT",
+    // 1,000 series × 1,000 points × 16 bytes: at most 16 MB of points, grown as keywords arrive.
+    default: "1000",
+    help: "series kept for plots in all; when full, those updated the longest ago go (0 keeps none)",
+  },
+  {
     flag: "config",
     env: "CLU_WS_CONFIG",
     notInFile: true,

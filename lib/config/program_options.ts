@@ -91,6 +91,12 @@ export interface GatewayOptions {
   historyAge?: number;
   /** Bytes of replies kept for `resume`. */
   historyBytes?: number | string;
+  /** Points kept per numeric keyword (or array element) for plots. */
+  seriesPoints?: number;
+  /** Seconds a numeric keyword's point is kept. */
+  seriesAge?: number;
+  /** Numeric keyword series kept in all. */
+  seriesCount?: number;
   /** A config file (TOML or JSON) whose options these override. */
   config?: string;
   /** A tokens file, re-read by `reloadTokens()`. */

@@ -1,7 +1,7 @@
 /**
  * The plain-HTTP API for scripts and cron: `POST /commands` runs a command and
  * answers when it ends; `GET /actors` and `GET /actors/<name>` read the
- * actors' keyword state. Same tokens and command rules as websockets.
+ * actors' keyword state, `GET /actors/<name>/series` their numbers' recent points. Same tokens and command rules as websockets.
  *
  * @module
  */
@@ -12,6 +12,8 @@ import type { CommandLifecycle, Recipient, Told } from "../commands/lifecycle.ts
 import { type ClientCommand, parseClientCommand } from "../protocol/clu_input.ts";
 import { TokenBucket } from "../commands/rate_limit.ts";
 import type { CommandOutcome } from "../commands/lifecycle.ts";
+import type { KeywordSeries } from "../replies/keyword_series.ts";
+import { answerSeriesRequest, SERIES_SUFFIX } from "./series_api.ts";
 
 /** What the API needs from the gateway. */
 export interface HttpApiContext {
@@ -21,6 +23,8 @@ export interface HttpApiContext {
   brokerState(): string;
   /** The actors' keywords. */
   state: ActorState;
+  /** The numeric keywords' recent points (`GET /actors/<name>/series`). */
+  series?: KeywordSeries;
   /** Authenticates a plain HTTP request (bearer or ?token=), or refuses it. */
   authorize(request: Request): Promise<Grant | Response>;
   /** Per-caller rate limits. */
@@ -123,12 +127,16 @@ export async function handleApi(
   }
   if (request.method !== "GET") return problem(405, "use GET");
   if (pathname === "/actors") return Response.json({ actors: context.state.list() });
+  const isSeries = pathname.endsWith(SERIES_SUFFIX);
   let name: string;
   try {
-    name = decodeURIComponent(pathname.slice("/actors/".length));
+    name = decodeURIComponent(
+      pathname.slice("/actors/".length, isSeries ? -SERIES_SUFFIX.length : undefined),
+    );
   } catch {
     return problem(400, "the actor name in the path is not valid percent-encoding");
   }
+  if (isSeries) return answerSeriesRequest(context, name, new URL(request.url));
   const json = context.state.actorJson(name);
   if (json === undefined) return problem(404, `no reply from an actor named '${name}' has been seen`);
   return new Response(`{"name":${JSON.stringify(name)},${json.slice(1)}`, {

@@ -11,6 +11,7 @@
  */
 
 import { CONTROL_KEY } from "./clu_input.ts";
+import type { SeriesFrame, SeriesRequest } from "./v1_series.ts";
 
 export { CONTROL_KEY };
 
@@ -80,7 +81,12 @@ export interface OptionsRequest {
 }
 
 /** Every control frame a client sends. */
-export type ClientControlFrame = SubscribeRequest | ResumeRequest | StateRequest | OptionsRequest;
+export type ClientControlFrame =
+  | SubscribeRequest
+  | ResumeRequest
+  | StateRequest
+  | OptionsRequest
+  | SeriesRequest;
 
 /** A command as a v1 client sends it: the CLU command frame plus `ack`, `track` and `timeout`. */
 export interface CommandRequest {
@@ -273,6 +279,7 @@ export type ServerControlFrame =
   | GapFrame
   | StateFrame
   | OptionsFrame
+  | SeriesFrame
   | BrokerFrame
   | AcceptedFrame
   | PublishedFrame

@@ -10,6 +10,7 @@
 import type { RequestId, Subscription } from "./v1.ts";
 import { globListProblem, MAX_CLIENT_GLOBS } from "./glob.ts";
 import { CONTROL_KEY } from "./clu_input.ts";
+import { parseSeriesQuery, type SeriesQuery } from "./v1_series.ts";
 
 /** A client control frame, validated: what to do, and the id to echo. */
 export type ClientControl =
@@ -17,6 +18,7 @@ export type ClientControl =
   | { op: "resume"; id: RequestId; epoch: string; seq: number }
   | { op: "state"; id: RequestId; actors: string[] | undefined }
   | { op: "options"; id: RequestId; batch: boolean | undefined }
+  | ({ op: "series"; id: RequestId } & SeriesQuery)
   | { op: "error"; id: RequestId; error: string };
 
 /**
@@ -50,11 +52,15 @@ export function parseControl(fields: Record<string, unknown>): ClientControl {
       if (batch !== undefined && typeof batch !== "boolean") return error(`"batch" must be true or false`);
       return { op: "options", id, batch };
     }
+    case "series": {
+      const query = parseSeriesQuery(fields);
+      return typeof query === "string" ? error(query) : { op: "series", id, ...query };
+    }
     default:
       return error(
         `unknown operation ${
           JSON.stringify(fields[CONTROL_KEY])
-        }; use subscribe, resume, state or options (docs/protocol.md)`,
+        }; use subscribe, resume, state, options or series (docs/protocol.md)`,
       );
   }
 }

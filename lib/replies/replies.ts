@@ -2,7 +2,7 @@
  * The reply path, in the order a reply takes it: an AMQP message from the
  * replies queue is encoded once ({@linkcode encodeReply}), counted, numbered
  * (`seq`, in this run's `epoch`), wrapped as a clu-ws v1 frame, remembered in
- * the history, fed to the actors' state, handed to the hub (which picks the
+ * the history, fed to the actors' state (and its numbers to the keyword series), handed to the hub (which picks the
  * sockets that want it, in their dialect) and shown to the commands ledger(s),
  * which end the commands it answers.
  *
@@ -16,6 +16,7 @@ import { type AmqpMessageLike, encodeReply } from "../protocol/clu.ts";
 import type { ActorState } from "./actor_state.ts";
 import type { Delivery } from "../clients/hub.ts";
 import type { History } from "./history.ts";
+import type { KeywordSeries } from "./keyword_series.ts";
 import type { ReplyMeta } from "../clients/filter.ts";
 import { logger } from "../log.ts";
 
@@ -53,6 +54,8 @@ export interface RepliesOptions {
   history: History;
   /** The actors' latest keywords. */
   state: ActorState;
+  /** The recent numbers of numeric keywords, for plots. */
+  series?: KeywordSeries;
   /** The clients. */
   hub: ReplyHub;
   /** Counts every reply. */
@@ -102,7 +105,7 @@ export class Replies {
 
   /** Takes one message from the replies queue (an amqplib `ConsumeMessage`) all the way. */
   receive(message: AmqpMessageLike): void {
-    const { history, state, hub, metrics } = this.#options;
+    const { history, state, series, hub, metrics } = this.#options;
     const reply = encodeReply(message);
     metrics.reply(reply.kind === "reply", message.properties.timestamp);
     if (reply.kind === "dropped") {
@@ -123,9 +126,12 @@ export class Replies {
     const v1 = v1ReplyFrame(seq, reply.frame);
     // The history copies the frame's and the meta's bytes: it keeps none of these strings (nor the
     // broker's buffer), which die young once delivered.
-    history.push({ seq, at: Date.now(), frame: v1, meta });
+    const at = Date.now();
+    history.push({ seq, at, frame: v1, meta });
     // The state leaves out failed-routing replies (ours, other gateways', CLU clients'): see isFailedRouting.
     state.update(meta.sender, meta.code, reply.body);
+    // The same body, parsed once: its numbers go to the plots' history, by the same rules as the state.
+    series?.record(meta.sender, meta.code, reply.body, at);
     // Lazy properties: when debug is off (the usual case) nothing is built per reply.
     log.debug("reply {seq} on {routingKey} to {clients} clients", () => ({
       seq,

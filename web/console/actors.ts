@@ -11,6 +11,7 @@ import { isFailedRouting } from "../../lib/protocol/clu.ts";
 import type { CluClient, Frame } from "../client.ts";
 import { byId, el } from "./dom.ts";
 import { ago, formatValue, kindOf, meaningOf } from "./format.ts";
+import { fillPlotCell, type PlotToggles } from "./plot_buttons.ts";
 
 interface KeywordView {
   value: unknown;
@@ -42,6 +43,8 @@ export interface ActorsOptions {
   onCommand: (actor: string) => void;
   /** Asks for a render (the panel is written in the stream's render, see {@linkcode Actors.render}). */
   requestRender: () => void;
+  /** The plots: numeric keywords get a toggle. */
+  plots?: PlotToggles;
 }
 
 /** The actors panel. Changes are gathered, and written by {@linkcode Actors.render} in the stream's frame. */
@@ -104,7 +107,7 @@ export function createActors(options: ActorsOptions): Actors {
     filterButton.addEventListener("click", () => options.onShowOnly(name));
     commandButton.addEventListener("click", () => options.onCommand(name));
     details.addEventListener("toggle", () => {
-      if (details.open) buildKeywordTable(view);
+      if (details.open) buildKeywordTable(view, options.plots);
       else {
         view.table?.parentElement?.remove();
         view.table = undefined;
@@ -192,9 +195,9 @@ export function createActors(options: ActorsOptions): Actors {
         if (view.table.querySelector("td.panel-empty") && view.changed.size) view.table.replaceChildren();
         for (const key of view.changed) {
           let row = view.rows.get(key);
-          if (row) fillKeywordRow(view, key, row);
+          if (row) fillKeywordRow(view, key, row, options.plots);
           else {
-            row = keywordRow(view, key);
+            row = keywordRow(view, key, options.plots);
             view.table.append(row);
           }
           if (flash) {
@@ -235,7 +238,7 @@ function metaText(view: ActorView): string {
   return `${view.keywords.size} kw · ${view.lastSeen ? ago(view.lastSeen) : "—"}`;
 }
 
-function buildKeywordTable(view: ActorView): void {
+function buildKeywordTable(view: ActorView, plots?: PlotToggles): void {
   const table = el("table", "keywords");
   const caption = el("caption", "visually-hidden", `${view.name} keywords`);
   const tbody = el("tbody");
@@ -243,7 +246,7 @@ function buildKeywordTable(view: ActorView): void {
   view.table = tbody;
   view.rows.clear();
   const keys = [...view.keywords.keys()].sort((a, b) => a.localeCompare(b));
-  for (const key of keys) tbody.append(keywordRow(view, key));
+  for (const key of keys) tbody.append(keywordRow(view, key, plots));
   if (keys.length === 0) {
     const row = el("tr");
     row.append(el("td", "panel-empty", "no keywords yet"));
@@ -252,22 +255,26 @@ function buildKeywordTable(view: ActorView): void {
   view.details.append(table);
 }
 
-function keywordRow(view: ActorView, key: string): HTMLTableRowElement {
+function keywordRow(view: ActorView, key: string, plots?: PlotToggles): HTMLTableRowElement {
   const row = el("tr");
   row.dataset.keyword = key;
   const name = el("th", undefined, key);
   name.scope = "row";
   name.title = key;
+  // The plot toggles float at the end of the name's cell: the value's cell stays text only.
+  if (plots) name.prepend(el("span", "plot-cell"));
   row.append(name, el("td"));
   view.rows.set(key, row);
-  fillKeywordRow(view, key, row);
+  fillKeywordRow(view, key, row, plots);
   return row;
 }
 
-function fillKeywordRow(view: ActorView, key: string, row: HTMLTableRowElement): void {
+function fillKeywordRow(view: ActorView, key: string, row: HTMLTableRowElement, plots?: PlotToggles): void {
   const kw = view.keywords.get(key)!;
   const cell = row.cells[1];
   cell.textContent = formatValue(kw.value, 600);
   cell.className = `c-${kindOf(kw.code)}`;
   cell.title = `${meaningOf(kw.code)} · ${new Date(kw.seen).toISOString()}`;
+  const toggles = row.cells[0].querySelector<HTMLElement>(".plot-cell");
+  if (plots && toggles) fillPlotCell(toggles, view.name, key, kw.value, plots);
 }
