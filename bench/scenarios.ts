@@ -342,6 +342,8 @@ export interface CommandsOptions {
   confirmRate: number;
   /** Seconds per phase. */
   seconds: number;
+  /** Only the confirmed phase (the commands target), e.g. to profile it alone. */
+  confirmedOnly?: boolean;
 }
 
 /**
@@ -402,9 +404,9 @@ export function commands(ctx: BenchContext, options: CommandsOptions): Promise<M
           await child.close();
         }
       };
-      const only = Deno.env.get("BENCH_ONLY_CONFIRMED") === "1";
-      const max = only ? {} : await phase({ window: options.window });
-      const fixed = only ? {} : await phase({ rate: options.rate });
+      const skipped = "not measured (--commands-confirmed-only)";
+      const max = options.confirmedOnly ? skipped : await phase({ window: options.window });
+      const fixed = options.confirmedOnly ? skipped : await phase({ rate: options.rate });
       let confirmed: Metrics | string;
       try {
         confirmed = await phase({ rate: options.confirmRate, until: "published" });
