@@ -42,19 +42,21 @@ export interface KeywordSeriesOptions {
 
 /** One series: a ring of (time ms, value) pairs. */
 class Ring {
+  /** Updates of all series so far: the order of {@linkcode Ring.last}. */
+  static updates = 0;
   /** Interleaved: time at 2i, value at 2i + 1. */
   data = new Float64Array(2 * INITIAL_POINTS);
   /** Index of the oldest point. */
   head = 0;
   /** Points held. */
   length = 0;
-  /** Time of the newest point (ms). */
+  /** When it was last updated, in updates of any series (a clock has ties within a millisecond). */
   last = 0;
 
   constructor(readonly actor: string, readonly keyword: string, readonly element: number) {}
 
   push(at: number, value: number, maxPoints: number, oldest: number): void {
-    this.last = at;
+    this.last = ++Ring.updates;
     this.dropBefore(oldest);
     let capacity = this.data.length / 2;
     if (this.length === capacity && capacity < maxPoints) {
