@@ -23,6 +23,7 @@
 
 import type {
   ClientControlFrame,
+  DescribeFrame,
   ServerControlFrame,
   StateFrame,
   Subscription,
@@ -39,6 +40,7 @@ import { Watchers } from "./client/watchers.ts";
 export type {
   ActorSnapshot,
   CommandStatus,
+  DescribeFrame,
   KeywordState,
   RequestId,
   StateFrame,
@@ -258,6 +260,19 @@ export class CluClient {
   async actorState(actors?: string[]): Promise<Pick<StateFrame, "seq" | "actors">> {
     const answer = await this.#request({ "clu-ws": "state", ...(actors ? { actors } : {}) });
     return answer as StateFrame;
+  }
+
+  /**
+   * What the gateway learnt of `actor`'s commands and keywords: its command
+   * model, keyword schema and help (each null when unknown), and `status`
+   * `pending` while the gateway is still asking it.
+   */
+  async describe(actor: string): Promise<Omit<DescribeFrame, "clu-ws" | "id">> {
+    const { "clu-ws": _, id: _id, ...description } = await this.#request({
+      "clu-ws": "describe",
+      actor,
+    }) as DescribeFrame;
+    return description;
   }
 
   /**

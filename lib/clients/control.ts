@@ -1,6 +1,6 @@
 /**
  * The answers to a clu-ws v1 client's operations (docs/protocol.md):
- * `subscribe`, `resume`, `state` and `options`, validated by `protocol/v1.ts`
+ * `subscribe`, `resume`, `state`, `options` and `describe`, validated by `protocol/v1.ts`
  * and answered with its encoders.
  *
  * @module
@@ -10,6 +10,7 @@ import type { ActorState } from "../replies/actor_state.ts";
 import { compileFilter } from "./filter.ts";
 import { compileGlobs } from "../protocol/glob.ts";
 import {
+  encodeDescribe,
   encodeGap,
   encodeOptions,
   encodeResumed,
@@ -33,6 +34,8 @@ export interface ControlContext<G> {
   epoch: string;
   /** The newest reply's position. */
   latestSeq(): number;
+  /** What the gateway learnt of an actor's commands, as JSON text (`introspection/`). */
+  describe(actor: string): string;
 }
 
 /** A valid operation (errors are answered by the caller, who counts them). */
@@ -70,6 +73,8 @@ export class ControlOperations<G> {
         const snapshot = this.#context.state.snapshotJson(globs);
         return hub.send(client, encodeState(snapshot, { id, seq: this.#context.latestSeq() }));
       }
+      case "describe":
+        return hub.send(client, encodeDescribe(this.#context.describe(operation.actor), { id }));
     }
   }
 

@@ -17,6 +17,7 @@ export type ClientControl =
   | { op: "resume"; id: RequestId; epoch: string; seq: number }
   | { op: "state"; id: RequestId; actors: string[] | undefined }
   | { op: "options"; id: RequestId; batch: boolean | undefined }
+  | { op: "describe"; id: RequestId; actor: string }
   | { op: "error"; id: RequestId; error: string };
 
 /**
@@ -50,11 +51,18 @@ export function parseControl(fields: Record<string, unknown>): ClientControl {
       if (batch !== undefined && typeof batch !== "boolean") return error(`"batch" must be true or false`);
       return { op: "options", id, batch };
     }
+    case "describe": {
+      const actor = fields.actor;
+      if (typeof actor !== "string" || actor === "" || new TextEncoder().encode(actor).length > 255) {
+        return error(`describe needs "actor": an actor's name (1 to 255 bytes), e.g. {"actor": "lvmecp"}`);
+      }
+      return { op: "describe", id, actor };
+    }
     default:
       return error(
         `unknown operation ${
           JSON.stringify(fields[CONTROL_KEY])
-        }; use subscribe, resume, state or options (docs/protocol.md)`,
+        }; use subscribe, resume, state, options or describe (docs/protocol.md)`,
       );
   }
 }
