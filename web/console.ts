@@ -13,6 +13,8 @@
  * - filters.ts (filter_query.ts): the filters, kept in the URL
  * - actors.ts: the actors panel
  * - commands.ts (command_history.ts): the command bar and each command's lifecycle
+ * - command_assist.ts (command_model.ts, command_line.ts): completion and checks in the command bar
+ * - descriptions.ts: the actors' commands and keyword schemas, as the gateway learnt them
  * - theme.ts, dom.ts, format.ts: night mode, DOM and storage helpers, text
  *
  * @module
@@ -21,6 +23,7 @@
 import { createActors } from "./console/actors.ts";
 import { createCommands } from "./console/commands.ts";
 import { createConnection } from "./console/connection.ts";
+import { createDescriptions } from "./console/descriptions.ts";
 import { createFilters } from "./console/filters.ts";
 import { entryOf } from "./console/format.ts";
 import { rowClicks } from "./console/rows.ts";
@@ -38,12 +41,14 @@ const stream = createStream({
   beforeRender: () => actors.render(),
   onRowClick,
 });
-const commands = createCommands({ client: () => connection.client(), onRowClick });
+const descriptions = createDescriptions(() => connection.client());
+const commands = createCommands({ client: () => connection.client(), onRowClick, descriptions });
 const actors = createActors({
   flashColor: theme.flashColor,
   onShowOnly: (actor) => filters.showActor(actor),
   onCommand: (actor) => commands.target(actor),
   requestRender: () => stream.schedule(),
+  descriptions,
 });
 const connection = createConnection({
   onReply: (frame) => {
@@ -53,6 +58,7 @@ const connection = createConnection({
     if (actors.changed()) stream.schedule();
   },
   onWelcome: (hello, client) => {
+    descriptions.clear();
     commands.setRole(hello.role);
     actors.load(client);
   },
