@@ -217,8 +217,10 @@ export async function startActor(
 /** An actor that takes commands off its queue and never answers. */
 export interface SilentActor {
   readonly name: string;
-  /** Correlation ids of the commands received, in order. */
+  /** Correlation ids of the commands received, in order, except the introspection commands. */
   readonly received: string[];
+  /** Correlation ids of the introspection commands received (`get-command-model`, …), in order. */
+  readonly introspection: string[];
   close(): Promise<void>;
 }
 
@@ -233,12 +235,22 @@ export async function startSilentActor(exchange: string, name: string): Promise<
   await channel.assertQueue(queue, { exclusive: true, autoDelete: true });
   await channel.bindQueue(queue, exchange, `command.${name}`);
   const received: string[] = [];
+  const introspection: string[] = [];
   await channel.consume(queue, (message) => {
-    if (message) received.push(String(message.properties.correlationId));
+    if (!message) return;
+    let text = "";
+    try {
+      text = String(JSON.parse(message.content.toString()).command_string ?? "");
+    } catch {
+      // Not JSON: a command all the same.
+    }
+    const list = INTROSPECTION.has(text.trim().split(/\s+/)[0]) ? introspection : received;
+    list.push(String(message.properties.correlationId));
   }, { noAck: true });
   return {
     name,
     received,
+    introspection,
     async close() {
       await connection.close().catch(() => {});
     },
