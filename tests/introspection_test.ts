@@ -202,6 +202,15 @@ Deno.test("introspection: asked once per actor, served over v1 and HTTP, hidden 
       assert.equal(broadcasts.length, 4, "the actor's own broadcasts all arrived");
     });
 
+    await t.step("a client may not use the gateways' own command ids", async () => {
+      const client = await WsClient.connect(gateway.url());
+      client.send({ consumer: clu.name, command_string: "ping", command_id: "clu-ws-introspection-x-1" });
+      const refused = await client.next("the f", (f) => f.headers.command_id === "clu-ws-introspection-x-1");
+      assert.equal(refused.headers.message_code, "f");
+      assert.match(String(refused.body.error), /is reserved for the gateways' own questions/);
+      await client.close();
+    });
+
     await t.step("bad describe requests get an error frame", async () => {
       const client = await WsClient.connect(gateway.url(), { protocols: V1 });
       client.send({ "clu-ws": "describe", id: 9 });
@@ -233,5 +242,28 @@ Deno.test("introspection: off, or a read-only gateway, never commands an actor",
     } finally {
       await actor.close();
     }
+  }
+});
+
+Deno.test("introspection: another gateway on the exchange keeps the first one's questions from its clients too", async () => {
+  const exchange = uniqueExchange("intro-two");
+  await using asking = await startGateway({ exchange });
+  await using other = await startGateway({ exchange, args: ["--introspection", "off"] });
+  const watcher = await WsClient.connect(other.url(), { protocols: V1 });
+  const actor = await startActor(exchange, actorName("two"), { introspection: "clu" });
+  try {
+    await actor.broadcast({ text: "hello" });
+    await asked(asking, actor.name);
+    assert.deepEqual(commandsOf(actor), ["get-command-model", "get_schema", "help"], "asked by one gateway");
+    // The actor's replies arrive in the order it sent them: once this one is here, the answers were too.
+    await actor.broadcast({ text: "marker" });
+    await watcher.next("the marker", (f) => (f.body as Json | undefined)?.text === "marker");
+    const fromActor = watcher.frames.filter((f) => f.headers?.sender === actor.name);
+    assert.deepEqual(fromActor.map((f) => (f.body as Json).text), ["hello", "marker"]);
+    const state = await (await fetch(other.httpUrl(`/actors/${actor.name}`))).json();
+    assert.deepEqual(Object.keys(state.keywords), ["text"]);
+  } finally {
+    await watcher.close();
+    await actor.close();
   }
 });

@@ -100,11 +100,13 @@ Deno.test("introspection: only replies to its own commands are taken, late ones 
   assert.equal(first.properties.headers.commander_id, "gw.a");
   assert.equal(first.properties.replyTo, "gw_replies");
   assert.equal(first.properties.mandatory, true);
-  // Someone else's reply, and a client's reply with a look-alike id, are not ours.
+  // A client's reply is not taken; another gateway's question is (no client asked for it).
   const other = replyTo(first, ":", {});
-  other.properties.headers!.command_id = "clu-ws-introspection-guess-1";
+  other.properties.headers!.command_id = "c-1";
   assert.equal(instance.claim(other), false);
   assert.equal(instance.claim({ ...other, properties: { headers: { message_code: ":" } } }), false);
+  other.properties.headers!.command_id = "clu-ws-introspection-0other0-1";
+  assert.equal(instance.claim(other), true);
   // A command to `a` reaches no other actor, but a reply from another sender under our id is swallowed.
   assert.equal(instance.claim(replyTo(first, ":", MODEL, "a.b")), true);
   assert.equal(instance.describe("a").status, "pending");

@@ -27,6 +27,7 @@ import {
   isFailedRouting,
   newMessageId,
 } from "../protocol/clu.ts";
+import { INTROSPECTION_ID_PREFIX } from "../protocol/clu_input.ts";
 import { logger } from "../log.ts";
 import {
   commandableName,
@@ -112,7 +113,7 @@ export class Introspector {
   readonly #pending = new Map<string, PendingAsk>();
   readonly #queue: Entry[] = [];
   /** Every introspection command id starts with this, made fresh each run: no client can guess it. */
-  readonly #prefix = `clu-ws-introspection-${crypto.randomUUID().slice(0, 8)}-`;
+  readonly #prefix = `${INTROSPECTION_ID_PREFIX}${crypto.randomUUID().slice(0, 8)}-`;
   readonly #concurrency: number;
   readonly #now: () => number;
   #counter = 0;
@@ -137,21 +138,25 @@ export class Introspector {
   }
 
   /**
-   * Takes a reply off the reply path when it answers one of this gateway's
-   * introspection commands (by its command id and commander id), so that
-   * no client, history or state sees it; late replies to abandoned commands
-   * too. A body over `--introspection-max-bytes` is refused unparsed.
+   * Takes a reply off the reply path when it answers an introspection command
+   * (its command id starts with {@linkcode INTROSPECTION_ID_PREFIX}, which
+   * clients may not use), so that no client, history or state sees it: one of
+   * this gateway's (by its command id and commander id, late ones too) or of
+   * another gateway on the exchange. A body over `--introspection-max-bytes`
+   * is refused unparsed.
    */
   claim(message: AmqpMessageLike): boolean {
     const headers = message.properties.headers;
     if (!headers) return false;
     const commandId = headerText(headers.command_id);
-    if (commandId === undefined || !commandId.startsWith(this.#prefix)) return false;
+    if (commandId === undefined || !commandId.startsWith(INTROSPECTION_ID_PREFIX)) return false;
+    // Another gateway's question (several on one exchange): no client of ours asked for it either.
+    if (!commandId.startsWith(this.#prefix)) return true;
     const pending = this.#pending.get(commandId);
     if (!pending) return true;
-    if (headerText(headers.commander_id) !== `${this.#options.identity.name}.${pending.actor}`) return false;
     // A command to `a.b` also reaches actor `a` (it binds command.a.#): only the actor asked answers it.
     if (headerText(headers.sender) !== pending.actor) return true;
+    if (headerText(headers.commander_id) !== `${this.#options.identity.name}.${pending.actor}`) return true;
     const code = String(headerText(headers.message_code) ?? "").toLowerCase();
     if (code !== ":" && code !== "f" && code !== "!") return true;
     const bytes = message.content.byteLength;
