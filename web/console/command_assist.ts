@@ -45,6 +45,9 @@ export function createCommandAssist(input: HTMLInputElement): CommandAssist {
   let heldBack: string | undefined;
 
   list.addEventListener("mousedown", (event) => event.preventDefault()); // keep the input's focus
+  input.addEventListener("blur", () => {
+    list.hidden = true;
+  });
   list.addEventListener("click", (event) => {
     const button = (event.target as HTMLElement).closest<HTMLButtonElement>("button[data-value]");
     if (!button || !analysis) return;
@@ -93,7 +96,8 @@ export function createCommandAssist(input: HTMLInputElement): CommandAssist {
         return item;
       }),
     );
-    list.hidden = candidates.length === 0;
+    // Candidates only while typing: a bar left with an actor in it does not keep a row of buttons.
+    list.hidden = candidates.length === 0 || document.activeElement !== input;
     problemList.replaceChildren(
       ...problems.map((problem) => el("li", `problem ${problem.kind}`, problem.message)),
     );
