@@ -28,6 +28,7 @@ import { encodeBroker, V1_SUBPROTOCOL } from "./protocol/v1.ts";
 import { Ledger } from "./commands/ledger.ts";
 import { staticFile } from "./http/static.ts";
 import { Replies } from "./replies/replies.ts";
+import { Introspector } from "./introspection/introspector.ts";
 import { logListening, warnAtStartup } from "./startup_log.ts";
 
 const log = logger("gateway");
@@ -97,6 +98,7 @@ export async function runGateway(config: Config): Promise<Gateway> {
       if (linkState === "down") {
         // Replies to running commands came back through the queue that just died with the link.
         ledger.lost();
+        introspection.linkLost();
       }
       hub.broadcastV1(encodeBroker(linkState));
       events.emit("broker", linkState);
@@ -115,7 +117,26 @@ export async function runGateway(config: Config): Promise<Gateway> {
     node: () => broker.node,
   });
 
-  const replies = new Replies({ history, state, series, hub, metrics, observers: [ledger], startedAt });
+  const introspection = new Introspector({
+    enabled: config.introspection.enabled,
+    publisher: broker,
+    identity,
+    // The gateway asks only what its own rules let it command; it has no token, so no client's rule applies.
+    denial: (actor) => access.commandDenial({}, actor),
+    timeoutMs: config.introspection.timeoutSeconds * 1000,
+    maxAnswerBytes: config.introspection.maxAnswerBytes,
+    cacheBytes: config.introspection.cacheBytes,
+  });
+  const replies = new Replies({
+    history,
+    state,
+    series,
+    hub,
+    metrics,
+    observers: [ledger],
+    introspection,
+    startedAt,
+  });
 
   const commands = new CommandLifecycle({
     publisher: broker,
@@ -138,6 +159,7 @@ export async function runGateway(config: Config): Promise<Gateway> {
     epoch: replies.epoch,
     latestSeq: () => replies.latestSeq,
     brokerState: () => broker.state,
+    describe: (actor) => introspection.describeJson(actor),
   });
 
   // Removed tokens lose their sockets here; changed roles and actor lists need nothing more,
@@ -150,6 +172,7 @@ export async function runGateway(config: Config): Promise<Gateway> {
     state,
     series,
     allowances: new HttpAllowances(limits.commandRate, limits.commandBurst),
+    describe: (actor: string) => introspection.describe(actor),
   };
 
   function admit(request: Request, peer: string): Promise<Admission<Grant> | Response> | Response {
@@ -203,6 +226,7 @@ export async function runGateway(config: Config): Promise<Gateway> {
       if (stopping) return;
       stopping = true;
       log.info("stopping: answering commands in flight, closing clients and the RabbitMQ link");
+      introspection.stop();
       await broker.close({ graceMs: 1000 });
       ledger.failAll("clu-ws is shutting down");
       const allClosed = sessions.allClosed();

@@ -90,6 +90,10 @@ const ALL_OPTIONS: { flag: string; short?: string; env?: string }[] = [
   { flag: "read-only", env: "CLU_WS_READ_ONLY" },
   { flag: "allow-actor", env: "CLU_WS_ALLOW_ACTOR" },
   { flag: "deny-actor", env: "CLU_WS_DENY_ACTOR" },
+  { flag: "introspection", env: "CLU_WS_INTROSPECTION" },
+  { flag: "introspection-timeout", env: "CLU_WS_INTROSPECTION_TIMEOUT" },
+  { flag: "introspection-max-bytes", env: "CLU_WS_INTROSPECTION_MAX_BYTES" },
+  { flag: "introspection-cache-bytes", env: "CLU_WS_INTROSPECTION_CACHE_BYTES" },
   { flag: "tls-cert", env: "CLU_WS_TLS_CERT" },
   { flag: "tls-key", env: "CLU_WS_TLS_KEY" },
   { flag: "version", short: "V" },
@@ -143,6 +147,7 @@ Deno.test("config: no flags and no environment give CLU's defaults", () => {
       denyActors: [],
       metricsToken: undefined,
     },
+    introspection: { enabled: true, timeoutSeconds: 10, maxAnswerBytes: 1048576, cacheBytes: 33554432 },
     tls: undefined,
     warnings: [],
   });
@@ -291,6 +296,10 @@ Deno.test("config: every CLU_WS_* variable sets its value", () => {
     CLU_WS_COMMAND_BURST: "3",
     CLU_WS_IDLE_TIMEOUT: "0",
     CLU_WS_SERIES_POINTS: "20",
+    CLU_WS_INTROSPECTION: "off",
+    CLU_WS_INTROSPECTION_TIMEOUT: "3",
+    CLU_WS_INTROSPECTION_MAX_BYTES: "64KiB",
+    CLU_WS_INTROSPECTION_CACHE_BYTES: "1MiB",
   });
   assert.deepEqual(brokers, [config.broker]);
   assert.deepEqual(config, {
@@ -335,6 +344,7 @@ Deno.test("config: every CLU_WS_* variable sets its value", () => {
       denyActors: [],
       metricsToken: undefined,
     },
+    introspection: { enabled: false, timeoutSeconds: 3, maxAnswerBytes: 65536, cacheBytes: 1048576 },
     tls: undefined,
     warnings: [],
   });

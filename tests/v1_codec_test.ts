@@ -10,6 +10,7 @@ import {
   encodeAccepted,
   encodeBroker,
   encodeCommandControl,
+  encodeDescribe,
   encodeDone,
   encodeError,
   encodeGap,
@@ -104,6 +105,25 @@ Deno.test("v1: the state frame splices in the actors' JSON as encoded", () => {
   );
 });
 
+Deno.test("v1: describe parses an actor name and its answer splices in the description", () => {
+  assert.deepEqual(parseControl({ [CONTROL_KEY]: "describe", id: 4, actor: "lvmecp" }), {
+    op: "describe",
+    id: 4,
+    actor: "lvmecp",
+  });
+  for (const actor of [undefined, "", 7, "x".repeat(256)]) {
+    const parsed = parseControl({ [CONTROL_KEY]: "describe", id: 5, actor });
+    assert.equal(parsed.op, "error");
+    assert.match((parsed as { error: string }).error, /describe needs "actor"/);
+  }
+  const description = '{"actor":"a","status":"ready","model":{"name":"x"},"schema":null,"help":["Usage"]}';
+  assert.equal(
+    encodeDescribe(description, { id: "q" }),
+    '{"clu-ws":"describe","id":"q","actor":"a","status":"ready","model":{"name":"x"},"schema":null,"help":["Usage"]}',
+  );
+  assert.equal(JSON.parse(encodeDescribe(description, { id: undefined })).id, null);
+});
+
 Deno.test("v1: encodeCommandControl picks the encoder by kind", () => {
   assert.equal(
     encodeCommandControl({ "clu-ws": "published", command_id: "x" }),
@@ -177,7 +197,7 @@ Deno.test("v1: malformed control frames are errors that say what was wrong", () 
   assert.equal(error({ "clu-ws": "options", batch: 1 }), `"batch" must be true or false`);
   assert.equal(
     error({ "clu-ws": "frobnicate" }),
-    `unknown operation "frobnicate"; use subscribe, resume, state, options or series (docs/protocol.md)`,
+    `unknown operation "frobnicate"; use subscribe, resume, state, options, series or describe (docs/protocol.md)`,
   );
   const withId = parseControl({ "clu-ws": "nope", id: 42 });
   assert.equal(withId.id, 42);

@@ -23,6 +23,7 @@
 
 import type {
   ClientControlFrame,
+  DescribeFrame,
   ServerControlFrame,
   StateFrame,
   Subscription,
@@ -40,6 +41,7 @@ import { Watchers } from "./client/watchers.ts";
 export type {
   ActorSnapshot,
   CommandStatus,
+  DescribeFrame,
   KeywordState,
   RequestId,
   StateFrame,
@@ -288,6 +290,19 @@ export class CluClient {
     const { id: _ignored, ...rest } = fields;
     const frame = { ...rest, "clu-ws": operation } as unknown as ClientControlFrame;
     return await this.#request(frame) as unknown as Record<string, unknown>;
+  }
+
+  /**
+   * What the gateway learnt of `actor`'s commands and keywords: its command
+   * model, keyword schema and help (each null when unknown), and `status`
+   * `pending` while the gateway is still asking it.
+   */
+  async describe(actor: string): Promise<Omit<DescribeFrame, "clu-ws" | "id">> {
+    const { "clu-ws": _, id: _id, ...description } = await this.#request({
+      "clu-ws": "describe",
+      actor,
+    }) as DescribeFrame;
+    return description;
   }
 
   /**

@@ -14,6 +14,8 @@
  * - actors.ts: the actors panel (plot_buttons.ts: its plot toggles)
  * - plots.ts (plot_data.ts, plot_units.ts): numeric keywords plotted over time, with uPlot
  * - commands.ts (command_history.ts): the command bar and each command's lifecycle
+ * - command_assist.ts (command_model.ts, command_line.ts): completion and checks in the command bar
+ * - descriptions.ts: the actors' commands and keyword schemas, as the gateway learnt them
  * - theme.ts, dom.ts, format.ts: night mode, DOM and storage helpers, text
  *
  * @module
@@ -22,6 +24,7 @@
 import { createActors } from "./console/actors.ts";
 import { createCommands } from "./console/commands.ts";
 import { createConnection } from "./console/connection.ts";
+import { createDescriptions } from "./console/descriptions.ts";
 import { createFilters } from "./console/filters.ts";
 import { entryOf } from "./console/format.ts";
 import { rowClicks } from "./console/rows.ts";
@@ -41,7 +44,8 @@ const stream = createStream({
   beforeRender: () => actors.render(),
   onRowClick,
 });
-const commands = createCommands({ client: () => connection.client(), onRowClick });
+const descriptions = createDescriptions(() => connection.client());
+const commands = createCommands({ client: () => connection.client(), onRowClick, descriptions });
 const plots = createPlots({
   client: () => connection.client(),
   onChange: () => refreshPlotToggles(document, plots),
@@ -53,6 +57,7 @@ const actors = createActors({
   onShowOnly: (actor) => filters.showActor(actor),
   onCommand: (actor) => commands.target(actor),
   requestRender: () => stream.schedule(),
+  descriptions,
 });
 const connection = createConnection({
   onReply: (frame) => {
@@ -63,6 +68,7 @@ const connection = createConnection({
     if (actors.changed()) stream.schedule();
   },
   onWelcome: (hello, client) => {
+    descriptions.clear();
     commands.setRole(hello.role);
     actors.load(client);
     plots.load(client);

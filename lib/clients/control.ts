@@ -1,6 +1,6 @@
 /**
  * The answers to a clu-ws v1 client's operations (docs/protocol.md):
- * `subscribe`, `resume`, `state`, `options` and `series`, validated by `protocol/v1.ts`
+ * `subscribe`, `resume`, `state`, `options`, `series` and `describe`, validated by `protocol/v1.ts`
  * and answered with its encoders.
  *
  * @module
@@ -10,6 +10,7 @@ import type { ActorState } from "../replies/actor_state.ts";
 import { compileFilter } from "./filter.ts";
 import { compileGlobs } from "../protocol/glob.ts";
 import {
+  encodeDescribe,
   encodeGap,
   encodeOptions,
   encodeResumed,
@@ -37,6 +38,8 @@ export interface ControlContext<G> {
   latestSeq(): number;
   /** The numeric keywords' recent points for `series` (none kept when absent). */
   series?: KeywordSeries;
+  /** What the gateway learnt of an actor's commands, as JSON text (`introspection/`). */
+  describe(actor: string): string;
 }
 
 /** A valid operation (errors are answered by the caller, who counts them). */
@@ -76,6 +79,8 @@ export class ControlOperations<G> {
       }
       case "series":
         return hub.send(client, answerSeries(this.#context, operation));
+      case "describe":
+        return hub.send(client, encodeDescribe(this.#context.describe(operation.actor), { id }));
     }
   }
 

@@ -76,6 +76,8 @@ export interface SessionContext {
   latestSeq(): number;
   /** The broker link's state. */
   brokerState(): string;
+  /** What the gateway learnt of an actor's commands, as JSON text (v1 `describe`). */
+  describe(actor: string): string;
 }
 
 /** The open sockets, from upgrade to close. */

@@ -18,6 +18,7 @@ import { readConfigFile } from "./config_file.ts";
 import { helpText } from "./help.ts";
 import { Layers, type LayerSources, parseFlags, type Picked } from "./layers.ts";
 import {
+  INTROSPECTION_MODES,
   LOG_FORMATS,
   LOG_LEVELS,
   type LogFormat,
@@ -71,6 +72,8 @@ export interface Config {
   limits: Limits;
   /** Who may connect and what they may command. */
   access: AccessConfig;
+  /** Whether and how the gateway asks actors for their commands (lib/introspection/). */
+  introspection: IntrospectionConfig;
   /** TLS certificate and key (PEM text), when the gateway serves wss://. */
   tls?: { cert: string; key: string };
   /** Warnings found while parsing (e.g. a password on the command line). */
@@ -96,6 +99,18 @@ export interface AccessConfig {
   denyActors: string[];
   /** Bearer token for /metrics and /healthz. */
   metricsToken?: string;
+}
+
+/** The gateway's own questions to actors: `get-command-model`, `get_schema`, `help`. */
+export interface IntrospectionConfig {
+  /** Ask at all (`--introspection on`). */
+  enabled: boolean;
+  /** Seconds each command may take. */
+  timeoutSeconds: number;
+  /** Largest answer kept, in bytes. */
+  maxAnswerBytes: number;
+  /** Bytes of answers kept over all actors. */
+  cacheBytes: number;
 }
 
 /** Per-client limits. */
@@ -227,6 +242,12 @@ export function buildConfig(
       allowActors: parseGlobs(layers.pick("allow-actor")),
       denyActors: parseGlobs(layers.pick("deny-actor")),
       metricsToken: layers.pick("metrics-token")?.value || undefined,
+    },
+    introspection: {
+      enabled: parseChoice(layers.get("introspection"), INTROSPECTION_MODES) === "on",
+      timeoutSeconds: parseCount(layers.get("introspection-timeout"), { min: 1, max: 300 }),
+      maxAnswerBytes: parseSize(layers.get("introspection-max-bytes"), { min: 1024 }),
+      cacheBytes: parseSize(layers.get("introspection-cache-bytes"), { min: 0 }),
     },
     tls: readTls(layers, readTextFile),
     warnings,

@@ -14,6 +14,10 @@ export type LogLevelName = typeof LOG_LEVELS[number];
 export const LOG_FORMATS = ["text", "json"] as const;
 /** A log format accepted by `--log-format`. */
 export type LogFormat = typeof LOG_FORMATS[number];
+/** Values of `--introspection`. */
+export const INTROSPECTION_MODES = ["on", "off"] as const;
+/** Whether the gateway asks actors for their commands. */
+export type IntrospectionMode = typeof INTROSPECTION_MODES[number];
 /** Policies accepted by `--slow-client`. */
 export const SLOW_CLIENT_POLICIES = ["close", "drop"] as const;
 /** What to do with a client whose outgoing buffer is over budget. */
@@ -269,6 +273,31 @@ export const OPTIONS = [
     env: "CLU_WS_DENY_ACTOR",
     multiple: true,
     help: "these actors may never be commanded (globs); beats --allow-actor",
+  },
+  {
+    flag: "introspection",
+    env: "CLU_WS_INTROSPECTION",
+    default: "on",
+    help:
+      "on: ask each actor the gateway may command, once, for its commands and keywords (get-command-model, get_schema, help), for the console's completion | off: never send an actor a command of the gateway's own",
+  },
+  {
+    flag: "introspection-timeout",
+    env: "CLU_WS_INTROSPECTION_TIMEOUT",
+    default: "10",
+    help: "seconds an actor has to answer each introspection command (1 to 300)",
+  },
+  {
+    flag: "introspection-max-bytes",
+    env: "CLU_WS_INTROSPECTION_MAX_BYTES",
+    default: "1MiB",
+    help: "largest answer to an introspection command that is kept; a larger one is refused unparsed",
+  },
+  {
+    flag: "introspection-cache-bytes",
+    env: "CLU_WS_INTROSPECTION_CACHE_BYTES",
+    default: "32MiB",
+    help: "memory for the actors' commands and keywords; the least recently used actor's go first",
   },
   { flag: "tls-cert", env: "CLU_WS_TLS_CERT", help: "PEM certificate (chain): serve wss:// and https://" },
   { flag: "tls-key", env: "CLU_WS_TLS_KEY", help: "PEM private key for --tls-cert" },

@@ -12,6 +12,7 @@
 import { ConfigError } from "./config_error.ts";
 import type { FlagValues } from "./layers.ts";
 import {
+  type IntrospectionMode,
   type LogFormat,
   type LogLevelName,
   type OptionName,
@@ -113,6 +114,14 @@ export interface GatewayOptions {
   allowActor?: string | string[];
   /** These actors may never be commanded (globs). */
   denyActor?: string | string[];
+  /** `on` (default): ask each actor once for its commands and keywords; `off`: never. */
+  introspection?: IntrospectionMode;
+  /** Seconds an actor has to answer each introspection command. */
+  introspectionTimeout?: number;
+  /** Largest answer to an introspection command that is kept. */
+  introspectionMaxBytes?: number | string;
+  /** Memory for the actors' commands and keywords. */
+  introspectionCacheBytes?: number | string;
   /** PEM certificate file: serve wss:// and https://. */
   tlsCert?: string;
   /** PEM key file for `tlsCert`. */

@@ -1,7 +1,10 @@
 /**
  * The plain-HTTP API for scripts and cron: `POST /commands` runs a command and
  * answers when it ends; `GET /actors` and `GET /actors/<name>` read the
- * actors' keyword state, `GET /actors/<name>/series` their numbers' recent points. Same tokens and command rules as websockets.
+ * actors' keyword state, `GET /actors/<name>/series` their numbers' recent
+ * points; `GET /actors/<name>/model`, `/schema` and `/help` what the actor
+ * answered to the gateway's introspection. Same tokens and command rules as
+ * websockets.
  *
  * @module
  */
@@ -14,6 +17,7 @@ import { TokenBucket } from "../commands/rate_limit.ts";
 import type { CommandOutcome } from "../commands/lifecycle.ts";
 import type { KeywordSeries } from "../replies/keyword_series.ts";
 import { answerSeriesRequest, SERIES_SUFFIX } from "./series_api.ts";
+import type { Description } from "../introspection/catalog.ts";
 
 /** What the API needs from the gateway. */
 export interface HttpApiContext {
@@ -29,7 +33,12 @@ export interface HttpApiContext {
   authorize(request: Request): Promise<Grant | Response>;
   /** Per-caller rate limits. */
   allowances: HttpAllowances;
+  /** What the gateway learnt of an actor's commands and keywords. */
+  describe(actor: string): Description;
 }
+
+/** The parts of an actor's introspection served at `/actors/<name>/<part>`. */
+const PARTS = ["model", "schema", "help"] as const;
 
 const DEFAULT_TIMEOUT_SECONDS = 30;
 /** Largest `POST /commands` body read; a command is a few hundred bytes. */
@@ -127,20 +136,43 @@ export async function handleApi(
   }
   if (request.method !== "GET") return problem(405, "use GET");
   if (pathname === "/actors") return Response.json({ actors: context.state.list() });
-  const isSeries = pathname.endsWith(SERIES_SUFFIX);
+  if (pathname.endsWith(SERIES_SUFFIX)) {
+    let seriesOf: string;
+    try {
+      seriesOf = decodeURIComponent(pathname.slice("/actors/".length, -SERIES_SUFFIX.length));
+    } catch {
+      return problem(400, "the actor name in the path is not valid percent-encoding");
+    }
+    return answerSeriesRequest(context, seriesOf, new URL(request.url));
+  }
+  // `/actors/<name>/model`: a name with a slash of its own is given percent-encoded (%2F).
+  const rest = pathname.slice("/actors/".length);
+  const slash = rest.indexOf("/");
+  const part = slash >= 0 ? PARTS.find((p) => p === rest.slice(slash + 1)) : undefined;
   let name: string;
   try {
-    name = decodeURIComponent(
-      pathname.slice("/actors/".length, isSeries ? -SERIES_SUFFIX.length : undefined),
-    );
+    name = decodeURIComponent(part ? rest.slice(0, slash) : rest);
   } catch {
     return problem(400, "the actor name in the path is not valid percent-encoding");
   }
-  if (isSeries) return answerSeriesRequest(context, name, new URL(request.url));
+  if (part) return introspectionPart(context, name, part);
   const json = context.state.actorJson(name);
   if (json === undefined) return problem(404, `no reply from an actor named '${name}' has been seen`);
   return new Response(`{"name":${JSON.stringify(name)},${json.slice(1)}`, {
     headers: { "content-type": "application/json" },
+  });
+}
+
+/** `GET /actors/<name>/<part>`: the part as the actor answered it, or 404 saying why there is none. */
+function introspectionPart(context: HttpApiContext, name: string, part: typeof PARTS[number]): Response {
+  const description = context.describe(name);
+  const json = description[part];
+  if (json !== undefined) return new Response(json, { headers: { "content-type": "application/json" } });
+  const why = part === "model" || description.status !== "ready"
+    ? description.reason ?? description.status
+    : `the actor did not answer ${part === "schema" ? "get_schema" : "help"} with one`;
+  return Response.json({ error: `no ${part} of actor '${name}': ${why}`, status: description.status }, {
+    status: 404,
   });
 }
 

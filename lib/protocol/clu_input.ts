@@ -51,6 +51,13 @@ export interface ClientInputError {
   consumer?: string;
 }
 
+/**
+ * The start of the command ids of the gateways' own introspection commands
+ * (`lib/introspection/`): every clu-ws gateway keeps the replies to them from
+ * its clients, so a client may not use such an id.
+ */
+export const INTROSPECTION_ID_PREFIX = "clu-ws-introspection-";
+
 /** Longest accepted command_id, in characters. */
 export const MAX_COMMAND_ID_LENGTH = 256;
 /** Longest routing key AMQP allows, in bytes. */
@@ -95,6 +102,9 @@ export function parseClientCommand(
     if (rawId.length > MAX_COMMAND_ID_LENGTH) {
       idError = `command_id is ${rawId.length} characters long; the limit is ${MAX_COMMAND_ID_LENGTH}`;
       echoId = undefined;
+    } else if (rawId.startsWith(INTROSPECTION_ID_PREFIX)) {
+      idError =
+        `command_id '${INTROSPECTION_ID_PREFIX}…' is reserved for the gateways' own questions to actors (their replies reach no client); choose another`;
     } else {
       commandId = rawId;
     }

@@ -80,13 +80,24 @@ export interface OptionsRequest {
   batch?: boolean;
 }
 
+/** `describe`: what the gateway learnt of an actor's commands and keywords. */
+export interface DescribeRequest {
+  /** The operation. */
+  "clu-ws": "describe";
+  /** Echoed in the answer. */
+  id?: RequestId;
+  /** The actor's name (not a glob). */
+  actor: string;
+}
+
 /** Every control frame a client sends. */
 export type ClientControlFrame =
   | SubscribeRequest
   | ResumeRequest
   | StateRequest
   | OptionsRequest
-  | SeriesRequest;
+  | SeriesRequest
+  | DescribeRequest;
 
 /** A command as a v1 client sends it: the CLU command frame plus `ack`, `track` and `timeout`. */
 export interface CommandRequest {
@@ -214,6 +225,31 @@ export interface OptionsFrame {
   batch: boolean;
 }
 
+/**
+ * `describe`: the answer to `describe`: what the actor answered to
+ * `get-command-model` (click's command tree), `get_schema` (a JSON schema whose
+ * `properties[keyword]` may have `description` and `unit`) and `help`, each
+ * null when unknown.
+ */
+export interface DescribeFrame {
+  /** The frame's kind. */
+  "clu-ws": "describe";
+  /** The request's id. */
+  id: RequestId;
+  /** The actor asked about. */
+  actor: string;
+  /** `ready` (something is known), `pending` (being asked) or `none` (see `reason`). */
+  status: "ready" | "pending" | "none";
+  /** The command model (`{name, params, commands?, help, …}`), or null. */
+  model: Record<string, unknown> | null;
+  /** The keyword schema (`{type: "object", properties: {…}}`), or null. */
+  schema: Record<string, unknown> | null;
+  /** The help lines, or null. */
+  help: string[] | null;
+  /** Why the model is null, when it is. */
+  reason?: string;
+}
+
 /** `broker`: the gateway's RabbitMQ link changed state. */
 export interface BrokerFrame {
   /** The frame's kind. */
@@ -280,6 +316,7 @@ export type ServerControlFrame =
   | StateFrame
   | OptionsFrame
   | SeriesFrame
+  | DescribeFrame
   | BrokerFrame
   | AcceptedFrame
   | PublishedFrame
@@ -330,6 +367,14 @@ export function encodeState(actorsJson: string, frame: { id: RequestId; seq: num
 /** `{"clu-ws": "options", "id": …, "batch": …}`. */
 export function encodeOptions(frame: FieldsOf<OptionsFrame>): string {
   return JSON.stringify({ "clu-ws": "options", id: frame.id, batch: frame.batch });
+}
+
+/**
+ * `{"clu-ws": "describe", "id": …, "actor": …, "status": …, "model": …, "schema": …, "help": …[, "reason": …]}`,
+ * splicing in the description's JSON text (`{"actor", …}`) as the introspection made it.
+ */
+export function encodeDescribe(descriptionJson: string, frame: { id: RequestId }): string {
+  return `{"clu-ws":"describe","id":${JSON.stringify(frame.id) ?? "null"},${descriptionJson.slice(1)}`;
 }
 
 /** `{"clu-ws": "broker", "state": …}`. */

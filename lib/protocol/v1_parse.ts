@@ -19,6 +19,7 @@ export type ClientControl =
   | { op: "state"; id: RequestId; actors: string[] | undefined }
   | { op: "options"; id: RequestId; batch: boolean | undefined }
   | ({ op: "series"; id: RequestId } & SeriesQuery)
+  | { op: "describe"; id: RequestId; actor: string }
   | { op: "error"; id: RequestId; error: string };
 
 /**
@@ -56,11 +57,18 @@ export function parseControl(fields: Record<string, unknown>): ClientControl {
       const query = parseSeriesQuery(fields);
       return typeof query === "string" ? error(query) : { op: "series", id, ...query };
     }
+    case "describe": {
+      const actor = fields.actor;
+      if (typeof actor !== "string" || actor === "" || new TextEncoder().encode(actor).length > 255) {
+        return error(`describe needs "actor": an actor's name (1 to 255 bytes), e.g. {"actor": "lvmecp"}`);
+      }
+      return { op: "describe", id, actor };
+    }
     default:
       return error(
         `unknown operation ${
           JSON.stringify(fields[CONTROL_KEY])
-        }; use subscribe, resume, state, options or series (docs/protocol.md)`,
+        }; use subscribe, resume, state, options, series or describe (docs/protocol.md)`,
       );
   }
 }

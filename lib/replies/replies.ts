@@ -42,6 +42,18 @@ export interface ReplyHub {
   deliver(delivery: Delivery): void;
 }
 
+/**
+ * The gateway's own questions to actors (`introspection/introspector.ts`):
+ * the replies to them are taken off the reply path before anyone sees them,
+ * and every other reply tells it an actor is there.
+ */
+export interface ReplyIntrospection {
+  /** Takes the message (true) when it answers one of the gateway's own commands; nothing else sees it. */
+  claim(message: AmqpMessageLike): boolean;
+  /** A delivered reply from `sender`. */
+  seen(sender: string, code: string, body: unknown): void;
+}
+
 /** What the reply path needs of the metrics. */
 export interface ReplyCounter {
   /** Counts a reply, forwarded or dropped; `timestamp` (seconds) is when its actor sent it. */
@@ -62,6 +74,8 @@ export interface RepliesOptions {
   metrics: ReplyCounter;
   /** Shown every delivered reply, in this order (the commands ledger). */
   observers?: readonly ReplyObserver[];
+  /** Takes the replies to the gateway's own introspection commands, and hears of actors. */
+  introspection?: ReplyIntrospection;
   /** When this run started (ms since the epoch); the epoch is made of it. Default: now. */
   startedAt?: number;
 }
@@ -105,7 +119,9 @@ export class Replies {
 
   /** Takes one message from the replies queue (an amqplib `ConsumeMessage`) all the way. */
   receive(message: AmqpMessageLike): void {
-    const { history, state, series, hub, metrics } = this.#options;
+    const { history, state, series, hub, metrics, introspection } = this.#options;
+    // The answers to the gateway's own commands are its business: not counted, numbered, kept nor sent.
+    if (introspection?.claim(message)) return;
     const reply = encodeReply(message);
     metrics.reply(reply.kind === "reply", message.properties.timestamp);
     if (reply.kind === "dropped") {
@@ -132,6 +148,7 @@ export class Replies {
     state.update(meta.sender, meta.code, reply.body);
     // The same body, parsed once: its numbers go to the plots' history, by the same rules as the state.
     series?.record(meta.sender, meta.code, reply.body, at);
+    introspection?.seen(meta.sender, meta.code, reply.body);
     // Lazy properties: when debug is off (the usual case) nothing is built per reply.
     log.debug("reply {seq} on {routingKey} to {clients} clients", () => ({
       seq,

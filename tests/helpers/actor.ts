@@ -10,6 +10,7 @@
 import { Buffer } from "node:buffer";
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
 import { connectBroker } from "./broker.ts";
+import { commandModelOf, helpLines, parseProblem, schemaText } from "./actor_model.ts";
 
 /** A command as the actor received it. */
 export interface ReceivedCommand {
@@ -33,8 +34,15 @@ export interface ReceivedCommand {
 export interface TestActor {
   /** The actor's name. */
   readonly name: string;
-  /** Every command received, in order. */
+  /**
+   * Every command received, in order, except the introspection commands
+   * (`get-command-model`, `get_schema`, `help`), which go to `introspection`:
+   * the gateway sends those by itself, and tests that count a client's
+   * commands must not see them.
+   */
   readonly received: ReceivedCommand[];
+  /** The introspection commands received (`get-command-model`, `get_schema`, `help`), in order. */
+  readonly introspection: ReceivedCommand[];
   /** Publishes a reply not tied to a command, to `reply.broadcast`. */
   broadcast(body: Record<string, unknown>, options?: { code?: string }): Promise<void>;
   /** Publishes raw content with given headers on `reply.<key>`; for odd-reply tests. */
@@ -75,12 +83,35 @@ async function reply(
   await channel.waitForConfirms();
 }
 
+/** The introspection commands, as CLU names them. */
+const INTROSPECTION = new Set(["get-command-model", "get_schema", "help"]);
+
+/** Options for {@linkcode startActor}. */
+export interface ActorOptions {
+  /**
+   * How it answers the introspection commands: `clu` as a CLU actor with the
+   * click parser does (see `actor_model.ts`); `fails` with `f`, as an actor
+   * with another parser; `silent` not at all. Default `fails`.
+   */
+  introspection?: "clu" | "fails" | "silent";
+  /** Characters of help text added to its command model (to test the gateway's size bound). */
+  modelPadding?: number;
+}
+
 /**
  * Starts an actor named `name` on `exchange`. It understands `ping` (→ `i`
  * text, then `:` Pong.), `status` (→ keywords, then `:`), `fail` (→ `f`) and
- * answers anything else with `:` echoing the command string.
+ * answers anything else with `:` echoing the command string. With
+ * `introspection: "clu"` it also answers `get-command-model`, `get_schema` and
+ * `help` as a CLU click actor does, and a `move` or `lamps` command that does
+ * not parse with `w` (click's message) then `f`, as CLU does.
  */
-export async function startActor(exchange: string, name: string): Promise<TestActor> {
+export async function startActor(
+  exchange: string,
+  name: string,
+  options: ActorOptions = {},
+): Promise<TestActor> {
+  const mode = options.introspection ?? "fails";
   const connection: ChannelModel = await connectBroker();
   // A broker restart in a test kills this connection; that is expected, not a crash.
   connection.on("error", () => {});
@@ -91,13 +122,17 @@ export async function startActor(exchange: string, name: string): Promise<TestAc
   await channel.assertQueue(queue, { exclusive: true, autoDelete: true });
   await channel.bindQueue(queue, exchange, `command.${name}.#`);
   const received: ReceivedCommand[] = [];
+  const introspection: ReceivedCommand[] = [];
   await channel.consume(queue, (message) => {
     if (message) answer(message).catch(() => {/* the connection closed mid-reply */});
   });
   async function answer(message: ConsumeMessage): Promise<void> {
     channel.ack(message);
     const body = JSON.parse(message.content.toString());
-    received.push({
+    const text = String(body.command_string ?? "");
+    const words = text.trim().split(/\s+/);
+    const introspecting = INTROSPECTION.has(words[0]);
+    (introspecting ? introspection : received).push({
       routingKey: message.fields.routingKey,
       headers: message.properties.headers ?? {},
       correlationId: message.properties.correlationId,
@@ -106,9 +141,14 @@ export async function startActor(exchange: string, name: string): Promise<TestAc
       contentType: message.properties.contentType,
       body,
     });
-    const text = String(body.command_string ?? "");
+    if (introspecting && mode === "silent") return;
     await reply(channel, exchange, name, message, ">", {}, true);
-    if (text === "ping") {
+    if (mode === "clu" && await answerAsClu(message, words)) return;
+    if (introspecting) {
+      await reply(channel, exchange, name, message, "f", {
+        error: `Command '${text}' does not exist or cannot be parsed.`,
+      });
+    } else if (text === "ping") {
       await reply(channel, exchange, name, message, ":", { text: "Pong." });
     } else if (text === "status") {
       await reply(channel, exchange, name, message, "i", { temperature: 12.5, dome: "open" });
@@ -119,9 +159,38 @@ export async function startActor(exchange: string, name: string): Promise<TestAc
       await reply(channel, exchange, name, message, ":", { echo: text });
     }
   }
+  /** Answers as a CLU click actor; false when the command is none of those it knows. */
+  async function answerAsClu(message: ConsumeMessage, words: string[]): Promise<boolean> {
+    const [first, ...rest] = words;
+    const say = (code: string, body: Record<string, unknown>) =>
+      reply(channel, exchange, name, message, code, body);
+    if (first === "get-command-model") {
+      const model = commandModelOf(rest, options.modelPadding);
+      if (!model) await say("f", { error: `Command '${rest.join(" ")}' not found.` });
+      else await say(":", { command_model: model });
+    } else if (first === "get_schema") {
+      await say(":", { schema: schemaText() });
+    } else if (first === "help") {
+      const lines = helpLines(name, rest);
+      if (!lines) await say("f", { error: `Command '${rest.join(" ")}' not found.` });
+      else await say(":", { help: lines });
+    } else if (first === "move" || first === "lamps") {
+      const problem = parseProblem(words);
+      if (problem) {
+        await say("w", { help: [problem] });
+        await say("f", { error: `Command '${words.join(" ")}' does not exist or cannot be parsed.` });
+      } else {
+        await say(":", { text: `done: ${words.join(" ")}` });
+      }
+    } else {
+      return false;
+    }
+    return true;
+  }
   return {
     name,
     received,
+    introspection,
     async broadcast(body, { code = "i" } = {}) {
       channel.publish(exchange, "reply.broadcast", Buffer.from(JSON.stringify(body)), {
         contentType: "text/json",
@@ -148,8 +217,10 @@ export async function startActor(exchange: string, name: string): Promise<TestAc
 /** An actor that takes commands off its queue and never answers. */
 export interface SilentActor {
   readonly name: string;
-  /** Correlation ids of the commands received, in order. */
+  /** Correlation ids of the commands received, in order, except the introspection commands. */
   readonly received: string[];
+  /** Correlation ids of the introspection commands received (`get-command-model`, …), in order. */
+  readonly introspection: string[];
   close(): Promise<void>;
 }
 
@@ -164,12 +235,22 @@ export async function startSilentActor(exchange: string, name: string): Promise<
   await channel.assertQueue(queue, { exclusive: true, autoDelete: true });
   await channel.bindQueue(queue, exchange, `command.${name}`);
   const received: string[] = [];
+  const introspection: string[] = [];
   await channel.consume(queue, (message) => {
-    if (message) received.push(String(message.properties.correlationId));
+    if (!message) return;
+    let text = "";
+    try {
+      text = String(JSON.parse(message.content.toString()).command_string ?? "");
+    } catch {
+      // Not JSON: a command all the same.
+    }
+    const list = INTROSPECTION.has(text.trim().split(/\s+/)[0]) ? introspection : received;
+    list.push(String(message.properties.correlationId));
   }, { noAck: true });
   return {
     name,
     received,
+    introspection,
     async close() {
       await connection.close().catch(() => {});
     },

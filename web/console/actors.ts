@@ -1,15 +1,19 @@
 /// <reference lib="dom" />
 /**
  * The actors panel: every actor heard on the exchange, sorted by name, with
- * when it was last heard and its latest keywords, which flash when they change.
- * It starts from the gateway's state on each welcome and follows live replies.
+ * when it was last heard and its latest keywords, which flash when they change,
+ * each with its description and unit where the actor's keyword schema has
+ * them. It starts from the gateway's state on each welcome and follows live
+ * replies.
  *
  * @module
  */
 
 import { isFailedRouting } from "../../lib/protocol/clu.ts";
 import type { CluClient, Frame } from "../client.ts";
+import type { Descriptions } from "./descriptions.ts";
 import { byId, el } from "./dom.ts";
+import { keywordInfo } from "./keyword_schema.ts";
 import { ago, formatValue, kindOf, meaningOf } from "./format.ts";
 import { fillPlotCell, type PlotToggles } from "./plot_buttons.ts";
 
@@ -31,6 +35,8 @@ interface ActorView {
   table?: HTMLTableSectionElement;
   rows: Map<string, HTMLTableRowElement>;
   changed: Set<string>;
+  /** The actor's keyword schema, once the gateway has it. */
+  schema?: Record<string, unknown>;
 }
 
 /** Options for {@linkcode createActors}. */
@@ -45,6 +51,8 @@ export interface ActorsOptions {
   requestRender: () => void;
   /** The plots: numeric keywords get a toggle. */
   plots?: PlotToggles;
+  /** The actors' keyword schemas, as the gateway learnt them. */
+  descriptions: Descriptions;
 }
 
 /** The actors panel. Changes are gathered, and written by {@linkcode Actors.render} in the stream's frame. */
@@ -107,8 +115,10 @@ export function createActors(options: ActorsOptions): Actors {
     filterButton.addEventListener("click", () => options.onShowOnly(name));
     commandButton.addEventListener("click", () => options.onCommand(name));
     details.addEventListener("toggle", () => {
-      if (details.open) buildKeywordTable(view, options.plots);
-      else {
+      if (details.open) {
+        view.schema = options.descriptions.get(name)?.schema;
+        buildKeywordTable(view, options.plots);
+      } else {
         view.table?.parentElement?.remove();
         view.table = undefined;
         view.rows.clear();
@@ -213,6 +223,14 @@ export function createActors(options: ActorsOptions): Actors {
     dirtyActors.clear();
   }
 
+  // A schema that arrives after the table was opened labels its rows then.
+  options.descriptions.onChange((actor) => {
+    const view = actors.get(actor);
+    if (!view?.table) return;
+    view.schema = options.descriptions.get(actor)?.schema;
+    for (const [key, row] of view.rows) labelKeyword(view, key, row.cells[0] as HTMLTableCellElement);
+  });
+
   find.addEventListener("input", () => {
     for (const view of actors.values()) view.item.hidden = !matchesFind(view.name);
   });
@@ -258,15 +276,26 @@ function buildKeywordTable(view: ActorView, plots?: PlotToggles): void {
 function keywordRow(view: ActorView, key: string, plots?: PlotToggles): HTMLTableRowElement {
   const row = el("tr");
   row.dataset.keyword = key;
-  const name = el("th", undefined, key);
+  const name = el("th");
   name.scope = "row";
-  name.title = key;
+  labelKeyword(view, key, name);
   // The plot toggles float at the end of the name's cell: the value's cell stays text only.
   if (plots) name.prepend(el("span", "plot-cell"));
   row.append(name, el("td"));
   view.rows.set(key, row);
   fillKeywordRow(view, key, row, plots);
   return row;
+}
+
+/** A keyword's name, with its unit and description when the actor's schema has them (a plot toggle stays). */
+function labelKeyword(view: ActorView, key: string, cell: HTMLTableCellElement): void {
+  const { description, unit } = keywordInfo(view.schema, key);
+  const toggles = cell.querySelector(":scope > .plot-cell");
+  cell.replaceChildren(el("span", "kw-name", key));
+  if (unit) cell.append(" ", el("span", "kw-unit", `[${unit}]`));
+  if (description) cell.append(el("span", "kw-desc", description));
+  if (toggles) cell.prepend(toggles);
+  cell.title = description ? `${key}${unit ? ` [${unit}]` : ""}: ${description}` : key;
 }
 
 function fillKeywordRow(view: ActorView, key: string, row: HTMLTableRowElement, plots?: PlotToggles): void {

@@ -3,13 +3,16 @@
  * The command bar and the commands panel: send a command to an actor, follow
  * its lifecycle (sent → running → done, failed or timeout) with the time it
  * took, open its replies; the up and down arrows walk the history of commands
- * sent, kept across visits.
+ * sent, kept across visits. For an actor whose commands the gateway knows,
+ * `command_assist.ts` completes and checks what is typed.
  *
  * @module
  */
 
 import { type CluClient, CommandError, type CommandResult, type Frame, type Welcome } from "../client.ts";
 import { CommandHistory } from "./command_history.ts";
+import { createCommandAssist } from "./command_assist.ts";
+import type { Descriptions } from "./descriptions.ts";
 import { byId, el, load, save } from "./dom.ts";
 import { duration, entryOf, jsonText, newCommandId } from "./format.ts";
 import { rowFor } from "./rows.ts";
@@ -41,6 +44,8 @@ export interface CommandsOptions {
   client: () => CluClient | undefined;
   /** Clicks on the rows of a command's replies (`{…}` and command ids). */
   onRowClick: (event: MouseEvent) => void;
+  /** The actors' command trees, as the gateway learnt them. */
+  descriptions: Descriptions;
 }
 
 /** The command bar and the commands panel. */
@@ -63,12 +68,26 @@ export function createCommands(options: CommandsOptions): Commands {
   const note = byId("command-note");
   const views = new Map<string, CommandView>();
   const history = new CommandHistory(load("local", HISTORY_KEY));
+  const assist = createCommandAssist(textInput);
   let ticker: ReturnType<typeof setInterval> | undefined;
 
-  /** The up and down arrows walk the history. */
+  /** Completion follows the actor in the bar: its command tree when the gateway knows it, else free text. */
+  function followActor(): void {
+    const actor = actorInput.value.trim();
+    assist.setModel(actor, options.descriptions.get(actor)?.model);
+  }
+  options.descriptions.onChange((actor) => {
+    if (actor === actorInput.value.trim()) followActor();
+  });
+
+  /** The up and down arrows walk the history; Tab completes. */
   function onKey(event: KeyboardEvent): void {
-    if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
     if (event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    if (event.key === "Tab") {
+      if (assist.tab()) event.preventDefault();
+      return;
+    }
+    if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
     event.preventDefault();
     const current = { actor: actorInput.value, text: textInput.value };
     const shown = history.move(event.key === "ArrowUp" ? "up" : "down", current);
@@ -77,6 +96,7 @@ export function createCommands(options: CommandsOptions): Commands {
     textInput.value = shown.text;
     const end = shown.text.length;
     textInput.setSelectionRange(end, end);
+    followActor();
   }
 
   function send(event: SubmitEvent): void {
@@ -84,9 +104,11 @@ export function createCommands(options: CommandsOptions): Commands {
     const actor = actorInput.value.trim();
     const text = textInput.value.trim();
     if (!actor || !text) return;
+    if (!assist.allowSend(text)) return;
     history.remember({ actor, text });
     save("local", HISTORY_KEY, JSON.stringify(history));
     textInput.value = "";
+    assist.update();
     const view = commandView(newCommandId(), actor, text);
     const client = options.client();
     if (!client) {
@@ -179,11 +201,16 @@ export function createCommands(options: CommandsOptions): Commands {
   list.append(el("li", "panel-empty", "Commands you send appear here."));
   bar.addEventListener("submit", send);
   textInput.addEventListener("keydown", onKey);
+  textInput.addEventListener("input", () => assist.update());
+  textInput.addEventListener("focus", followActor);
+  // On change, not on every key: a half-typed name is no actor worth asking the gateway about.
+  actorInput.addEventListener("change", followActor);
 
   return {
     target(actor) {
       actorInput.value = actor;
       textInput.focus();
+      followActor();
     },
     setRole(role) {
       const watchOnly = role === "watch";
