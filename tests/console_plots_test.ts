@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { uniqueExchange, until } from "./helpers/broker.ts";
-import { startActor, type TestActor } from "./helpers/actor.ts";
+import { type ActorOptions, startActor, type TestActor } from "./helpers/actor.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";
 import {
   type Browser,
@@ -37,10 +37,14 @@ interface World {
   browser: Browser;
 }
 
-async function withWorld(label: string, body: (world: World) => Promise<void>): Promise<void> {
+async function withWorld(
+  label: string,
+  body: (world: World) => Promise<void>,
+  actorOptions: ActorOptions = {},
+): Promise<void> {
   const exchange = uniqueExchange(`plots-${label}`);
   await using gateway = await startGateway({ exchange });
-  const actor = await startActor(exchange, `plots-${RUN}-${label}`);
+  const actor = await startActor(exchange, `plots-${RUN}-${label}`, actorOptions);
   const browser = await launchBrowser();
   try {
     await body({ gateway, actor, browser });
@@ -262,35 +266,16 @@ Deno.test("console plots: the unit comes from the actor's schema (v1 describe), 
     const { actor } = world;
     await actor.broadcast({ temperature: 8.5, position: [10, 20] });
     await gatewayHas(world, "temperature", 1);
-    // Today's gateway has no `describe` (the keyword schemas come with it): the page's websocket is routed
-    // through Playwright, which answers `describe` as that operation will and passes everything else on.
-    const watched = await openPage(world.browser);
+    // The gateway asked the actor for its schema when it first heard from it (get_schema, as CLU answers it);
+    // the page reads it with v1 describe. Its schema gives temperature a unit, position none.
+    const watched = await openConsole(
+      world,
+      `/?plot=${actor.name}:temperature&plot=${actor.name}:position[0]`,
+    );
     const { page } = watched;
-    const described: string[] = [];
-    await page.routeWebSocket(/.*/, (ws) => {
-      const server = ws.connectToServer();
-      ws.onMessage((message) => {
-        const frame = typeof message === "string" ? JSON.parse(message) : undefined;
-        if (frame?.["clu-ws"] !== "describe") return server.send(message);
-        described.push(frame.actor);
-        ws.send(JSON.stringify({
-          "clu-ws": "describe",
-          id: frame.id,
-          actor: frame.actor,
-          schema: {
-            type: "object",
-            properties: {
-              temperature: { type: "number", description: "Dome temperature", unit: "degC" },
-              position: { type: "array", items: { type: "number" }, unit: "deg" },
-            },
-          },
-        }));
-      });
-    });
-    await page.goto(world.gateway.httpUrl(`/?plot=${actor.name}:temperature&plot=${actor.name}:position[0]`));
     assert.deepEqual(await plottedValues(page, actor.name, "temperature", 1), [8.5]);
     const card = page.locator(`${plotSelector(actor.name, "temperature")}[data-unit='degC']`);
-    await card.waitFor();
+    await card.waitFor({ timeout: 15_000 });
     assert.equal(await card.locator(".plot-unit").textContent(), "[degC]");
     assert.equal(
       await card.evaluate((e) =>
@@ -299,22 +284,16 @@ Deno.test("console plots: the unit comes from the actor's schema (v1 describe), 
       "degC",
       "the y axis",
     );
-    await page.locator(`${plotSelector(actor.name, "position[0]")}[data-unit='deg']`).waitFor();
-    assert.ok(described.every((name) => name === actor.name) && described.length >= 1);
+    assert.deepEqual(await plottedValues(page, actor.name, "position[0]", 1), [10]);
+    assert.equal(
+      await page.locator(`${plotSelector(actor.name, "position[0]")} .plot-unit`).textContent(),
+      "",
+      "no unit where the schema gives none",
+    );
+    assert.equal(actor.introspection.filter((c) => c.body.command_string === "get_schema").length, 1);
     assertNoProblems(watched);
     await watched.close();
-
-    // Through the real gateway, which answers `describe` with an error today: no unit, and nothing else amiss.
-    const plain = await openConsole(world, `/?plot=${actor.name}:temperature`);
-    assert.deepEqual(await plottedValues(plain.page, actor.name, "temperature", 1), [8.5]);
-    await plain.page.locator(`${plotSelector(actor.name, "temperature")}[data-loaded='true']`).waitFor();
-    assert.equal(
-      await plain.page.locator(`${plotSelector(actor.name, "temperature")} .plot-unit`).textContent(),
-      "",
-    );
-    assertNoProblems(plain);
-    await plain.close();
-  });
+  }, { introspection: "clu" });
 });
 
 /**

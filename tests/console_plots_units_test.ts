@@ -11,7 +11,7 @@ import {
   PlotPoints,
   seriesValue,
 } from "../web/console/plot_data.ts";
-import { unitInSchema, unitOf } from "../web/console/plot_units.ts";
+import { unitInSchema } from "../web/console/plot_units.ts";
 
 Deno.test("plots: a number makes one series, an array one per numeric element (the first 16), others none", () => {
   assert.deepEqual(numericSeriesNames("t", 1.5), ["t"]);
@@ -58,7 +58,7 @@ Deno.test("plots: the gateway's history replaces the live points it holds; later
   assert.deepEqual(bounded.ys, [7, 8, 9], "the newest are kept");
 });
 
-Deno.test("plots: the unit comes from the keyword schema (an object or CLU's JSON text); errors mean none", async () => {
+Deno.test("plots: the unit comes from the keyword schema (an object or CLU's JSON text); a bad one means none", () => {
   const schema = {
     properties: {
       temperature: { type: "number", unit: "degC" },
@@ -83,21 +83,4 @@ Deno.test("plots: the unit comes from the keyword schema (an object or CLU's JSO
     unitInSchema({ properties: { x: { unit: "u".repeat(500) } } }, parseSeriesName("x")!)?.length,
     32,
   );
-
-  const asked: unknown[] = [];
-  const gateway = {
-    request(operation: string, fields: Record<string, unknown>) {
-      asked.push({ operation, ...fields });
-      return Promise.resolve({ "clu-ws": "describe", schema });
-    },
-  };
-  assert.equal(await unitOf(gateway, "lvm.ecp", parseSeriesName("temperature")!), "degC");
-  assert.deepEqual(asked, [{ operation: "describe", actor: "lvm.ecp" }]);
-  const old = { request: () => Promise.reject(new Error('unknown operation "describe"')) };
-  assert.equal(
-    await unitOf(old, "lvm.ecp", parseSeriesName("temperature")!),
-    undefined,
-    "a gateway without describe",
-  );
-  assert.equal(await unitOf(undefined, "lvm.ecp", parseSeriesName("temperature")!), undefined);
 });

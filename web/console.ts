@@ -50,6 +50,7 @@ const plots = createPlots({
   client: () => connection.client(),
   onChange: () => refreshPlotToggles(document, plots),
   note: (text) => stream.note(text),
+  descriptions,
 });
 const actors = createActors({
   plots,

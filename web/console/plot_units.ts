@@ -1,37 +1,16 @@
 /**
- * A plotted keyword's unit, from the actor's keyword schema: the gateway's v1
- * `describe` operation answers `{schema: {properties: {<keyword>: {unit}}}}`
- * (CLU actors may give `unit` and `description` in their schema). A gateway
- * without that operation, an actor without a schema, or any error: no unit.
+ * A plotted keyword's unit, from the actor's keyword schema (the gateway's v1
+ * `describe`, read through `descriptions.ts`): `schema.properties[keyword].unit`
+ * (CLU actors may give `unit` and `description` in their schema). No schema,
+ * or none for the keyword: no unit.
  *
  * @module
  */
 
 import type { SeriesName } from "./plot_data.ts";
 
-/** How the unit is asked for: the client module's generic control request. */
-export interface DescribeSource {
-  /** Sends a control operation and resolves with the answer; rejects on an `error` answer. */
-  request(operation: string, fields: Record<string, unknown>): Promise<Record<string, unknown>>;
-}
-
 /** The longest unit shown; a longer one is cut (it comes from an actor). */
 const MAX_UNIT_LENGTH = 32;
-
-/** The unit of `name` in `actor`'s schema, or undefined when the schema says none or cannot be had. */
-export async function unitOf(
-  source: DescribeSource | undefined,
-  actor: string,
-  name: SeriesName,
-): Promise<string | undefined> {
-  if (!source) return undefined;
-  try {
-    const answer = await source.request("describe", { actor });
-    return unitInSchema(answer.schema, name);
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * The unit a JSON schema (an object, or its JSON text as CLU sends it) gives

@@ -29,7 +29,8 @@ import {
   type SeriesName,
   seriesValue,
 } from "./plot_data.ts";
-import { unitOf } from "./plot_units.ts";
+import { unitInSchema } from "./plot_units.ts";
+import type { Descriptions } from "./descriptions.ts";
 
 const PLOT_HEIGHT = 150;
 
@@ -61,6 +62,8 @@ export interface PlotsOptions {
   onChange: () => void;
   /** A note for the stream. */
   note: (text: string) => void;
+  /** The actors' keyword schemas (units), as the gateway learnt them; no units without it. */
+  descriptions?: Descriptions;
 }
 
 /** The plots panel. */
@@ -87,6 +90,13 @@ export function createPlots(options: PlotsOptions): Plots {
   let frameRequested = false;
   /** The gateway's clock minus this browser's (ms), from the last `series` answer: live points line up with the history. */
   let clockOffset = 0;
+  // A schema that arrives later (the gateway was still asking the actor) brings the units then.
+  options.descriptions?.onChange((actor) => {
+    const schema = options.descriptions?.get(actor)?.schema;
+    for (const plot of plots.values()) {
+      if (plot.key.actor === actor) showUnit(plot, unitInSchema(schema, plot.name));
+    }
+  });
 
   const style = document.createElement("style");
   style.textContent = uplotCss;
@@ -166,7 +176,7 @@ export function createPlots(options: PlotsOptions): Plots {
   }
 
   async function loadHistory(plot: Plot, client: CluClient): Promise<void> {
-    unitOf(client, plot.key.actor, plot.name).then((unit) => showUnit(plot, unit));
+    showUnit(plot, unitInSchema(options.descriptions?.get(plot.key.actor)?.schema, plot.name));
     try {
       const answer = await client.series(plot.key.actor, [plot.key.series], { points: MAX_PLOT_POINTS });
       if (Number.isFinite(answer.now)) clockOffset = answer.now - Date.now();
