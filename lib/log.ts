@@ -57,6 +57,7 @@ export function setupLogging(options: LogOptions): void {
         record.level === "warning" || record.level === "error" || record.level === "fatal",
       );}
   }
+  debugLines = options.level === "debug";
   resetSync();
   configureSync({
     reset: true,
@@ -104,6 +105,19 @@ class GatheredLines {
 }
 
 const stderrLines = new GatheredLines();
+
+/** Whether debug lines are written; unknown (LogTape is asked) until {@linkcode setupLogging} runs. */
+let debugLines: boolean | undefined;
+
+/**
+ * Whether `log.debug` would write anything: a plain flag when this module set
+ * up logging, so that a hot path (one reply) pays no logger lookup for a line
+ * that is off; LogTape's own answer when an embedding program configured it.
+ */
+export function debugEnabled(log: Log): boolean {
+  return debugLines ?? (log as { isEnabledFor?: (level: "debug") => boolean }).isEnabledFor?.("debug") ??
+    true;
+}
 
 /** Writes every log line still gathered to stderr; call it before the process exits. */
 export function flushLogs(): void {

@@ -18,7 +18,7 @@ import type { Delivery } from "../clients/hub.ts";
 import type { History } from "./history.ts";
 import type { KeywordSeries } from "./keyword_series.ts";
 import type { ReplyMeta } from "../clients/filter.ts";
-import { logger } from "../log.ts";
+import { debugEnabled, logger } from "../log.ts";
 
 const log = logger("replies");
 
@@ -149,12 +149,14 @@ export class Replies {
     // The same body, parsed once: its numbers go to the plots' history, by the same rules as the state.
     series?.record(meta.sender, meta.code, reply.body, at);
     introspection?.seen(meta.sender, meta.code, reply.body);
-    // Lazy properties: when debug is off (the usual case) nothing is built per reply.
-    log.debug("reply {seq} on {routingKey} to {clients} clients", () => ({
-      seq,
-      routingKey: reply.routingKey,
-      clients: hub.size,
-    }));
+    // Debug off (the usual case): no logger lookup, nothing built per reply.
+    if (debugEnabled(log)) {
+      log.debug("reply {seq} on {routingKey} to {clients} clients", {
+        seq,
+        routingKey: reply.routingKey,
+        clients: hub.size,
+      });
+    }
     hub.deliver({ plain: reply.frame, v1, meta });
     for (const observer of this.#observers) {
       observer.observe(headers.command_id, headers.commander_id, meta.code, reply.frame);
