@@ -22,6 +22,9 @@ import { Confirms, type PublishOutcome, type PublishProperties, UNREACHABLE } fr
 import { describeError as describe, isRefusal } from "./errors.ts";
 import { logger } from "../log.ts";
 import { ReconnectSchedule, waitForBroker } from "./reconnect.ts";
+import { declareStream, isMarker, MARKER_HEADER, streamOffset, StreamSetupError } from "./stream.ts";
+import type { StreamHistoryConfig } from "../config/config.ts";
+import { Buffer } from "node:buffer";
 
 export type { PublishOutcome, PublishProperties } from "./publish.ts";
 export { UNREACHABLE } from "./publish.ts";
@@ -39,8 +42,18 @@ export interface BrokerLinkOptions {
   exchange: string;
   /** The gateway's client name; its queue is `<name>_replies`. */
   name: string;
-  /** Called for every message on the replies queue (an amqplib `ConsumeMessage`). */
-  onReply: (message: AmqpMessageLike) => void;
+  /**
+   * Called for every message on the replies queue (an amqplib `ConsumeMessage`);
+   * with a history stream, for every reply read from it, with its offset.
+   */
+  onReply: (message: AmqpMessageLike, offset?: number) => void;
+  /**
+   * With `--history stream`: replies are read from this stream (declared and
+   * bound to `reply.#` here) instead of an own queue.
+   */
+  stream?: StreamLiveOptions;
+  /** Called once if the link cannot work as configured (the stream's retention differs, no streams); it closes. */
+  onFatal?: (error: Error) => void;
   /** Called on every link state change. */
   onStateChange?: (state: LinkState) => void;
   /** How long to wait for a publish confirm before failing it (ms). */
@@ -50,6 +63,35 @@ export interface BrokerLinkOptions {
   /** Longest reconnect delay (ms). */
   maxDelayMs?: number;
 }
+
+/** How the link reads replies from the history stream. */
+export interface StreamLiveOptions {
+  /** The stream. */
+  config: StreamHistoryConfig;
+  /** Where to start reading on each link up: the next offset not yet seen, or undefined for the stream's end. */
+  from(): number | undefined;
+  /** Called for each marker read (a gateway's, this one's included): the stream's end has moved to `offset` + 1. */
+  onMarker(offset: number): void;
+}
+
+/** One reader of the stream at an offset (a resume's replay); see {@linkcode BrokerLink.readStream}. */
+export interface StreamReader {
+  /** Acknowledges every message up to this one: the broker may send more (prefetch). */
+  ack(message: AmqpMessageLike): void;
+  /** Stops reading and closes its channel (idempotent). */
+  close(): Promise<void>;
+}
+
+/** What a {@linkcode StreamReader} reports. */
+export interface StreamReaderEvents {
+  /** A message (a reply or a marker) with its offset. */
+  message(message: AmqpMessageLike, offset: number): void;
+  /** The reader stopped without being closed: the channel or the link was lost, or the stream deleted. */
+  ended(reason: string): void;
+}
+
+/** Messages the live stream consumer may hold unacknowledged (acked in batches, see #ackLater). */
+const LIVE_PREFETCH = 2000;
 
 interface LiveChannels {
   model: ChannelModel;
@@ -148,7 +190,7 @@ export class BrokerLink {
         log.info("RabbitMQ link up at {url}: exchange {exchange}, queue {queue} bound to reply.#", {
           url: display,
           exchange: this.#options.exchange,
-          queue: this.queue,
+          queue: this.#options.stream ? `${this.#options.stream.config.name} (history stream)` : this.queue,
         });
         const reason = await closed;
         this.#live = undefined;
@@ -165,6 +207,12 @@ export class BrokerLink {
         this.#live = undefined;
         if (model) await model.close().catch(() => {});
         if (this.#closed()) return;
+        if (err instanceof StreamSetupError) {
+          log.error("{error}", { error: err.message });
+          this.#setState("closed");
+          this.#options.onFatal?.(err);
+          return;
+        }
         this.#setState("down");
       }
       const delay = schedule.next(failure !== undefined);
@@ -241,6 +289,11 @@ export class BrokerLink {
     });
     // Exactly CLU's arguments: any other declaration makes RabbitMQ close the channel (406).
     await consume.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
+    if (this.#options.stream) {
+      await this.#consumeStream(model, consume, live, this.#options.stream);
+      this.#live = live;
+      return;
+    }
     await consume.assertQueue(this.queue, { exclusive: true, autoDelete: true, durable: false });
     await consume.bindQueue(this.queue, exchange, "reply.#");
     // No per-message ack: the queue is exclusive and auto-deleted, so acks buy
@@ -254,6 +307,118 @@ export class BrokerLink {
       onReply(message);
     }, { noAck: true, exclusive: true });
     this.#live = live;
+  }
+
+  /**
+   * Declares and binds the history stream and reads replies from it, from
+   * where the last link left off (nothing lost across a reconnect) or its
+   * end; then appends a marker, so that the stream's end is known even
+   * while no reply comes.
+   */
+  async #consumeStream(
+    model: ChannelModel,
+    consume: Channel,
+    live: LiveChannels,
+    stream: StreamLiveOptions,
+  ): Promise<void> {
+    const { config } = stream;
+    await declareStream(model, config);
+    await consume.bindQueue(config.name, this.#options.exchange, "reply.#");
+    await consume.prefetch(LIVE_PREFETCH);
+    const from = stream.from();
+    let unacked: ConsumeMessage | undefined;
+    let pending = 0;
+    let flush: ReturnType<typeof setTimeout> | undefined;
+    const ack = () => {
+      flush = undefined;
+      if (!unacked) return;
+      const message = unacked;
+      unacked = undefined;
+      pending = 0;
+      // The channel may have closed since: the next link reads from the offset after the last reply.
+      if (this.#live === live) consume.ack(message, true);
+    };
+    await consume.consume(config.name, (message: ConsumeMessage | null) => {
+      if (message === null) {
+        log.warn("RabbitMQ cancelled the history stream consumer (stream deleted?); reconnecting");
+        if (this.#live === live) model.close().catch(() => {});
+        return;
+      }
+      unacked = message;
+      // Acked in batches: one ack per message would cost a frame each; half the prefetch keeps it flowing.
+      if (++pending >= LIVE_PREFETCH / 2) ack();
+      else flush ??= setTimeout(ack, 0);
+      const offset = streamOffset(message);
+      if (offset === undefined) return;
+      if (isMarker(message)) return stream.onMarker(offset);
+      delete message.properties.headers!["x-stream-offset"];
+      this.#options.onReply(message, offset);
+    }, { noAck: false, arguments: { "x-stream-offset": from ?? "next" } });
+    // The marker: read back by every reader, it says where the stream ended when this link came up.
+    consume.sendToQueue(config.name, Buffer.alloc(0), {
+      headers: { [MARKER_HEADER]: this.#options.name },
+      persistent: true,
+    });
+  }
+
+  /**
+   * Reads the history stream from `offset` on a channel of its own, `prefetch`
+   * messages ahead of the acknowledgements: a reader that stops acking stops
+   * the broker. Messages before `offset` (a stream is read by chunks) are
+   * skipped here.
+   *
+   * @throws when the link is down or the channel cannot be opened.
+   */
+  async readStream(
+    offset: number,
+    prefetch: number,
+    events: StreamReaderEvents,
+  ): Promise<StreamReader> {
+    const live = this.#live;
+    const stream = this.#options.stream;
+    if (!live || !stream || this.#state !== "up") throw new Error("the RabbitMQ link is down");
+    const channel = await live.model.createChannel();
+    let closed = false;
+    channel.on("error", (err: Error) => {
+      log.warn("history stream reader: channel error: {error}", { error: describe(err) });
+    });
+    channel.on("close", () => {
+      if (closed) return;
+      closed = true;
+      events.ended("the RabbitMQ channel closed");
+    });
+    const close = async () => {
+      if (closed) return;
+      closed = true;
+      await channel.close().catch(() => {/* the link went with it */});
+    };
+    try {
+      await channel.prefetch(prefetch);
+      await channel.consume(stream.config.name, (message: ConsumeMessage | null) => {
+        if (closed) return;
+        if (message === null) {
+          void close();
+          events.ended("RabbitMQ cancelled the reader (the stream was deleted?)");
+          return;
+        }
+        const at = streamOffset(message);
+        if (at === undefined || at < offset) {
+          channel.ack(message);
+          return;
+        }
+        if (!isMarker(message)) delete message.properties.headers!["x-stream-offset"];
+        events.message(message, at);
+      }, { noAck: false, arguments: { "x-stream-offset": offset } });
+    } catch (err) {
+      await close();
+      throw err;
+    }
+    return {
+      ack: (message) => {
+        if (!closed) channel.ack(message as ConsumeMessage, true);
+      },
+      close,
+    };
   }
 
   #setState(state: LinkState): void {

@@ -33,6 +33,14 @@ export interface ControlContext<G> {
   epoch: string;
   /** The newest reply's position. */
   latestSeq(): number;
+  /** Answers `resume` instead of the history (`--history stream`). */
+  resumer?: Resumer<G>;
+}
+
+/** Who answers `resume` when the history is not in this process (the stream history). */
+export interface Resumer<G> {
+  /** Answers a client's `resume` (`resumed`, `gap` or `error`), now or later. */
+  resume(client: Client<G>, args: { id: RequestId; epoch: string; seq: number }): void;
 }
 
 /** A valid operation (errors are answered by the caller, who counts them). */
@@ -61,6 +69,7 @@ export class ControlOperations<G> {
         return hub.send(client, encodeSubscribed({ id, filter: subscription }));
       }
       case "resume":
+        if (this.#context.resumer) return this.#context.resumer.resume(client, operation);
         return this.#resume(client, operation);
       case "options":
         if (operation.batch !== undefined) hub.setBatch(client, operation.batch);

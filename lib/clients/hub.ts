@@ -88,7 +88,10 @@ export interface HubOptions {
 }
 
 /** A client record as the hub keeps it (its filter writable here only). */
-type Entry<G> = { -readonly [K in "filter"]: Client<G>[K] } & Omit<Client<G>, "filter">;
+type Entry<G> = { -readonly [K in "filter"]: Client<G>[K] } & Omit<Client<G>, "filter"> & {
+  /** Out of the live fan-out while a resume's replay is sent to it (see {@linkcode Hub.hold}). */
+  held: boolean;
+};
 
 /** The registry of connected clients. */
 export class Hub<G = unknown> {
@@ -168,6 +171,7 @@ export class Hub<G = unknown> {
       connectedAt: Date.now(),
       v1,
       filter: undefined,
+      held: false,
       mine: new Set(),
       outbox: new Outbox(socket, this.#settings, {
         onClose: () => this.#stopped(client),
@@ -183,7 +187,7 @@ export class Hub<G = unknown> {
   /** Forgets a client whose socket closed (idempotent). */
   remove(client: Client<G>): void {
     client.outbox.detach();
-    this.#closing.delete(client);
+    this.#closing.delete(client as Entry<G>);
     if (this.sockets === 0) this.#allClosed?.resolve();
   }
 
@@ -227,7 +231,7 @@ export class Hub<G = unknown> {
     let plain: WireFrame | undefined;
     let v1: WireFrame | undefined;
     for (const client of this.#clients) {
-      if (!this.#wants(client, delivery.meta)) continue;
+      if (client.held || !this.#wants(client, delivery.meta)) continue;
       const outbox = client.outbox;
       if (!outbox.batching) {
         outbox.write(
@@ -260,6 +264,32 @@ export class Hub<G = unknown> {
     return count;
   }
 
+  /**
+   * Takes a client out of the live fan-out (a resume replays to it from
+   * elsewhere); what was batched for it goes out first.
+   */
+  hold(client: Client<G>): void {
+    const entry = client as Entry<G>;
+    entry.outbox.follow(entry.outbox.followsTurn);
+    entry.held = true;
+  }
+
+  /**
+   * Puts a held client back in the live fan-out: it gets the replies
+   * delivered from now on, and none of the current turn's from before.
+   */
+  release(client: Client<G>): void {
+    const entry = client as Entry<G>;
+    if (!entry.held) return;
+    entry.held = false;
+    entry.outbox.follow(entry.filter === undefined);
+  }
+
+  /** Whether a client's socket has more than half its budget waiting: a replay to it should pause. */
+  backlogged(client: Client<G>): boolean {
+    return client.outbox.buffered > this.#settings.bufferBytes / 2;
+  }
+
   /** Changes a client's subscription; what was batched under the old one goes out first. */
   setFilter(client: Client<G>, filter: ReplyFilter | undefined): void {
     client.outbox.follow(filter === undefined);
@@ -275,7 +305,7 @@ export class Hub<G = unknown> {
 
   #flush(): void {
     this.#flushScheduled = false;
-    for (const client of this.#batchers) client.outbox.endTurn();
+    for (const client of this.#batchers) if (!client.held) client.outbox.endTurn();
     this.#settings.turn.clear();
   }
 

@@ -162,6 +162,11 @@ export class Outbox {
     return this.#dropped;
   }
 
+  /** Bytes its socket has not yet written to the network. */
+  get buffered(): number {
+    return this.#socket.bufferedAmount;
+  }
+
   /** Whether it still sends (not closed by its owner or its policy). */
   get open(): boolean {
     return !this.#closed;

@@ -13,7 +13,7 @@ import type { ActorState } from "../replies/actor_state.ts";
 import { type Access, CLOSE_REVOKED, type Grant, revokedReason } from "../access/admission.ts";
 import type { Limits } from "../config/config.ts";
 import { type CommandLifecycle, type Recipient, socketRecipient } from "../commands/lifecycle.ts";
-import { ControlOperations } from "./control.ts";
+import { ControlOperations, type Resumer } from "./control.ts";
 import { type GatewayIdentity, gatewayReplyFrame } from "../protocol/clu.ts";
 import { type ClientCommand, parseClientCommand } from "../protocol/clu_input.ts";
 import {
@@ -71,6 +71,8 @@ export interface SessionContext {
   epoch: string;
   /** The newest reply's position. */
   latestSeq(): number;
+  /** Answers `resume` instead of the history (`--history stream`). */
+  resumer?: Resumer<Grant>;
   /** The broker link's state. */
   brokerState(): string;
 }

@@ -1,0 +1,148 @@
+// `--history stream`: the history on a RabbitMQ stream, through real gateway processes, the real broker
+// and raw v1 websocket clients. Each test has its own exchange and its own stream (deleted after it).
+// A steady publisher numbers its replies, so a client's frames say exactly what it missed or got twice.
+
+import assert from "node:assert/strict";
+import { connectBroker, uniqueExchange, until } from "./helpers/broker.ts";
+import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";
+import { deleteStream, SteadyPublisher, streamArgs, uniqueStream } from "./helpers/stream.ts";
+import { type Frame, WsClient } from "./helpers/ws_client.ts";
+
+const V1 = ["clu-ws.v1"];
+type Json = Record<string, unknown>;
+
+function json(frame: Frame): Json {
+  return frame as unknown as Json;
+}
+
+function control(kind: string, match: (frame: Json) => boolean = () => true): (frame: Frame) => boolean {
+  return (frame) => json(frame)["clu-ws"] === kind && match(json(frame));
+}
+
+/** The numbered replies of `publisher` among `frames`. */
+function numbered(frames: Frame[], publisher: SteadyPublisher): Frame[] {
+  return frames.filter((f) => !("clu-ws" in f) && f.body?.run === publisher.run);
+}
+
+async function v1Client(gateway: GatewayProcess): Promise<WsClient> {
+  const client = await WsClient.connect(gateway.url(), { protocols: V1 });
+  await client.next("the welcome", control("welcome"));
+  return client;
+}
+
+/** Waits until `client` has the reply numbered `n`. */
+function upTo(client: WsClient, publisher: SteadyPublisher, n: number, timeoutMs = 20_000): Promise<Frame> {
+  return client.next(`reply n=${n}`, (f) => f.body?.run === publisher.run && f.body?.n === n, { timeoutMs });
+}
+
+/**
+ * Asserts that `before` then `after` (a client's frames on its first and its
+ * second connection) hold the replies 1..last exactly once each, in order,
+ * and that each reply's seq grows.
+ */
+function assertExactlyOnce(before: Frame[], after: Frame[], last: number): void {
+  const ns = [...before, ...after].map((f) => Number(f.body.n));
+  const missing = Array.from({ length: last }, (_, i) => i + 1).filter((n) => !ns.includes(n));
+  const twice = ns.filter((n, i) => ns.indexOf(n) !== i);
+  assert.deepEqual({ missing, twice }, { missing: [], twice: [] }, "zero loss, zero duplicates");
+  assert.deepEqual(ns, Array.from({ length: last }, (_, i) => i + 1), "in order");
+  const seqs = [...before, ...after].map((f) => Number(json(f).seq));
+  assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]), "seq grows");
+}
+
+Deno.test("--history stream: a stream declared with another retention stops the gateway, naming the option", async () => {
+  const stream = uniqueStream("mismatch");
+  const model = await connectBroker();
+  try {
+    const channel = await model.createChannel();
+    await channel.assertQueue(stream, {
+      durable: true,
+      arguments: {
+        "x-queue-type": "stream",
+        "x-max-age": "2h",
+        "x-max-length-bytes": 1024 * 1024 * 1024,
+        "x-stream-max-segment-size-bytes": 64 * 1024 * 1024,
+      },
+    });
+    await using gateway = await startGateway({
+      exchange: uniqueExchange("mismatch"),
+      args: streamArgs(stream, ["--history-max-age", "24h"]),
+      waitForBroker: false,
+    });
+    const error = await gateway.waitForLog("the stream error", (r) => r.level === "ERROR");
+    assert.match(error.message, /history stream .* exists with another x-max-age/);
+    assert.match(error.message, /received '24h' but current is '2h'/);
+    assert.match(error.message, /give --history-max-age the stream's value/);
+    const status = await until("the gateway to exit by itself", () => gateway.status);
+    assert.equal(status.code, 1, "the gateway exits 1 by itself");
+    // Nothing was redeclared: the stream keeps its age.
+    const again = await model.createChannel();
+    again.on("error", () => {});
+    await assert.rejects(
+      again.assertQueue(stream, {
+        durable: true,
+        arguments: {
+          "x-queue-type": "stream",
+          "x-max-age": "24h",
+          "x-max-length-bytes": 1024 * 1024 * 1024,
+          "x-stream-max-segment-size-bytes": 64 * 1024 * 1024,
+        },
+      }),
+      /inequivalent arg 'x-max-age'/,
+    );
+  } finally {
+    await model.close().catch(() => {});
+    await deleteStream(stream);
+  }
+});
+
+Deno.test("--history stream: resume on another gateway under a steady publish: zero loss, zero duplicates, order kept", async () => {
+  const stream = uniqueStream("move");
+  const exchange = uniqueExchange("stream-move");
+  try {
+    await using a = await startGateway({ exchange, args: streamArgs(stream) });
+    await using b = await startGateway({ exchange, args: streamArgs(stream) });
+    const publisher = await SteadyPublisher.open(exchange);
+    const clients: WsClient[] = [];
+    try {
+      const onA = await v1Client(a);
+      const onB = await v1Client(b);
+      clients.push(onA, onB);
+      const welcomeA = json(onA.frames[0]);
+      const welcomeB = json(onB.frames[0]);
+      assert.equal(welcomeA.epoch, `stream:${stream}`, "the epoch names the stream");
+      assert.equal(welcomeB.epoch, welcomeA.epoch, "the same epoch on every gateway");
+      publisher.start(3);
+      await upTo(onA, publisher, 30);
+      await onA.close();
+      const before = numbered(onA.frames, publisher);
+      const lastSeq = Number(json(before.at(-1)!).seq);
+      // Away while replies keep coming.
+      await upTo(onB, publisher, before.length + 100);
+      const back = await v1Client(b);
+      clients.push(back);
+      assert.equal(json(back.frames[0]).epoch, welcomeA.epoch);
+      back.send({ "clu-ws": "resume", id: 1, epoch: welcomeA.epoch, seq: lastSeq });
+      const resumed = json(await back.next("resumed", control("resumed")));
+      assert.equal(resumed.from, lastSeq);
+      assert.ok(Number(resumed.count) >= 100, `replayed ${resumed.count}`);
+      // And live after the hand-over, still under the steady publish.
+      await upTo(back, publisher, publisher.last + 50);
+      const last = await publisher.stop();
+      await upTo(back, publisher, last);
+      await upTo(onB, publisher, last);
+      const after = numbered(back.frames, publisher);
+      assertExactlyOnce(before, after, last);
+      // The same reply has the same seq on both gateways: the stream's offset plus one.
+      const seqOnB = new Map(numbered(onB.frames, publisher).map((f) => [f.body.n, json(f).seq]));
+      for (const f of [...before, ...after]) {
+        assert.equal(json(f).seq, seqOnB.get(f.body.n), `seq of n=${f.body.n}`);
+      }
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await publisher.close();
+    }
+  } finally {
+    await deleteStream(stream);
+  }
+});
