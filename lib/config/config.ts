@@ -285,7 +285,8 @@ function parseStreamHistory(layers: Layers, exchange: string): StreamHistoryConf
   return {
     name,
     maxAge: age.value,
-    maxBytes: parseSize(layers.get("history-max-bytes"), { min: 64 * 1024 }),
+    // Below ~256 KiB RabbitMQ 3.10's retention can leave a stream that delivers nothing to readers.
+    maxBytes: parseSize(layers.get("history-max-bytes"), { min: 256 * 1024 }),
     segmentBytes: parseSize(layers.get("history-segment-bytes"), { min: 4096 }),
     maxReplay: parseCount(layers.get("history-max-replay"), { min: 1, max: 10_000_000 }),
     replays: parseCount(layers.get("history-replays"), { min: 1, max: 1000 }),

@@ -283,12 +283,15 @@ export class StreamHistory<G> {
     if (next >= this.#liveNext!) return finish();
     let reader: StreamReader;
     try {
-      reader = await source.readStream(next, REPLAY_PREFETCH, events);
+      // From the last reply the client has (a message, never a hole: offsets have holes), so that a
+      // later first offset means the retention took it.
+      reader = await source.readStream(Math.max(0, seq - 1), REPLAY_PREFETCH, events);
     } catch (err) {
       return this.#end(client, () => this.#gap(client, id, `the history stream cannot be read now (${err})`));
     }
     const startedAt = Date.now();
     let first = true;
+    let pauses = 0;
     try {
       while (true) {
         if (!client.outbox.open) return this.#end(client, () => {});
@@ -324,8 +327,9 @@ export class StreamHistory<G> {
         const [message, offset] = inbox.shift()!;
         if (first) {
           first = false;
-          // A stream reader starts at the first offset still kept: a later one means the retention took them.
-          if (offset > next) {
+          // A stream reader starts at the first offset still kept: a later one than the client's last
+          // reply (or than 0 for a client that has none) means the retention took what it missed.
+          if (offset > Math.max(0, seq - 1)) {
             return this.#end(client, () =>
               this.#gap(
                 client,
@@ -350,8 +354,17 @@ export class StreamHistory<G> {
           }
         }
         // Flow control: what the socket has not taken is not acknowledged, so the broker waits too.
-        while (hub.backlogged(client) && client.outbox.open) {
-          await new Promise((resolve) => setTimeout(resolve, DRAIN_CHECK_MS));
+        if (hub.backlogged(client)) {
+          if (pauses++ === 0) {
+            log.debug("replay to client {client} paused at {seq}: {bytes} bytes wait for its socket", {
+              client: client.id,
+              seq: next,
+              bytes: client.outbox.buffered,
+            });
+          }
+          while (hub.backlogged(client) && client.outbox.open) {
+            await new Promise((resolve) => setTimeout(resolve, DRAIN_CHECK_MS));
+          }
         }
         reader.ack(message);
         if (next - seq > 2 * config.maxReplay) {
@@ -367,13 +380,17 @@ export class StreamHistory<G> {
       }
     } finally {
       await reader.close();
-      log.debug("replayed {count} replies to client {client} from {from} to {to} in {ms} ms", {
-        count,
-        client: client.id,
-        from: seq,
-        to: next,
-        ms: Date.now() - startedAt,
-      });
+      log.debug(
+        "replayed {count} replies to client {client} from {from} to {to} in {ms} ms ({pauses} pauses)",
+        {
+          count,
+          pauses,
+          client: client.id,
+          from: seq,
+          to: next,
+          ms: Date.now() - startedAt,
+        },
+      );
     }
   }
 }
