@@ -7,6 +7,7 @@ import { connectBroker, uniqueExchange, until } from "./helpers/broker.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";
 import { deleteStream, SteadyPublisher, streamArgs, uniqueStream } from "./helpers/stream.ts";
 import { type Frame, WsClient } from "./helpers/ws_client.ts";
+import { RawWebSocket } from "./helpers/raw_ws.ts";
 
 const V1 = ["clu-ws.v1"];
 type Json = Record<string, unknown>;
@@ -281,6 +282,79 @@ Deno.test("--history stream: a client away longer than the retention, or further
       );
     } finally {
       await Promise.all(clients.map((c) => c.close()));
+      await publisher.close();
+    }
+  } finally {
+    await deleteStream(stream);
+  }
+});
+
+Deno.test("--history stream: a replay goes at the client's pace (prefetch and its socket's budget), never over its budget", async () => {
+  const stream = uniqueStream("pace");
+  const exchange = uniqueExchange("stream-pace");
+  const missed = 10_000;
+  try {
+    // A 64 KiB budget with the close policy: a replay that did not wait for the socket would be closed (1008).
+    await using gateway = await startGateway({
+      exchange,
+      args: streamArgs(stream, ["--client-buffer", "64KiB"]),
+    });
+    const publisher = await SteadyPublisher.open(exchange);
+    const observer = await v1Client(gateway);
+    try {
+      const epoch = json(observer.frames[0]).epoch;
+      await publisher.burst(1);
+      const fromSeq = Number(json(await upTo(observer, publisher, 1)).seq);
+      // Away: about 10 MB missed, far more than the budget and the kernel's socket buffers. The
+      // observer stays, for one reply only: once it has it, the gateway has read the whole burst.
+      observer.send({ "clu-ws": "subscribe", id: "z", codes: ["z"] });
+      await observer.next("subscribed", control("subscribed"));
+      await publisher.burst(missed, 1000);
+      await publisher.mark("z");
+      await observer.next("the mark after the burst", (f) => f.body?.mark === true, { timeoutMs: 60_000 });
+      const raw = await RawWebSocket.connect(gateway.port, { protocols: V1 });
+      try {
+        await raw.readTextUntil((text) => text.includes('"welcome"'));
+        const logsBefore = gateway.logs.length;
+        await raw.sendFrame(
+          1,
+          new TextEncoder().encode(JSON.stringify({ "clu-ws": "resume", id: "pace", epoch, seq: fromSeq })),
+        );
+        // The client reads nothing until the gateway has paused its replay for it.
+        const paused = await gateway.waitForLog(
+          "the replay paused for the client",
+          (r) => /replay to client .* paused/.test(r.message),
+          { after: logsBefore, timeoutMs: 60_000 },
+        );
+        assert.ok(Number(paused.bytes) > 32 * 1024, `paused with ${paused.bytes} bytes waiting`);
+        const texts = await raw.readTextUntil((text) => text.includes('"resumed"'), {
+          timeoutMs: 120_000,
+        });
+        const frames = texts.map((t) => JSON.parse(t));
+        const resumed = frames.find((f) => f["clu-ws"] === "resumed");
+        assert.ok(resumed, "resumed");
+        assert.deepEqual(
+          frames.filter((f) => !("clu-ws" in f) && f.body.n !== undefined).map((f) => f.body.n),
+          Array.from({ length: missed }, (_, i) => i + 2),
+          "every missed reply once, in order",
+        );
+        assert.equal(resumed.from, fromSeq);
+        assert.equal(resumed.count, missed + 1, "the burst and the mark, replayed");
+        const done = await gateway.waitForLog(
+          "the replay's summary",
+          (r) => /replayed \d+ replies/.test(r.message),
+          {
+            after: logsBefore,
+          },
+        );
+        console.log(
+          `replay of ${missed} replies of ~1 KB to a client with a 64 KiB budget: ${done.ms} ms, ${done.pauses} pauses`,
+        );
+      } finally {
+        raw.abort();
+      }
+    } finally {
+      await observer.close();
       await publisher.close();
     }
   } finally {

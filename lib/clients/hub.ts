@@ -285,9 +285,13 @@ export class Hub<G = unknown> {
     entry.outbox.follow(entry.filter === undefined);
   }
 
-  /** Whether a client's socket has more than half its budget waiting: a replay to it should pause. */
-  backlogged(client: Client<G>): boolean {
-    return client.outbox.buffered > this.#settings.bufferBytes / 2;
+  /**
+   * Whether a client's socket has more than half its budget waiting, counting
+   * `unflushed` bytes written this turn (a corked socket reports them only
+   * once the turn ends): a replay to it should pause.
+   */
+  backlogged(client: Client<G>, unflushed = 0): boolean {
+    return client.outbox.buffered + unflushed > this.#settings.bufferBytes / 2;
   }
 
   /** Changes a client's subscription; what was batched under the old one goes out first. */

@@ -292,6 +292,8 @@ export class StreamHistory<G> {
     const startedAt = Date.now();
     let first = true;
     let pauses = 0;
+    /** Bytes sent to the client since the last turn ended. */
+    let unflushed = 0;
     try {
       while (true) {
         if (!client.outbox.open) return this.#end(client, () => {});
@@ -346,14 +348,19 @@ export class StreamHistory<G> {
           if (!isMarker(message)) {
             const decoded = decodeReply(message);
             if (decoded.kind === "reply") {
-              count += hub.replay(client, [{
-                frame: v1ReplyFrame(offset + 1, decoded.reply.frame),
-                meta: decoded.meta,
-              }]);
+              const frame = v1ReplyFrame(offset + 1, decoded.reply.frame);
+              const sent = hub.replay(client, [{ frame, meta: decoded.meta }]);
+              count += sent;
+              unflushed += sent * frame.length;
             }
           }
         }
         // Flow control: what the socket has not taken is not acknowledged, so the broker waits too.
+        if (hub.backlogged(client, unflushed)) {
+          // Writes of this turn are corked: let them reach the socket before its backlog is looked at.
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          unflushed = 0;
+        }
         if (hub.backlogged(client)) {
           if (pauses++ === 0) {
             log.debug("replay to client {client} paused at {seq}: {bytes} bytes wait for its socket", {

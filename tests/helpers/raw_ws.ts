@@ -26,10 +26,12 @@ export class RawWebSocket {
    */
   static async connect(
     port: number,
-    { path = "/", hostname = "127.0.0.1", caCerts }: {
+    { path = "/", hostname = "127.0.0.1", caCerts, protocols = [] }: {
       path?: string;
       hostname?: string;
       caCerts?: string[];
+      /** Subprotocols to offer (e.g. `clu-ws.v1`). */
+      protocols?: string[];
     } = {},
   ): Promise<RawWebSocket> {
     const conn = caCerts
@@ -40,7 +42,8 @@ export class RawWebSocket {
       conn,
       encoder.encode(
         `GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+          (protocols.length > 0 ? `Sec-WebSocket-Protocol: ${protocols.join(", ")}\r\n` : "") + "\r\n",
       ),
     );
     // Read the response head byte by byte so no frame byte after it is consumed.

@@ -74,6 +74,26 @@ export class SteadyPublisher {
     await this.#channel.waitForConfirms();
   }
 
+  /** Publishes one unnumbered reply with message code `code` (`{run, mark: true}`) and waits for its confirm. */
+  async mark(code: string): Promise<void> {
+    this.#channel.publish(
+      this.#exchange,
+      "reply.broadcast",
+      Buffer.from(JSON.stringify({ run: this.run, mark: true })),
+      {
+        contentType: "text/json",
+        headers: {
+          command_id: null,
+          commander_id: null,
+          internal: false,
+          message_code: code,
+          sender: this.#sender,
+        },
+      },
+    );
+    await this.#channel.waitForConfirms();
+  }
+
   #publish(pad = 0): void {
     const n = ++this.#n;
     this.#channel.publish(
