@@ -11,7 +11,6 @@
  * @module
  */
 
-import type { Channel, ChannelModel } from "amqplib";
 import type { StreamHistoryConfig } from "../config/config.ts";
 import type { AmqpMessageLike } from "../protocol/clu.ts";
 import { describeError } from "./errors.ts";
@@ -32,6 +31,25 @@ export class StreamSetupError extends Error {
   }
 }
 
+/** What declaring needs of a channel (an amqplib `Channel`). */
+export interface DeclaringChannel {
+  /** Listens to the channel's errors. */
+  on(event: "error", listener: (err: Error) => void): unknown;
+  /** Declares a queue (`queue.declare`). */
+  assertQueue(
+    name: string,
+    options: { durable: boolean; arguments: Record<string, unknown> },
+  ): Promise<unknown>;
+  /** Closes the channel. */
+  close(): Promise<void>;
+}
+
+/** What declaring needs of a connection (an amqplib `ChannelModel`). */
+export interface ChannelOpener {
+  /** Opens a channel. */
+  createChannel(): Promise<DeclaringChannel>;
+}
+
 /** The arguments the stream is declared with. */
 export function streamArguments(config: StreamHistoryConfig): Record<string, unknown> {
   return {
@@ -48,8 +66,8 @@ export function streamArguments(config: StreamHistoryConfig): Record<string, unk
  *
  * @throws {StreamSetupError} when the stream exists with other arguments or the broker has no streams.
  */
-export async function declareStream(model: ChannelModel, config: StreamHistoryConfig): Promise<void> {
-  let channel: Channel | undefined;
+export async function declareStream(model: ChannelOpener, config: StreamHistoryConfig): Promise<void> {
+  let channel: DeclaringChannel | undefined;
   try {
     channel = await model.createChannel();
     channel.on("error", () => {/* reported through the declare's rejection */});
@@ -64,7 +82,7 @@ export async function declareStream(model: ChannelModel, config: StreamHistoryCo
 /** The {@linkcode StreamSetupError} a declare's failure means, or undefined for a passing failure. */
 function setupError(err: unknown, config: StreamHistoryConfig): StreamSetupError | undefined {
   const text = describeError(err);
-  const inequivalent = /inequivalent arg '([^']+)'[^:]*: (received .*)$/.exec(text);
+  const inequivalent = /inequivalent arg '([^']+)'[^:]*: (received [^"]*)/.exec(text);
   if (inequivalent) {
     const option = inequivalent[1] === "x-max-age"
       ? "--history-max-age"
