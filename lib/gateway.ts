@@ -140,6 +140,7 @@ export async function runGateway(config: Config): Promise<Gateway> {
           return broker.state === "up";
         },
         readStream: (offset, prefetch, events) => broker.readStream(offset, prefetch, events),
+        appendMarker: () => broker.appendMarker(),
       },
     });
   const latestSeq = () => streamHistory ? streamHistory.latestSeq : replies.latestSeq;

@@ -361,3 +361,67 @@ Deno.test("--history stream: a replay goes at the client's pace (prefetch and it
     await deleteStream(stream);
   }
 });
+
+Deno.test("--history stream: resume by time (since) replays what came since, then live; bounded by --history-max-replay", async () => {
+  const stream = uniqueStream("since");
+  const exchange = uniqueExchange("stream-since");
+  try {
+    await using gateway = await startGateway({ exchange, args: streamArgs(stream) });
+    await using strict = await startGateway({
+      exchange,
+      args: streamArgs(stream, ["--history-max-replay", "10"]),
+    });
+    const publisher = await SteadyPublisher.open(exchange);
+    const clients: WsClient[] = [];
+    try {
+      await publisher.burst(20);
+      const since = Date.now();
+      await publisher.burst(20);
+      const fresh = await v1Client(gateway);
+      clients.push(fresh);
+      const epoch = json(fresh.frames[0]).epoch;
+      fresh.send({ "clu-ws": "resume", id: "t", epoch, since });
+      const resumed = json(await fresh.next("resumed", control("resumed")));
+      const replayed = numbered(fresh.frames, publisher).map((f) => Number(f.body.n));
+      // By chunk and by the replies' timestamps (seconds): at least every reply since, as a run up to the last.
+      assert.ok(replayed.length >= 20 && replayed.length <= 40, `${replayed.length} replayed`);
+      assert.deepEqual(replayed, Array.from({ length: replayed.length }, (_, i) => 41 - replayed.length + i));
+      assert.equal(resumed.count, replayed.length);
+      await publisher.burst(1);
+      await upTo(fresh, publisher, 41);
+
+      // Nothing since: answered at once (a marker ends the reader's wait), then live.
+      const quiet = await v1Client(gateway);
+      clients.push(quiet);
+      quiet.send({ "clu-ws": "resume", id: "q", epoch, since: Date.now() + 60_000 });
+      const none = json(await quiet.next("resumed", control("resumed"), { timeoutMs: 5_000 }));
+      assert.equal(none.count, 0);
+      await publisher.burst(1);
+      await upTo(quiet, publisher, 42);
+
+      // Further back than --history-max-replay: the last ten positions only.
+      const far = await v1Client(strict);
+      clients.push(far);
+      far.send({ "clu-ws": "resume", id: "f", epoch, since: 0 });
+      const last = json(await far.next("resumed", control("resumed")));
+      assert.equal(Number(last.to) - Number(last.from), 10);
+      const tail = numbered(far.frames, publisher).map((f) => Number(f.body.n));
+      assert.ok(tail.length >= 1 && tail.length <= 10 && tail.at(-1) === 42, `${tail}`);
+
+      // The memory history has no times to resume from: a clear error.
+      await using memory = await startGateway({ exchange });
+      const plain = await v1Client(memory);
+      clients.push(plain);
+      plain.send({ "clu-ws": "resume", id: "m", epoch: json(plain.frames[0]).epoch, since: 0 });
+      assert.match(
+        String(json(await plain.next("error", control("error"))).error),
+        /resume by time \("since"\) needs the history stream \(--history stream\)/,
+      );
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await publisher.close();
+    }
+  } finally {
+    await deleteStream(stream);
+  }
+});

@@ -355,14 +355,26 @@ export class BrokerLink {
       this.#options.onReply(message, offset);
     }, { noAck: false, arguments: { "x-stream-offset": from ?? "next" } });
     // The marker: read back by every reader, it says where the stream ended when this link came up.
-    consume.sendToQueue(config.name, Buffer.alloc(0), {
+    this.#appendMarker(consume, config.name);
+  }
+
+  #appendMarker(channel: Channel, stream: string): void {
+    channel.sendToQueue(stream, Buffer.alloc(0), {
       headers: { [MARKER_HEADER]: this.#options.name },
       persistent: true,
     });
   }
 
+  /** Appends a marker to the history stream (every reader skips it), if the link is up. */
+  appendMarker(): void {
+    const live = this.#live;
+    const stream = this.#options.stream;
+    if (live && stream) this.#appendMarker(live.consume, stream.config.name);
+  }
+
   /**
-   * Reads the history stream from `offset` on a channel of its own, `prefetch`
+   * Reads the history stream from `offset` (or from the first chunk written
+   * since a time) on a channel of its own, `prefetch`
    * messages ahead of the acknowledgements: a reader that stops acking stops
    * the broker. Messages before `offset` (a stream is read by chunks) are
    * skipped here.
@@ -370,7 +382,7 @@ export class BrokerLink {
    * @throws when the link is down or the channel cannot be opened.
    */
   async readStream(
-    offset: number,
+    offset: number | Date,
     prefetch: number,
     events: StreamReaderEvents,
   ): Promise<StreamReader> {
@@ -402,13 +414,21 @@ export class BrokerLink {
           return;
         }
         const at = streamOffset(message);
-        if (at === undefined || at < offset) {
+        if (at === undefined || (typeof offset === "number" && at < offset)) {
           channel.ack(message);
           return;
         }
         if (!isMarker(message)) delete message.properties.headers!["x-stream-offset"];
         events.message(message, at);
-      }, { noAck: false, arguments: { "x-stream-offset": offset } });
+      }, {
+        noAck: false,
+        // amqplib encodes a Date as no AMQP type (the broker would close the connection): a timestamp, in s.
+        arguments: {
+          "x-stream-offset": typeof offset === "number"
+            ? offset
+            : { "!": "timestamp", value: Math.floor(offset.getTime() / 1000) },
+        },
+      });
     } catch (err) {
       await close();
       throw err;

@@ -10,6 +10,7 @@ import type { ActorState } from "../replies/actor_state.ts";
 import { compileFilter } from "./filter.ts";
 import { compileGlobs } from "../protocol/glob.ts";
 import {
+  encodeError,
   encodeGap,
   encodeOptions,
   encodeResumed,
@@ -40,7 +41,7 @@ export interface ControlContext<G> {
 /** Who answers `resume` when the history is not in this process (the stream history). */
 export interface Resumer<G> {
   /** Answers a client's `resume` (`resumed`, `gap` or `error`), now or later. */
-  resume(client: Client<G>, args: { id: RequestId; epoch: string; seq: number }): void;
+  resume(client: Client<G>, args: { id: RequestId; epoch: string; seq: number; since?: number }): void;
 }
 
 /** A valid operation (errors are answered by the caller, who counts them). */
@@ -70,6 +71,15 @@ export class ControlOperations<G> {
       }
       case "resume":
         if (this.#context.resumer) return this.#context.resumer.resume(client, operation);
+        if (operation.since !== undefined) {
+          return hub.send(
+            client,
+            encodeError({
+              id,
+              error: `resume by time ("since") needs the history stream (--history stream)`,
+            }),
+          );
+        }
         return this.#resume(client, operation);
       case "options":
         if (operation.batch !== undefined) hub.setBatch(client, operation.batch);

@@ -49,8 +49,10 @@ export const CLOSE_TRY_AGAIN = 1013;
 export interface StreamSource {
   /** Whether the link is up. */
   readonly up: boolean;
-  /** Opens a reader of the stream at `offset`. */
-  readStream(offset: number, prefetch: number, events: StreamReaderEvents): Promise<StreamReader>;
+  /** Opens a reader of the stream at `offset`, or at the first chunk written since a time. */
+  readStream(offset: number | Date, prefetch: number, events: StreamReaderEvents): Promise<StreamReader>;
+  /** Appends a marker to the stream (readers skip it): a reader waiting at the end gets a message. */
+  appendMarker(): void;
 }
 
 /** What the stream history delivers live replies through. */
@@ -67,6 +69,8 @@ export interface ResumeArgs {
   epoch: string;
   /** The last position it received. */
   seq: number;
+  /** Instead of `seq`: the replies since this time (ms since 1970). */
+  since?: number;
 }
 
 /** Options for {@linkcode StreamHistory}. */
@@ -187,7 +191,7 @@ export class StreamHistory<G> {
         }),
       );
     }
-    if (this.#liveNext !== undefined && args.seq === this.#liveNext) {
+    if (args.since === undefined && this.#liveNext !== undefined && args.seq === this.#liveNext) {
       // Nothing missed: answered at once.
       return hub.send(client, encodeResumed({ id: args.id, from: args.seq, to: args.seq, count: 0 }));
     }
@@ -214,7 +218,7 @@ export class StreamHistory<G> {
     this.#options.hub.send(client, encodeGap({ id, reason, epoch: this.#epoch, oldest, latest }));
   }
 
-  async #replay(client: Client<G>, { id, seq }: ResumeArgs): Promise<void> {
+  async #replay(client: Client<G>, { id, seq, since }: ResumeArgs): Promise<void> {
     const { config, source } = this.#options;
     const deadline = Date.now() + READY_TIMEOUT_MS;
     while ((!source.up || this.#liveNext === undefined) && Date.now() < deadline && client.outbox.open) {
@@ -227,13 +231,13 @@ export class StreamHistory<G> {
         () => this.#gap(client, id, "the history stream cannot be read now (RabbitMQ link down)"),
       );
     }
-    if (seq > this.#liveNext) {
+    if (since === undefined && seq > this.#liveNext) {
       return this.#end(
         client,
         () => this.#gap(client, id, `seq ${seq} is ahead of the stream's end (${this.#liveNext})`),
       );
     }
-    if (this.#liveNext - seq > config.maxReplay) {
+    if (since === undefined && this.#liveNext - seq > config.maxReplay) {
       return this.#end(client, () =>
         this.#gap(
           client,
@@ -245,7 +249,7 @@ export class StreamHistory<G> {
     }
     await this.#slot();
     try {
-      await this.#read(client, id, seq);
+      await this.#read(client, id, seq, since);
     } finally {
       this.#running--;
       this.#queue.shift()?.();
@@ -260,8 +264,11 @@ export class StreamHistory<G> {
     this.#running++;
   }
 
-  /** Reads the stream from `seq` (an offset) and sends the client what it missed, until live catches it. */
-  async #read(client: Client<G>, id: RequestId, seq: number): Promise<void> {
+  /**
+   * Reads the stream from `seq` (an offset), or from the time `since`, and
+   * sends the client what it missed, until live catches it.
+   */
+  async #read(client: Client<G>, id: RequestId, seq: number, since?: number): Promise<void> {
     const { hub, source, config } = this.#options;
     const inbox: Array<[AmqpMessageLike, number]> = [];
     let ended: string | undefined;
@@ -277,15 +284,23 @@ export class StreamHistory<G> {
       },
     };
     let next = seq;
+    /** The position the replay is after (the client's `seq`, or where `since` starts). */
+    let from = seq;
     let count = 0;
     const finish = () =>
-      this.#end(client, () => hub.send(client, encodeResumed({ id, from: seq, to: next, count })));
-    if (next >= this.#liveNext!) return finish();
+      this.#end(client, () => hub.send(client, encodeResumed({ id, from, to: next, count })));
+    if (since === undefined && next >= this.#liveNext!) return finish();
     let reader: StreamReader;
     try {
       // From the last reply the client has (a message, never a hole: offsets have holes), so that a
       // later first offset means the retention took it.
-      reader = await source.readStream(Math.max(0, seq - 1), REPLAY_PREFETCH, events);
+      reader = await source.readStream(
+        since === undefined ? Math.max(0, seq - 1) : new Date(since),
+        REPLAY_PREFETCH,
+        events,
+      );
+      // Nothing may have come since then: the marker is the message that ends the wait at the end.
+      if (since !== undefined) source.appendMarker();
     } catch (err) {
       return this.#end(client, () => this.#gap(client, id, `the history stream cannot be read now (${err})`));
     }
@@ -306,16 +321,15 @@ export class StreamHistory<G> {
               () => client.outbox.close(CLOSE_TRY_AGAIN, `replay cut: ${why}; reconnect to resume`),
             );
           }
+          let timer: ReturnType<typeof setTimeout> | undefined;
           const idle = new Promise<boolean>((resolve) => {
-            const timer = setTimeout(() => resolve(false), IDLE_TIMEOUT_MS);
-            wake = () => {
-              clearTimeout(timer);
-              resolve(true);
-            };
+            timer = setTimeout(() => resolve(false), IDLE_TIMEOUT_MS);
+            wake = () => resolve(true);
           });
           // The live position may move past everything while the reader waits (e.g. markers only).
           const moved = this.#nextWake(IDLE_TIMEOUT_MS).then(() => true);
           const woke = await Promise.race([idle, moved]);
+          clearTimeout(timer);
           wake = undefined;
           if (!woke) {
             return this.#end(
@@ -327,6 +341,25 @@ export class StreamHistory<G> {
           continue;
         }
         const [message, offset] = inbox.shift()!;
+        if (first && since !== undefined) {
+          first = false;
+          from = next = Math.min(offset, this.#liveNext!);
+          if (this.#liveNext! - from > config.maxReplay) {
+            // Too far back for one resume: the last --history-max-replay positions only.
+            await reader.close();
+            inbox.length = 0;
+            from = next = this.#liveNext! - config.maxReplay;
+            try {
+              reader = await source.readStream(next, REPLAY_PREFETCH, events);
+            } catch (err) {
+              return this.#end(
+                client,
+                () => this.#gap(client, id, `the history stream cannot be read now (${err})`),
+              );
+            }
+            continue;
+          }
+        }
         if (first) {
           first = false;
           // A stream reader starts at the first offset still kept: a later one than the client's last
@@ -345,7 +378,11 @@ export class StreamHistory<G> {
         if (offset >= this.#liveNext!) return finish();
         if (offset >= next) {
           next = offset + 1;
-          if (!isMarker(message)) {
+          // By time: a stream is positioned by chunks, so what its first chunk holds from before `since` is
+          // left out by the reply's own timestamp (seconds), when it has one.
+          const stamp = message.properties.timestamp;
+          const before = since !== undefined && typeof stamp === "number" && stamp < Math.floor(since / 1000);
+          if (!isMarker(message) && !before) {
             const decoded = decodeReply(message);
             if (decoded.kind === "reply") {
               const frame = v1ReplyFrame(offset + 1, decoded.reply.frame);
@@ -374,7 +411,7 @@ export class StreamHistory<G> {
           }
         }
         reader.ack(message);
-        if (next - seq > 2 * config.maxReplay) {
+        if (next - from > 2 * config.maxReplay) {
           return this.#end(
             client,
             () =>
@@ -393,7 +430,7 @@ export class StreamHistory<G> {
           count,
           pauses,
           client: client.id,
-          from: seq,
+          from,
           to: next,
           ms: Date.now() - startedAt,
         },
