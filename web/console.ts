@@ -13,6 +13,7 @@
  * - filters.ts (filter_query.ts): the filters, kept in the URL
  * - actors.ts: the actors panel
  * - commands.ts (command_history.ts): the command bar and each command's lifecycle
+ * - history.ts: the "Last 10 min" button (the gateway's history stream)
  * - theme.ts, dom.ts, format.ts: night mode, DOM and storage helpers, text
  *
  * @module
@@ -25,6 +26,7 @@ import { createFilters } from "./console/filters.ts";
 import { entryOf } from "./console/format.ts";
 import { rowClicks } from "./console/rows.ts";
 import { createStream } from "./console/stream.ts";
+import { createHistoryButton } from "./console/history.ts";
 import { createTheme } from "./console/theme.ts";
 
 const theme = createTheme();
@@ -53,10 +55,16 @@ const connection = createConnection({
     if (actors.changed()) stream.schedule();
   },
   onWelcome: (hello, client) => {
+    history.onWelcome(hello);
     commands.setRole(hello.role);
     actors.load(client);
   },
   onGap: () => actors.forgetPositions(),
+  note: (text) => stream.note(text),
+});
+const history = createHistoryButton({
+  client: () => connection.client(),
+  addHistory: (entries) => stream.addHistory(entries),
   note: (text) => stream.note(text),
 });
 stream.rerender();
