@@ -22,9 +22,17 @@ import { Confirms, type PublishOutcome, type PublishProperties, UNREACHABLE } fr
 import { describeError as describe, isRefusal } from "./errors.ts";
 import { logger } from "../log.ts";
 import { ReconnectSchedule, waitForBroker } from "./reconnect.ts";
-import { declareStream, isMarker, MARKER_HEADER, streamOffset, StreamSetupError } from "./stream.ts";
-import type { StreamHistoryConfig } from "../config/config.ts";
-import { Buffer } from "node:buffer";
+import { declareStream, StreamSetupError } from "./stream.ts";
+import {
+  appendMarker,
+  consumeLiveStream,
+  openStreamReader,
+  type StreamLiveOptions,
+  type StreamReader,
+  type StreamReaderEvents,
+} from "./stream_read.ts";
+
+export type { StreamLiveOptions, StreamReader, StreamReaderEvents } from "./stream_read.ts";
 
 export type { PublishOutcome, PublishProperties } from "./publish.ts";
 export { UNREACHABLE } from "./publish.ts";
@@ -63,35 +71,6 @@ export interface BrokerLinkOptions {
   /** Longest reconnect delay (ms). */
   maxDelayMs?: number;
 }
-
-/** How the link reads replies from the history stream. */
-export interface StreamLiveOptions {
-  /** The stream. */
-  config: StreamHistoryConfig;
-  /** Where to start reading on each link up: the next offset not yet seen, or undefined for the stream's end. */
-  from(): number | undefined;
-  /** Called for each marker read (a gateway's, this one's included): the stream's end has moved to `offset` + 1. */
-  onMarker(offset: number): void;
-}
-
-/** One reader of the stream at an offset (a resume's replay); see {@linkcode BrokerLink.readStream}. */
-export interface StreamReader {
-  /** Acknowledges every message up to this one: the broker may send more (prefetch). */
-  ack(message: AmqpMessageLike): void;
-  /** Stops reading and closes its channel (idempotent). */
-  close(): Promise<void>;
-}
-
-/** What a {@linkcode StreamReader} reports. */
-export interface StreamReaderEvents {
-  /** A message (a reply or a marker) with its offset. */
-  message(message: AmqpMessageLike, offset: number): void;
-  /** The reader stopped without being closed: the channel or the link was lost, or the stream deleted. */
-  ended(reason: string): void;
-}
-
-/** Messages the live stream consumer may hold unacknowledged (acked in batches, see #ackLater). */
-const LIVE_PREFETCH = 2000;
 
 interface LiveChannels {
   model: ChannelModel;
@@ -311,57 +290,19 @@ export class BrokerLink {
 
   /**
    * Declares and binds the history stream and reads replies from it, from
-   * where the last link left off (nothing lost across a reconnect) or its
-   * end; then appends a marker, so that the stream's end is known even
-   * while no reply comes.
+   * where the last link left off or its end (`stream_read.ts`).
    */
-  async #consumeStream(
-    model: ChannelModel,
-    consume: Channel,
-    live: LiveChannels,
-    stream: StreamLiveOptions,
-  ): Promise<void> {
-    const { config } = stream;
-    await declareStream(model, config);
-    await consume.bindQueue(config.name, this.#options.exchange, "reply.#");
-    await consume.prefetch(LIVE_PREFETCH);
-    const from = stream.from();
-    let unacked: ConsumeMessage | undefined;
-    let pending = 0;
-    let flush: ReturnType<typeof setTimeout> | undefined;
-    const ack = () => {
-      flush = undefined;
-      if (!unacked) return;
-      const message = unacked;
-      unacked = undefined;
-      pending = 0;
-      // The channel may have closed since: the next link reads from the offset after the last reply.
-      if (this.#live === live) consume.ack(message, true);
-    };
-    await consume.consume(config.name, (message: ConsumeMessage | null) => {
-      if (message === null) {
-        log.warn("RabbitMQ cancelled the history stream consumer (stream deleted?); reconnecting");
+  async #consumeStream(model: ChannelModel, consume: Channel, live: LiveChannels, stream: StreamLiveOptions) {
+    await declareStream(model, stream.config);
+    await consume.bindQueue(stream.config.name, this.#options.exchange, "reply.#");
+    await consumeLiveStream(consume, {
+      stream,
+      gateway: this.#options.name,
+      onReply: this.#options.onReply,
+      current: () => this.#live === live,
+      lost: () => {
         if (this.#live === live) model.close().catch(() => {});
-        return;
-      }
-      unacked = message;
-      // Acked in batches: one ack per message would cost a frame each; half the prefetch keeps it flowing.
-      if (++pending >= LIVE_PREFETCH / 2) ack();
-      else flush ??= setTimeout(ack, 0);
-      const offset = streamOffset(message);
-      if (offset === undefined) return;
-      if (isMarker(message)) return stream.onMarker(offset);
-      delete message.properties.headers!["x-stream-offset"];
-      this.#options.onReply(message, offset);
-    }, { noAck: false, arguments: { "x-stream-offset": from ?? "next" } });
-    // The marker: read back by every reader, it says where the stream ended when this link came up.
-    this.#appendMarker(consume, config.name);
-  }
-
-  #appendMarker(channel: Channel, stream: string): void {
-    channel.sendToQueue(stream, Buffer.alloc(0), {
-      headers: { [MARKER_HEADER]: this.#options.name },
-      persistent: true,
+      },
     });
   }
 
@@ -369,15 +310,12 @@ export class BrokerLink {
   appendMarker(): void {
     const live = this.#live;
     const stream = this.#options.stream;
-    if (live && stream) this.#appendMarker(live.consume, stream.config.name);
+    if (live && stream) appendMarker(live.consume, stream.config.name, this.#options.name);
   }
 
   /**
    * Reads the history stream from `offset` (or from the first chunk written
-   * since a time) on a channel of its own, `prefetch`
-   * messages ahead of the acknowledgements: a reader that stops acking stops
-   * the broker. Messages before `offset` (a stream is read by chunks) are
-   * skipped here.
+   * since a time) on a channel of its own (`stream_read.ts`).
    *
    * @throws when the link is down or the channel cannot be opened.
    */
@@ -389,56 +327,13 @@ export class BrokerLink {
     const live = this.#live;
     const stream = this.#options.stream;
     if (!live || !stream || this.#state !== "up") throw new Error("the RabbitMQ link is down");
-    const channel = await live.model.createChannel();
-    let closed = false;
-    channel.on("error", (err: Error) => {
-      log.warn("history stream reader: channel error: {error}", { error: describe(err) });
-    });
-    channel.on("close", () => {
-      if (closed) return;
-      closed = true;
-      events.ended("the RabbitMQ channel closed");
-    });
-    const close = async () => {
-      if (closed) return;
-      closed = true;
-      await channel.close().catch(() => {/* the link went with it */});
-    };
-    try {
-      await channel.prefetch(prefetch);
-      await channel.consume(stream.config.name, (message: ConsumeMessage | null) => {
-        if (closed) return;
-        if (message === null) {
-          void close();
-          events.ended("RabbitMQ cancelled the reader (the stream was deleted?)");
-          return;
-        }
-        const at = streamOffset(message);
-        if (at === undefined || (typeof offset === "number" && at < offset)) {
-          channel.ack(message);
-          return;
-        }
-        if (!isMarker(message)) delete message.properties.headers!["x-stream-offset"];
-        events.message(message, at);
-      }, {
-        noAck: false,
-        // amqplib encodes a Date as no AMQP type (the broker would close the connection): a timestamp, in s.
-        arguments: {
-          "x-stream-offset": typeof offset === "number"
-            ? offset
-            : { "!": "timestamp", value: Math.floor(offset.getTime() / 1000) },
-        },
-      });
-    } catch (err) {
-      await close();
-      throw err;
-    }
-    return {
-      ack: (message) => {
-        if (!closed) channel.ack(message as ConsumeMessage, true);
-      },
-      close,
-    };
+    return await openStreamReader(
+      await live.model.createChannel(),
+      stream.config.name,
+      offset,
+      prefetch,
+      events,
+    );
   }
 
   #setState(state: LinkState): void {
