@@ -96,6 +96,7 @@ export async function runGateway(config: Config): Promise<Gateway> {
       config: streamConfig,
       from: (): number | undefined => streamHistory!.from(),
       onMarker: (offset) => streamHistory!.marker(offset),
+      onRestart: (offset: number) => streamHistory!.restart(offset),
     },
     onFatal: (error) => fatal.resolve(error),
     onStateChange(linkState) {

@@ -425,3 +425,54 @@ Deno.test("--history stream: resume by time (since) replays what came since, the
     await deleteStream(stream);
   }
 });
+
+Deno.test("--history stream: a stream deleted under the gateway is declared again; positions start over, old ones get gap", async () => {
+  const stream = uniqueStream("deleted");
+  const exchange = uniqueExchange("stream-deleted");
+  try {
+    await using gateway = await startGateway({ exchange, args: streamArgs(stream) });
+    const publisher = await SteadyPublisher.open(exchange);
+    const clients: WsClient[] = [];
+    try {
+      const before = await v1Client(gateway);
+      clients.push(before);
+      const epoch = json(before.frames[0]).epoch;
+      await publisher.burst(50);
+      const oldSeq = Number(json(await upTo(before, publisher, 50)).seq);
+      const logsBefore = gateway.logs.length;
+      await deleteStream(stream);
+      // The gateway's consumer is cancelled; it declares the stream again and finds it starts over.
+      const closed = await before.closed;
+      assert.equal(closed.code, 1012);
+      assert.match(closed.reason, /the history stream started over/);
+      await gateway.waitForLog(
+        "the restart logged",
+        (r) => /was deleted and declared again; positions start over/.test(r.message),
+        { after: logsBefore, timeoutMs: 30_000 },
+      );
+      await gateway.waitForLog("the link up again", (r) => /RabbitMQ link up/.test(r.message), {
+        after: logsBefore,
+        timeoutMs: 30_000,
+      });
+      const after = await v1Client(gateway);
+      clients.push(after);
+      // Reconnected at the new stream's end: live replies flow, with the new stream's positions.
+      await until("a live reply on the new stream", async () => {
+        await publisher.burst(1);
+        return numbered(after.frames, publisher).length > 0;
+      }, { timeoutMs: 20_000, intervalMs: 200 });
+      const fresh = numbered(after.frames, publisher);
+      assert.ok(
+        Number(json(fresh[0]).seq) < oldSeq,
+        `new positions (${json(fresh[0]).seq}) below the old (${oldSeq})`,
+      );
+      after.send({ "clu-ws": "resume", id: "old", epoch, seq: oldSeq });
+      assert.match(String(json(await after.next("gap", control("gap"))).reason), /ahead of the stream's end/);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await publisher.close();
+    }
+  } finally {
+    await deleteStream(stream);
+  }
+});

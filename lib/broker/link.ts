@@ -303,6 +303,7 @@ export class BrokerLink {
       lost: () => {
         if (this.#live === live) model.close().catch(() => {});
       },
+      openChannel: () => model.createChannel(),
     });
   }
 

@@ -55,6 +55,12 @@ export interface StreamLiveOptions {
   from(): number | undefined;
   /** Called for each marker read (a gateway's, this one's included): the stream's end has moved to `offset` + 1. */
   onMarker(offset: number): void;
+  /**
+   * The stream ends before `from()` (deleted and declared again, say): its
+   * positions started over at `offset` (this link's marker). The link
+   * reconnects after this, to read from the new stream's end.
+   */
+  onRestart(offset: number): void;
 }
 
 /** What the live consumer needs of the link. */
@@ -67,9 +73,14 @@ export interface LiveStreamContext {
   onReply(message: AmqpMessageLike, offset: number): void;
   /** Whether this channel is still the link's (acks on a replaced channel are dropped). */
   current(): boolean;
-  /** The broker cancelled the consumer: the link starts over. */
+  /** The broker cancelled the consumer, or the stream started over: the link starts over. */
   lost(): void;
+  /** A channel of its own (to look where the stream ends). */
+  openChannel(): Promise<StreamChannel>;
 }
+
+/** How long the look for this link's marker at the stream's end may take (ms). */
+const END_CHECK_MS = 10_000;
 
 /**
  * Reads replies from the stream on `channel`, from `from()` or the stream's
@@ -109,12 +120,49 @@ export async function consumeLiveStream(channel: StreamChannel, context: LiveStr
     context.onReply(message, offset);
   }, { noAck: false, arguments: { "x-stream-offset": from ?? "next" } });
   // The marker: read back by every reader, it says where the stream ended when this link came up.
-  appendMarker(channel, stream.config.name, context.gateway);
+  const tag = `${context.gateway} ${crypto.randomUUID()}`;
+  appendMarker(channel, stream.config.name, tag);
+  // Reading on from a position: a stream that now ends before it (deleted and declared again) would
+  // deliver nothing until its offsets caught up. This link's marker, read at the end, says where it ends.
+  if (from !== undefined) void checkStreamEnd(context, tag, from);
 }
 
-/** Appends a marker (an empty message every reader skips) to the stream. */
-export function appendMarker(channel: StreamChannel, stream: string, gateway: string): void {
-  channel.sendToQueue(stream, Buffer.alloc(0), { headers: { [MARKER_HEADER]: gateway }, persistent: true });
+/** Reads the stream's last chunk for the marker `tag`; one before `from` means the stream started over. */
+async function checkStreamEnd(context: LiveStreamContext, tag: string, from: number): Promise<void> {
+  const done = Promise.withResolvers<void>();
+  const timer = setTimeout(done.resolve, END_CHECK_MS);
+  let reader: StreamReader | undefined;
+  try {
+    reader = await openStreamReader(await context.openChannel(), context.stream.config.name, "last", 100, {
+      message(message, offset) {
+        reader?.ack(message);
+        if (message.properties.headers?.[MARKER_HEADER] !== tag) return;
+        if (offset < from && context.current()) {
+          log.error(
+            "the history stream {stream} ends at {offset}, before this gateway's position {from}: it was deleted and declared again; positions start over (clients resuming from before get gap)",
+            { stream: context.stream.config.name, offset, from },
+          );
+          context.stream.onRestart(offset);
+          context.lost();
+        }
+        done.resolve();
+      },
+      ended: () => done.resolve(),
+    });
+    await done.promise;
+    await reader.close();
+    reader = undefined;
+  } catch {
+    // The link went down meanwhile: the next link looks again.
+  } finally {
+    clearTimeout(timer);
+    await reader?.close();
+  }
+}
+
+/** Appends a marker (an empty message every reader skips), tagged `tag` (the gateway's name…), to the stream. */
+export function appendMarker(channel: StreamChannel, stream: string, tag: string): void {
+  channel.sendToQueue(stream, Buffer.alloc(0), { headers: { [MARKER_HEADER]: tag }, persistent: true });
 }
 
 /** One reader of the stream at an offset (a resume's replay); see {@linkcode openStreamReader}. */
@@ -143,7 +191,7 @@ export interface StreamReaderEvents {
 export async function openStreamReader(
   channel: StreamChannel,
   stream: string,
-  offset: number | Date,
+  offset: number | Date | "last",
   prefetch: number,
   events: StreamReaderEvents,
 ): Promise<StreamReader> {
@@ -181,7 +229,7 @@ export async function openStreamReader(
       noAck: false,
       // amqplib encodes a Date as no AMQP type (the broker would close the connection): a timestamp, in s.
       arguments: {
-        "x-stream-offset": typeof offset === "number"
+        "x-stream-offset": typeof offset === "number" || offset === "last"
           ? offset
           : { "!": "timestamp", value: Math.floor(offset.getTime() / 1000) },
       },

@@ -34,6 +34,8 @@ import { logger } from "../log.ts";
 
 const log = logger("history");
 
+/** Close code for v1 clients when the stream started over (RFC 6455 "service restart"). */
+export const CLOSE_RESTART = 1012;
 /** How long a resume waits for the stream to be readable (link up, end known) before `gap` (ms). */
 const READY_TIMEOUT_MS = 10_000;
 
@@ -125,6 +127,21 @@ export class StreamHistory<G> {
   marker(offset: number): void {
     if (this.#liveNext !== undefined && offset < this.#liveNext) return;
     this.#liveNext = offset + 1;
+    this.#wake();
+  }
+
+  /**
+   * The stream started over (deleted and declared again) at `offset`: the
+   * live position is forgotten (the next link reads from the new end), and
+   * v1 clients are closed with 1012 so that they reconnect; those that resume
+   * from the old positions get `gap`.
+   */
+  restart(offset: number): void {
+    this.#liveNext = undefined;
+    const clients = [...this.#options.hub.clients()].filter((client) => client.v1);
+    for (const client of clients) {
+      client.outbox.close(CLOSE_RESTART, `the history stream started over at ${offset}; reconnect`);
+    }
     this.#wake();
   }
 
