@@ -399,6 +399,20 @@ Deno.test("--history stream: resume by time (since) replays what came since, the
       await publisher.burst(1);
       await upTo(quiet, publisher, 42);
 
+      // Nothing since, on a gateway that was not reading then: the stream is read, and the wait at its
+      // end ends at once (a marker), not after the idle timeout.
+      const quietSince = Date.now();
+      await using late = await startGateway({ exchange, args: streamArgs(stream) });
+      const lateClient = await v1Client(late);
+      clients.push(lateClient);
+      const asked = performance.now();
+      lateClient.send({ "clu-ws": "resume", id: "l", epoch, since: quietSince });
+      const lateAnswer = json(await lateClient.next("resumed", control("resumed"), { timeoutMs: 5_000 }));
+      assert.ok(performance.now() - asked < 5_000);
+      // Replies of the same second as `since` may come (timestamps are in seconds); none after it.
+      assert.ok(numbered(lateClient.frames, publisher).every((f) => Number(f.body.n) <= 42), "nothing newer");
+      assert.equal(lateAnswer.count, numbered(lateClient.frames, publisher).length);
+
       // Further back than --history-max-replay: the last ten positions only.
       const far = await v1Client(strict);
       clients.push(far);

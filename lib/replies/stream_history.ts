@@ -80,6 +80,10 @@ export class StreamHistory<G> {
   readonly #epoch: string;
   /** The next offset the live consumer will deliver; undefined until the first message (or marker) is read. */
   #liveNext: number | undefined;
+  /** Since when every reply is read live (the live position known); for resumes by time. */
+  #readingSince: number | undefined;
+  /** When the last reply was read live. */
+  #lastLiveAt: number | undefined;
   /** Wakes whoever waits for the stream to become readable, or for the live position to move. */
   #waiters = new Set<() => void>();
   #running = 0;
@@ -118,7 +122,9 @@ export class StreamHistory<G> {
   live(message: AmqpMessageLike, offset: number): void {
     // A reconnected consumer starts at a chunk's start: what came before was delivered already.
     if (this.#liveNext !== undefined && offset < this.#liveNext) return;
+    this.#known();
     this.#liveNext = offset + 1;
+    this.#lastLiveAt = Date.now();
     this.#options.replies.receive(message, offset + 1);
     this.#wake();
   }
@@ -126,8 +132,14 @@ export class StreamHistory<G> {
   /** A marker read live at `offset`: the end is known (and moves past it). */
   marker(offset: number): void {
     if (this.#liveNext !== undefined && offset < this.#liveNext) return;
+    this.#known();
     this.#liveNext = offset + 1;
     this.#wake();
+  }
+
+  /** The live position becomes known: from now on, every reply is read live. */
+  #known(): void {
+    if (this.#liveNext === undefined) this.#readingSince = Date.now();
   }
 
   /**
@@ -138,6 +150,7 @@ export class StreamHistory<G> {
    */
   restart(offset: number): void {
     this.#liveNext = undefined;
+    this.#readingSince = undefined;
     const clients = [...this.#options.hub.clients()].filter((client) => client.v1);
     for (const client of clients) {
       client.outbox.close(CLOSE_RESTART, `the history stream started over at ${offset}; reconnect`);
@@ -193,6 +206,14 @@ export class StreamHistory<G> {
     if (args.since === undefined && this.#liveNext !== undefined && args.seq === this.#liveNext) {
       // Nothing missed: answered at once.
       return hub.send(client, encodeResumed({ id: args.id, from: args.seq, to: args.seq, count: 0 }));
+    }
+    const live = this.#liveNext;
+    if (
+      args.since !== undefined && live !== undefined && this.#readingSince !== undefined &&
+      args.since >= this.#readingSince && args.since > (this.#lastLiveAt ?? -Infinity)
+    ) {
+      // Read live all along, and nothing since then: answered at once, without reading the stream.
+      return hub.send(client, encodeResumed({ id: args.id, from: live, to: live, count: 0 }));
     }
     this.#resuming.add(client);
     hub.hold(client);

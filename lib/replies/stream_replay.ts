@@ -23,6 +23,8 @@ const log = logger("history");
 export const REPLAY_PREFETCH = 500;
 /** How long a replay waits for its next message before giving up (ms). */
 const IDLE_TIMEOUT_MS = 15_000;
+/** A replay by time that got nothing for this long appends a marker, which ends its wait at the stream's end (ms). */
+const MARKER_AFTER_MS = 250;
 /** How often a paused replay looks whether its client's socket drained (ms). */
 const DRAIN_CHECK_MS = 20;
 /** Close code for a client whose replay was cut (RFC 6455 "try again later"): it reconnects and resumes. */
@@ -90,6 +92,8 @@ export async function replayFromStream<G>(ctx: ReplayContext<G>): Promise<void> 
   const finish = () => ctx.end(() => hub.send(client, encodeResumed({ id, from, to: next, count })));
   if (since === undefined && next >= ctx.liveNext()) return finish();
   let reader: StreamReader;
+  let first = true;
+  let markerTimer: ReturnType<typeof setTimeout> | undefined;
   try {
     // From the last reply the client has (a message, never a hole: offsets have holes), so that a
     // later first offset means the retention took it.
@@ -99,12 +103,15 @@ export async function replayFromStream<G>(ctx: ReplayContext<G>): Promise<void> 
       events,
     );
     // Nothing may have come since then: the marker is the message that ends the wait at the end.
-    if (since !== undefined) source.appendMarker();
+    if (since !== undefined) {
+      markerTimer = setTimeout(() => {
+        if (first && inbox.length === 0) source.appendMarker();
+      }, MARKER_AFTER_MS);
+    }
   } catch (err) {
     return ctx.end(() => ctx.gap(`the history stream cannot be read now (${err})`));
   }
   const startedAt = Date.now();
-  let first = true;
   let pauses = 0;
   /** Bytes sent to the client since the last turn ended. */
   let unflushed = 0;
@@ -213,6 +220,7 @@ export async function replayFromStream<G>(ctx: ReplayContext<G>): Promise<void> 
       }
     }
   } finally {
+    clearTimeout(markerTimer);
     await reader.close();
     log.debug(
       "replayed {count} replies to client {client} from {from} to {to} in {ms} ms ({pauses} pauses)",
