@@ -8,6 +8,7 @@ import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts"
 import { deleteStream, SteadyPublisher, streamArgs, uniqueStream } from "./helpers/stream.ts";
 import { type Frame, WsClient } from "./helpers/ws_client.ts";
 import { RawWebSocket } from "./helpers/raw_ws.ts";
+import { TcpProxy } from "./helpers/tcp_proxy.ts";
 
 const V1 = ["clu-ws.v1"];
 type Json = Record<string, unknown>;
@@ -482,6 +483,80 @@ Deno.test("--history stream: a stream deleted under the gateway is declared agai
       );
       after.send({ "clu-ws": "resume", id: "old", epoch, seq: oldSeq });
       assert.match(String(json(await after.next("gap", control("gap"))).reason), /ahead of the stream's end/);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await publisher.close();
+    }
+  } finally {
+    await deleteStream(stream);
+  }
+});
+
+Deno.test("--history stream: with the RabbitMQ link down a resume that needs the stream is closed with 1013; nothing is lost across the link's loss", async () => {
+  const stream = uniqueStream("linkdown");
+  const exchange = uniqueExchange("stream-linkdown");
+  await using proxy = TcpProxy.reserve(5672);
+  proxy.up();
+  try {
+    await using gateway = await startGateway({
+      exchange,
+      args: streamArgs(stream),
+      env: { CLU_WS_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}` },
+    });
+    const publisher = await SteadyPublisher.open(exchange);
+    const clients: WsClient[] = [];
+    try {
+      const observer = await v1Client(gateway);
+      const away = await v1Client(gateway);
+      clients.push(observer, away);
+      const epoch = json(away.frames[0]).epoch;
+      await publisher.burst(5);
+      const lastSeq = Number(json(await upTo(away, publisher, 5)).seq);
+      const seqOf3 = Number(json(numbered(away.frames, publisher)[2]).seq);
+      await away.close();
+      const logsBefore = gateway.logs.length;
+      await proxy.down();
+      await gateway.waitForLog("the link lost", (r) => /RabbitMQ link lost/.test(r.message), {
+        after: logsBefore,
+      });
+      await publisher.burst(5);
+
+      // Missed 4 and 5, which only the stream has: closed with "try again later", not a gap.
+      const early = await v1Client(gateway);
+      clients.push(early);
+      early.send({ "clu-ws": "resume", id: "down", epoch, seq: seqOf3 });
+      const closed = await early.closed;
+      assert.equal(closed.code, 1013, "try again later: not a gap");
+      assert.match(closed.reason, /RabbitMQ link down\); reconnect to resume/);
+      // Missed nothing the gateway has read: resumed at once, and what comes meanwhile arrives live later.
+      const current = await v1Client(gateway);
+      clients.push(current);
+      current.send({ "clu-ws": "resume", id: "now", epoch, seq: lastSeq });
+      assert.equal(json(await current.next("resumed", control("resumed"))).count, 0);
+
+      proxy.up();
+      // The link reads on from where it was: live clients get what came while it was down.
+      await upTo(observer, publisher, 10, 30_000);
+      assert.deepEqual(numbered(observer.frames, publisher).map((f) => f.body.n), [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+        9,
+        10,
+      ]);
+      await upTo(current, publisher, 10);
+      assert.deepEqual(numbered(current.frames, publisher).map((f) => f.body.n), [6, 7, 8, 9, 10]);
+      const back = await v1Client(gateway);
+      clients.push(back);
+      back.send({ "clu-ws": "resume", id: "up", epoch, seq: seqOf3 });
+      const resumed = json(await back.next("resumed", control("resumed")));
+      assert.equal(resumed.count, 7);
+      assert.deepEqual(numbered(back.frames, publisher).map((f) => f.body.n), [4, 5, 6, 7, 8, 9, 10]);
     } finally {
       await Promise.all(clients.map((c) => c.close()));
       await publisher.close();

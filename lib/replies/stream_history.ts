@@ -246,10 +246,12 @@ export class StreamHistory<G> {
     }
     if (!client.outbox.open) return this.#end(client, () => {});
     if (!source.up || this.#liveNext === undefined) {
-      return this.#end(
-        client,
-        () => this.#gap(client, id, "the history stream cannot be read now (RabbitMQ link down)"),
-      );
+      // Not a gap: nothing is lost yet. The client reconnects and asks again (the client module does).
+      return this.#end(client, () =>
+        client.outbox.close(
+          CLOSE_TRY_AGAIN,
+          "the history stream cannot be read now (RabbitMQ link down); reconnect to resume",
+        ));
     }
     if (since === undefined && seq > this.#liveNext) {
       return this.#end(

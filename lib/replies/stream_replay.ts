@@ -90,6 +90,8 @@ export async function replayFromStream<G>(ctx: ReplayContext<G>): Promise<void> 
   let from = seq;
   let count = 0;
   const finish = () => ctx.end(() => hub.send(client, encodeResumed({ id, from, to: next, count })));
+  // Gone while it waited for a reader slot.
+  if (!client.outbox.open) return ctx.end(() => {});
   if (since === undefined && next >= ctx.liveNext()) return finish();
   let reader: StreamReader;
   let first = true;
@@ -109,7 +111,12 @@ export async function replayFromStream<G>(ctx: ReplayContext<G>): Promise<void> 
       }, MARKER_AFTER_MS);
     }
   } catch (err) {
-    return ctx.end(() => ctx.gap(`the history stream cannot be read now (${err})`));
+    return ctx.end(() =>
+      client.outbox.close(
+        CLOSE_TRY_AGAIN,
+        `the history stream cannot be read now (${err}); reconnect to resume`,
+      )
+    );
   }
   const startedAt = Date.now();
   let pauses = 0;
@@ -155,7 +162,12 @@ export async function replayFromStream<G>(ctx: ReplayContext<G>): Promise<void> 
           try {
             reader = await source.readStream(next, REPLAY_PREFETCH, events);
           } catch (err) {
-            return ctx.end(() => ctx.gap(`the history stream cannot be read now (${err})`));
+            return ctx.end(() =>
+              client.outbox.close(
+                CLOSE_TRY_AGAIN,
+                `the history stream cannot be read now (${err}); reconnect to resume`,
+              )
+            );
           }
           continue;
         }
