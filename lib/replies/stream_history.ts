@@ -18,7 +18,9 @@
  * turn, one per client); each reads `REPLAY_PREFETCH` messages ahead and
  * acknowledges only what its client's socket took, pausing while more than
  * half of its budget waits; a client further behind than
- * `--history-max-replay` replies gets `gap`.
+ * `--history-max-replay` positions gets `gap`. A resume that cannot read the
+ * stream (the link down for 10 s, a reader lost) closes the socket with 1013:
+ * nothing is lost yet, and the client asks again after reconnecting.
  *
  * @module
  */
@@ -28,15 +30,15 @@ import type { StreamHistoryConfig } from "../config/config.ts";
 import type { Client, Hub } from "../clients/hub.ts";
 import { encodeError, encodeGap, encodeResumed, type RequestId } from "../protocol/v1.ts";
 import { CLOSE_TRY_AGAIN, replayFromStream, type StreamSource } from "./stream_replay.ts";
+import { logger } from "../log.ts";
 
 export { CLOSE_TRY_AGAIN, REPLAY_PREFETCH, type StreamSource } from "./stream_replay.ts";
-import { logger } from "../log.ts";
 
 const log = logger("history");
 
 /** Close code for v1 clients when the stream started over (RFC 6455 "service restart"). */
 export const CLOSE_RESTART = 1012;
-/** How long a resume waits for the stream to be readable (link up, end known) before `gap` (ms). */
+/** How long a resume waits for the stream to be readable (link up, end known) before a 1013 close (ms). */
 const READY_TIMEOUT_MS = 10_000;
 
 /** What the stream history delivers live replies through. */
