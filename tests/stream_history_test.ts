@@ -565,3 +565,60 @@ Deno.test("--history stream: with the RabbitMQ link down a resume that needs the
     await deleteStream(stream);
   }
 });
+
+Deno.test("--history stream: --history-replays 1 makes resumes wait their turn; each still gets everything once", async () => {
+  const stream = uniqueStream("turns");
+  const exchange = uniqueExchange("stream-turns");
+  try {
+    await using gateway = await startGateway({
+      exchange,
+      args: streamArgs(stream, ["--history-replays", "1"]),
+    });
+    const publisher = await SteadyPublisher.open(exchange);
+    const clients: WsClient[] = [];
+    try {
+      const first = await v1Client(gateway);
+      clients.push(first);
+      const epoch = json(first.frames[0]).epoch;
+      await publisher.burst(1);
+      const fromSeq = Number(json(await upTo(first, publisher, 1)).seq);
+      await publisher.burst(2000);
+      await upTo(first, publisher, 2001);
+      const resumers = await Promise.all([v1Client(gateway), v1Client(gateway), v1Client(gateway)]);
+      clients.push(...resumers);
+      for (const [i, client] of resumers.entries()) {
+        client.send({ "clu-ws": "resume", id: i, epoch, seq: fromSeq });
+      }
+      for (const client of resumers) {
+        const resumed = json(await client.next("resumed", control("resumed"), { timeoutMs: 30_000 }));
+        assert.equal(resumed.count, 2000);
+        assert.deepEqual(
+          numbered(client.frames, publisher).map((f) => Number(f.body.n)),
+          Array.from({ length: 2000 }, (_, i) => i + 2),
+        );
+      }
+      const summaries = await until(
+        "the three replays' summaries",
+        () => {
+          const found = gateway.logs.filter((r) => /^replayed \d+ replies/.test(r.message));
+          return found.length >= 3 ? found : undefined;
+        },
+      );
+      assert.deepEqual(summaries.map((r) => r.count), [2000, 2000, 2000]);
+      // One at a time: each read started once the one before had ended (log times are in ms).
+      const spans = summaries.map((r) => ({ end: Date.parse(String(r["@timestamp"])), ms: Number(r.ms) }))
+        .sort((a, b) => a.end - b.end);
+      for (let i = 1; i < spans.length; i++) {
+        assert.ok(
+          spans[i].end - spans[i].ms >= spans[i - 1].end - 5,
+          `replay ${i + 1} overlapped the one before`,
+        );
+      }
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await publisher.close();
+    }
+  } finally {
+    await deleteStream(stream);
+  }
+});
