@@ -622,3 +622,58 @@ Deno.test("--history stream: --history-replays 1 makes resumes wait their turn; 
     await deleteStream(stream);
   }
 });
+
+Deno.test("--history stream: a batching client (options batch) resumes under a steady publish: every reply once, in order", async () => {
+  const stream = uniqueStream("batch");
+  const exchange = uniqueExchange("stream-batch");
+  /** The replies of `publisher` a client got, its batches (JSON arrays) unpacked. */
+  const repliesOf = (client: WsClient, publisher: SteadyPublisher): Frame[] =>
+    client.frames.flatMap((f) => (Array.isArray(f) ? f as Frame[] : [f])).filter((f) =>
+      !("clu-ws" in f) && f.body?.run === publisher.run
+    );
+  const has = (client: WsClient, publisher: SteadyPublisher, n: number) =>
+    until(`n=${n}`, () => repliesOf(client, publisher).some((f) => f.body.n === n), { timeoutMs: 30_000 });
+  try {
+    await using gateway = await startGateway({ exchange, args: streamArgs(stream) });
+    const publisher = await SteadyPublisher.open(exchange);
+    const clients: WsClient[] = [];
+    try {
+      // Two batching clients that follow the shared turn: one stays, one leaves and resumes.
+      const stays = await v1Client(gateway);
+      const away = await v1Client(gateway);
+      clients.push(stays, away);
+      for (const client of [stays, away]) {
+        client.send({ "clu-ws": "options", id: "b", batch: true });
+        await client.next("options", control("options"));
+      }
+      const epoch = json(away.frames[0]).epoch;
+      publisher.start(2);
+      await has(away, publisher, 30);
+      await away.close();
+      const before = repliesOf(away, publisher);
+      const lastSeq = Number(json(before.at(-1)!).seq);
+      await has(stays, publisher, Number(before.at(-1)!.body.n) + 100);
+      const back = await v1Client(gateway);
+      clients.push(back);
+      back.send({ "clu-ws": "options", id: "b", batch: true });
+      await back.next("options", control("options"));
+      back.send({ "clu-ws": "resume", id: "r", epoch, seq: lastSeq });
+      await back.next("resumed", control("resumed"), { timeoutMs: 30_000 });
+      await has(back, publisher, publisher.last + 50);
+      const last = await publisher.stop();
+      await has(back, publisher, last);
+      await has(stays, publisher, last);
+      assertExactlyOnce(before, repliesOf(back, publisher), last);
+      assert.deepEqual(
+        repliesOf(stays, publisher).map((f) => f.body.n),
+        Array.from({ length: last }, (_, i) => i + 1),
+        "the client that stayed got every reply once, in order",
+      );
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await publisher.close();
+    }
+  } finally {
+    await deleteStream(stream);
+  }
+});
