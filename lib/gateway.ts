@@ -166,6 +166,7 @@ export async function runGateway(config: Config): Promise<Gateway> {
     epoch: replies.epoch,
     latestSeq,
     resumer: streamHistory,
+    positionKnown: streamHistory && (() => streamHistory.positionKnown()),
     brokerState: () => broker.state,
   });
 

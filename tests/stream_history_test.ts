@@ -677,3 +677,50 @@ Deno.test("--history stream: a batching client (options batch) resumes under a s
     await deleteStream(stream);
   }
 });
+
+Deno.test("--history stream: a v1 client of a gateway that has not read the stream's end yet is welcomed once it has, with a real position", async () => {
+  const stream = uniqueStream("welcome");
+  const exchange = uniqueExchange("stream-welcome");
+  await using proxy = TcpProxy.reserve(5672);
+  try {
+    await using first = await startGateway({ exchange, args: streamArgs(stream) });
+    const publisher = await SteadyPublisher.open(exchange);
+    const clients: WsClient[] = [];
+    try {
+      const observer = await v1Client(first);
+      clients.push(observer);
+      await publisher.burst(5);
+      const seqOf5 = Number(json(await upTo(observer, publisher, 5)).seq);
+      // A second gateway whose broker is not reachable yet.
+      await using late = await startGateway({
+        exchange,
+        args: streamArgs(stream),
+        env: { CLU_WS_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}` },
+        waitForBroker: false,
+      });
+      const early = await WsClient.connect(late.url(), { protocols: V1 });
+      clients.push(early);
+      assert.equal(early.frames.length, 0, "no welcome while the position is unknown");
+      proxy.up();
+      const welcome = json(await early.next("the welcome", control("welcome"), { timeoutMs: 20_000 }));
+      assert.equal(
+        json(early.frames[0])["clu-ws"],
+        "welcome",
+        `the welcome is the first frame: ${early.raw.slice(0, 3).join(" | ")}`,
+      );
+      assert.ok(
+        Number(welcome.seq) >= seqOf5,
+        `welcome seq ${welcome.seq}, after the replies already in the stream`,
+      );
+      assert.equal(welcome.broker, "up");
+      await publisher.burst(1);
+      const live = await upTo(early, publisher, 6);
+      assert.ok(Number(json(live).seq) > Number(welcome.seq));
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await publisher.close();
+    }
+  } finally {
+    await deleteStream(stream);
+  }
+});

@@ -91,6 +91,8 @@ export interface HubOptions {
 type Entry<G> = { -readonly [K in "filter"]: Client<G>[K] } & Omit<Client<G>, "filter"> & {
   /** Out of the live fan-out while a resume's replay is sent to it (see {@linkcode Hub.hold}). */
   held: boolean;
+  /** Not welcomed yet: gets no broadcast either (see {@linkcode Hub.hold}). */
+  quiet: boolean;
 };
 
 /** The registry of connected clients. */
@@ -172,6 +174,7 @@ export class Hub<G = unknown> {
       v1,
       filter: undefined,
       held: false,
+      quiet: false,
       mine: new Set(),
       outbox: new Outbox(socket, this.#settings, {
         onClose: () => this.#stopped(client),
@@ -207,13 +210,13 @@ export class Hub<G = unknown> {
   /** Sends the same frame to every connected client (framed once for all). */
   broadcast(frame: string): void {
     const wire = new WireFrame(frame);
-    for (const client of this.#clients) client.outbox.send(wire);
+    for (const client of this.#clients) if (!client.quiet) client.outbox.send(wire);
   }
 
   /** Sends a control frame to every clu-ws v1 client (framed once for all). */
   broadcastV1(frame: string): void {
     const wire = new WireFrame(frame);
-    for (const client of this.#clients) if (client.v1) client.outbox.send(wire);
+    for (const client of this.#clients) if (client.v1 && !client.quiet) client.outbox.send(wire);
   }
 
   /** Whether a client's subscription wants a reply: the one filter check. */
@@ -266,12 +269,15 @@ export class Hub<G = unknown> {
 
   /**
    * Takes a client out of the live fan-out (a resume replays to it from
-   * elsewhere); what was batched for it goes out first.
+   * elsewhere; or, `quiet`, out of the broadcasts too until its welcome);
+   * what was batched for it goes out first.
    */
-  hold(client: Client<G>): void {
+  hold(client: Client<G>, { quiet = false }: { quiet?: boolean } = {}): void {
     const entry = client as Entry<G>;
     entry.outbox.follow(entry.outbox.followsTurn);
     entry.held = true;
+    // Before its welcome (which must come first), a client gets no broadcast either.
+    entry.quiet = quiet;
   }
 
   /**
@@ -282,6 +288,7 @@ export class Hub<G = unknown> {
     const entry = client as Entry<G>;
     if (!entry.held) return;
     entry.held = false;
+    entry.quiet = false;
     entry.outbox.follow(entry.filter === undefined);
   }
 

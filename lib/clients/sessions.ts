@@ -73,6 +73,13 @@ export interface SessionContext {
   latestSeq(): number;
   /** Answers `resume` instead of the history (`--history stream`). */
   resumer?: Resumer<Grant>;
+  /**
+   * Undefined while the newest position is known; else a promise that
+   * settles when it is (or after a bounded wait): the welcome waits for it,
+   * so that its `seq` is a real position (`--history stream` before the
+   * stream's end is known).
+   */
+  positionKnown?(): Promise<void> | undefined;
   /** The broker link's state. */
   brokerState(): string;
 }
@@ -186,7 +193,15 @@ export class Sessions {
     });
     // Admitted just before a reload removed its token: the sweep of that reload did not see it.
     if (this.#context.access.revoked(grant)) return this.#closeRevokedClients([client]);
-    if (v1) this.#welcome(client);
+    if (!v1) return;
+    const waiting = this.#context.positionKnown?.();
+    if (!waiting) return this.#welcome(client);
+    // Out of the fan-out until the welcome: it is the first frame, and its seq says where the client starts.
+    hub.hold(client, { quiet: true });
+    waiting.then(() => {
+      hub.release(client);
+      if (client.outbox.open) this.#welcome(client);
+    });
   }
 
   #welcome(client: Client<Grant>): void {

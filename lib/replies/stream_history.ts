@@ -38,6 +38,8 @@ const log = logger("history");
 
 /** Close code for v1 clients when the stream started over (RFC 6455 "service restart"). */
 export const CLOSE_RESTART = 1012;
+/** How long a v1 welcome waits for the live position (link up, the stream's end read) before `seq` 0 (ms). */
+const WELCOME_WAIT_MS = 3_000;
 /** How long a resume waits for the stream to be readable (link up, end known) before a 1013 close (ms). */
 const READY_TIMEOUT_MS = 10_000;
 
@@ -108,6 +110,20 @@ export class StreamHistory<G> {
   /** The newest position read live (the live offset), 0 until the stream's end is known. */
   get latestSeq(): number {
     return this.#liveNext ?? 0;
+  }
+
+  /**
+   * Undefined when the live position is known; else a promise that resolves
+   * once it is, or after `timeoutMs`.
+   */
+  positionKnown(timeoutMs = WELCOME_WAIT_MS): Promise<void> | undefined {
+    if (this.#liveNext !== undefined) return undefined;
+    const deadline = Date.now() + timeoutMs;
+    return (async () => {
+      while (this.#liveNext === undefined && Date.now() < deadline) {
+        await this.#nextWake(Math.max(1, deadline - Date.now()));
+      }
+    })();
   }
 
   /** Replays running now. */
