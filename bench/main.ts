@@ -28,9 +28,19 @@ import {
   startup,
 } from "./scenarios.ts";
 import { fmt, fmtBytes, median, medianOf, round, sleep } from "./stats.ts";
+import { backendArgs, BACKENDS, benchStream, deleteBenchStream, resumeLatency } from "./history.ts";
 
 /** Every scenario, in the order a full run goes through them. */
-export const SCENARIOS = ["ceiling", "fanout", "latency", "idle", "slow", "commands", "startup"] as const;
+export const SCENARIOS = [
+  "ceiling",
+  "fanout",
+  "latency",
+  "idle",
+  "slow",
+  "commands",
+  "startup",
+  "history",
+] as const;
 /** A scenario name. */
 export type Scenario = typeof SCENARIOS[number];
 
@@ -51,6 +61,8 @@ interface Plan {
     confirmedOnly?: boolean;
   };
   startupTries: number;
+  /** The history backends side by side: fan-out, latency, and a resume of `missed` replies. */
+  history: { clients: number; messages: number; rate: number; seconds: number; missed: number };
 }
 
 const FULL: Plan = {
@@ -68,6 +80,7 @@ const FULL: Plan = {
   slow: { clients: 100, rate: 200, seconds: 15, bodyBytes: 2000 },
   commands: { clients: 4, window: 16, rate: 1000, confirmRate: 5000, seconds: 5 },
   startupTries: 5,
+  history: { clients: 10, messages: 20_000, rate: 500, seconds: 10, missed: 10_000 },
 };
 
 const QUICK: Plan = {
@@ -79,6 +92,7 @@ const QUICK: Plan = {
   slow: { clients: 10, rate: 200, seconds: 3, bodyBytes: 10_000 },
   commands: { clients: 4, window: 16, rate: 1000, confirmRate: 5000, seconds: 2 },
   startupTries: 3,
+  history: { clients: 10, messages: 5000, rate: 200, seconds: 3, missed: 10_000 },
 };
 
 /**
@@ -693,6 +707,70 @@ const SCENARIO_RUNNERS: Record<Scenario, (ctx: BenchContext, plan: Plan, runs: n
       }; ` +
         `confirmed at ${c.confirmRate}/s: ${phase(m.confirmed as Metrics | string)}`;
     });
+  },
+
+  async history(ctx, plan, runs) {
+    const h = plan.history;
+    say(
+      `  the memory history (live replies from the gateway's own queue, no acks) and the history stream ` +
+        `(live replies read from the stream, prefetch ${2000} and batched acks), one after the other: ` +
+        `K=${h.clients} as fast as possible (${h.messages} replies), K=${h.clients} at ${h.rate}/s for ${h.seconds} s, ` +
+        `and a resume of ${h.missed} missed replies (--client-buffer 64MiB for both: the memory history ` +
+        "replays in one go, which the default 1 MiB budget closes)",
+    );
+    for (const backend of BACKENDS) {
+      const withStream = async (label: string, run: (args: string[]) => Promise<Metrics>) => {
+        const stream = benchStream(ctx, label);
+        try {
+          return await run(backendArgs(backend, stream));
+        } finally {
+          await deleteBenchStream(ctx, stream);
+        }
+      };
+      await repeat(
+        "history",
+        `${backend} K=${h.clients} burst`,
+        runs,
+        () =>
+          withStream(`hist-${backend}`, (args) =>
+            delivery(ctx, {
+              clients: h.clients,
+              messages: h.messages,
+              gatewayArgs: [...FANOUT_ARGS, ...args],
+              label: `hist-${backend}`,
+            })),
+        deliveryLine,
+        { pair: false },
+      );
+      await repeat(
+        "history",
+        `${backend} K=${h.clients} R=${h.rate}`,
+        runs,
+        () =>
+          withStream(`histlat-${backend}`, (args) =>
+            delivery(ctx, {
+              clients: h.clients,
+              rate: h.rate,
+              seconds: h.seconds,
+              gatewayArgs: args,
+              label: `histlat-${backend}`,
+            })),
+        deliveryLine,
+        { pair: false },
+      );
+      await repeat(
+        "history",
+        `${backend} resume of ${h.missed}`,
+        runs,
+        // The memory backend replays in one go: with the default 1 MiB budget the client is closed (1008).
+        () => resumeLatency(ctx, backend, h.missed, FANOUT_ARGS),
+        (m) =>
+          `${m.answer}: ${m.replayed} replayed in ${fmt(num(m, "resume_ms"), 1)} ms (${
+            fmt(num(m, "replayed_per_s"))
+          } replies/s), gateway RSS ${fmtBytes(num(m, "gateway_rss"))}`,
+        { pair: false },
+      );
+    }
   },
 
   async startup(ctx, plan, runs) {

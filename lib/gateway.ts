@@ -29,6 +29,7 @@ import { Ledger } from "./commands/ledger.ts";
 import { staticFile } from "./http/static.ts";
 import { Replies } from "./replies/replies.ts";
 import { Introspector } from "./introspection/introspector.ts";
+import { streamEpoch, StreamHistory } from "./replies/stream_history.ts";
 import { logListening, warnAtStartup } from "./startup_log.ts";
 
 const log = logger("gateway");
@@ -76,8 +77,9 @@ export async function runGateway(config: Config): Promise<Gateway> {
     ...slowClientOptions(identity, limits),
     onSizeChange: (count) => events.emit("clients", count),
   });
+  // With a history stream, nothing is kept here: resumes read the stream.
   const history = new History({
-    maxEntries: limits.historySize,
+    maxEntries: config.stream ? 0 : limits.historySize,
     maxAgeSeconds: limits.historyAgeSeconds,
     maxBytes: limits.historyBytes,
   });
@@ -89,12 +91,23 @@ export async function runGateway(config: Config): Promise<Gateway> {
   });
   const ledger = new Ledger();
 
+  const fatal = Promise.withResolvers<Error>();
+  const streamConfig = config.stream;
   const broker = new BrokerLink({
     brokers: config.brokers,
     exchange: config.exchange,
     name: config.name,
-    onReply: (message) => replies.receive(message),
+    onReply: (message, offset) =>
+      offset === undefined ? replies.receive(message) : streamHistory!.live(message, offset),
+    stream: streamConfig && {
+      config: streamConfig,
+      from: (): number | undefined => streamHistory!.from(),
+      onMarker: (offset) => streamHistory!.marker(offset),
+      onRestart: (offset: number) => streamHistory!.restart(offset),
+    },
+    onFatal: (error) => fatal.resolve(error),
     onStateChange(linkState) {
+      streamHistory?.linkChanged();
       if (linkState === "down") {
         // Replies to running commands came back through the queue that just died with the link.
         ledger.lost();
@@ -136,7 +149,22 @@ export async function runGateway(config: Config): Promise<Gateway> {
     observers: [ledger],
     introspection,
     startedAt,
+    epoch: streamConfig && streamEpoch(streamConfig.name),
   });
+  const streamHistory: StreamHistory<Grant> | undefined = streamConfig &&
+    new StreamHistory<Grant>({
+      config: streamConfig,
+      hub,
+      replies,
+      source: {
+        get up() {
+          return broker.state === "up";
+        },
+        readStream: (offset, prefetch, events) => broker.readStream(offset, prefetch, events),
+        appendMarker: () => broker.appendMarker(),
+      },
+    });
+  const latestSeq = () => streamHistory ? streamHistory.latestSeq : replies.latestSeq;
 
   const commands = new CommandLifecycle({
     publisher: broker,
@@ -157,7 +185,9 @@ export async function runGateway(config: Config): Promise<Gateway> {
     series,
     limits,
     epoch: replies.epoch,
-    latestSeq: () => replies.latestSeq,
+    latestSeq,
+    resumer: streamHistory,
+    positionKnown: streamHistory && (() => streamHistory.positionKnown()),
     brokerState: () => broker.state,
     describe: (actor) => introspection.describeJson(actor),
   });
@@ -201,7 +231,14 @@ export async function runGateway(config: Config): Promise<Gateway> {
     async metrics() {
       return { text: await metrics.render(), contentType: metrics.contentType };
     },
-    health: () => healthReport({ broker, replies, identity, clients: hub.size, startedAt }),
+    health: () =>
+      healthReport({
+        broker,
+        replies: { epoch: replies.epoch, latestSeq: latestSeq() },
+        identity,
+        clients: hub.size,
+        startedAt,
+      }),
     onListen(address) {
       logListening(config, address);
       listening(address.port);
@@ -213,7 +250,8 @@ export async function runGateway(config: Config): Promise<Gateway> {
 
   return {
     port,
-    failed: server.failed,
+    // A history stream that cannot be used as configured stops the gateway: retrying cannot help.
+    failed: Promise.race([server.failed, fatal.promise]),
     get brokerState() {
       return broker.state;
     },

@@ -83,6 +83,13 @@ const ALL_OPTIONS: { flag: string; short?: string; env?: string }[] = [
   { flag: "series-points", env: "CLU_WS_SERIES_POINTS" },
   { flag: "series-age", env: "CLU_WS_SERIES_AGE" },
   { flag: "series-count", env: "CLU_WS_SERIES_COUNT" },
+  { flag: "history", env: "CLU_WS_HISTORY" },
+  { flag: "history-stream", env: "CLU_WS_HISTORY_STREAM" },
+  { flag: "history-max-age", env: "CLU_WS_HISTORY_MAX_AGE" },
+  { flag: "history-max-bytes", env: "CLU_WS_HISTORY_MAX_BYTES" },
+  { flag: "history-segment-bytes", env: "CLU_WS_HISTORY_SEGMENT_BYTES" },
+  { flag: "history-max-replay", env: "CLU_WS_HISTORY_MAX_REPLAY" },
+  { flag: "history-replays", env: "CLU_WS_HISTORY_REPLAYS" },
   { flag: "config", env: "CLU_WS_CONFIG" },
   { flag: "tokens-file", env: "CLU_WS_TOKENS_FILE" },
   { flag: "allow-origin", env: "CLU_WS_ALLOW_ORIGIN" },
@@ -148,6 +155,7 @@ Deno.test("config: no flags and no environment give CLU's defaults", () => {
       metricsToken: undefined,
     },
     introspection: { enabled: true, timeoutSeconds: 10, maxAnswerBytes: 1048576, cacheBytes: 33554432 },
+    stream: undefined,
     tls: undefined,
     warnings: [],
   });
@@ -345,6 +353,7 @@ Deno.test("config: every CLU_WS_* variable sets its value", () => {
       metricsToken: undefined,
     },
     introspection: { enabled: false, timeoutSeconds: 3, maxAnswerBytes: 65536, cacheBytes: 1048576 },
+    stream: undefined,
     tls: undefined,
     warnings: [],
   });
@@ -871,6 +880,52 @@ Deno.test("helpText: shows the defaults and the precedence rule", () => {
     assert.ok(text.includes(`default ${shown}`), shown);
   }
   assert.match(text, /flags win over environment variables/i);
+});
+
+// ---------------------------------------------------------------- history stream
+
+Deno.test("config: --history stream names the stream after the exchange and takes its retention", () => {
+  assert.deepEqual(run(["--history", "stream", "--exchange", "lvm"]).stream, {
+    name: "lvm.history",
+    maxAge: "24h",
+    maxBytes: 1024 ** 3,
+    segmentBytes: 64 * 1024 ** 2,
+    maxReplay: 100_000,
+    replays: 16,
+  });
+  assert.deepEqual(
+    run([], {
+      CLU_WS_HISTORY: "stream",
+      CLU_WS_HISTORY_STREAM: "night.replies",
+      CLU_WS_HISTORY_MAX_AGE: "7D",
+      CLU_WS_HISTORY_MAX_BYTES: "2GiB",
+      CLU_WS_HISTORY_SEGMENT_BYTES: "16MiB",
+      CLU_WS_HISTORY_MAX_REPLAY: "5000",
+      CLU_WS_HISTORY_REPLAYS: "4",
+    }).stream,
+    {
+      name: "night.replies",
+      maxAge: "7D",
+      maxBytes: 2 * 1024 ** 3,
+      segmentBytes: 16 * 1024 ** 2,
+      maxReplay: 5000,
+      replays: 4,
+    },
+  );
+  assert.equal(run(["--history-stream", "x"]).stream, undefined, "memory is the default");
+  assert.match(configError(["--history", "disk"]), /--history: 'disk' is not one of memory, stream/);
+  assert.match(
+    configError(["--history", "stream", "--history-max-age", "1 day"]),
+    /--history-max-age: '1 day' is not a RabbitMQ stream age; use a number and one of Y, M, D, h, m, s/,
+  );
+  assert.match(
+    configError(["--history", "stream", "--history-stream", "amq.x"]),
+    /stream name 'amq.x' is not valid/,
+  );
+  assert.match(
+    configError(["--history", "stream", "--history-max-bytes", "1KiB"]),
+    /--history-max-bytes: '1KiB' is not a size/,
+  );
 });
 
 // ---------------------------------------------------------------- limits

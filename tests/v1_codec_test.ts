@@ -190,9 +190,22 @@ Deno.test("v1: malformed control frames are errors that say what was wrong", () 
   ) {
     assert.equal(
       error({ "clu-ws": "resume", ...bad }),
-      `resume needs "epoch" (text) and "seq" (a whole number) from the frames received`,
+      `resume needs "epoch" (text) and "seq" (a whole number) from the frames received, or "epoch" and "since" (ms since 1970)`,
     );
   }
+  for (const since of [-1, 1.5, "yesterday", null]) {
+    assert.equal(
+      error({ "clu-ws": "resume", epoch: "e", since }),
+      `resume "since" must be a time in ms since 1970 (a whole number)`,
+    );
+  }
+  assert.deepEqual(parseControl({ "clu-ws": "resume", id: 3, epoch: "stream:x", since: 1733300000000 }), {
+    op: "resume",
+    id: 3,
+    epoch: "stream:x",
+    seq: 0,
+    since: 1733300000000,
+  });
   assert.equal(error({ "clu-ws": "state", actors: "x" }), `"actors" must be a list of actor names or globs`);
   assert.equal(error({ "clu-ws": "options", batch: 1 }), `"batch" must be true or false`);
   assert.equal(

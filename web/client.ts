@@ -64,6 +64,8 @@ export class CluClient {
   #welcome: Welcome | undefined;
   #subscription: Subscription | undefined;
   #state: ConnectionState = "connecting";
+  /** While {@linkcode CluClient.repliesSince} is answered: replies up to `upTo` are its, not live ones. */
+  #collect: { upTo: number; frames: Frame[] } | undefined;
   #opened: PromiseWithResolvers<Welcome>;
 
   /** Starts connecting to `url` (ws:// or wss://); see {@linkcode CluClient.connect}. */
@@ -153,8 +155,15 @@ export class CluClient {
       this.#onControl(frame as ServerControlFrame);
       return;
     }
-    if (this.#position.holdReply(frame as Frame)) return;
-    this.#deliver(frame as Frame);
+    const reply = frame as Frame;
+    const collect = this.#collect;
+    if (collect && reply.seq !== undefined && reply.seq <= collect.upTo) {
+      // Older than anything live: history for the caller (the gateway bounds how many).
+      collect.frames.push(reply);
+      return;
+    }
+    if (this.#position.holdReply(reply)) return;
+    this.#deliver(reply);
   }
 
   /** A reply in order: dropped if seen already, else it feeds its command, the watchers and listeners. */
@@ -256,6 +265,29 @@ export class CluClient {
   async subscribe(subscription: Subscription = {}): Promise<void> {
     this.#subscription = subscription;
     await this.#request({ "clu-ws": "subscribe", ...subscription });
+  }
+
+  /**
+   * The replies since `since` (a Date, or ms since 1970), oldest first, from
+   * the gateway's history stream (`--history stream`); e.g. "the last 10
+   * minutes" on a fresh page. They come as this list, not as `reply` events;
+   * live replies go on meanwhile. At most the gateway's `--history-max-replay`
+   * newest. Rejects when the gateway has no history stream, or with the `gap`'s
+   * reason.
+   */
+  async repliesSince(since: Date | number): Promise<Frame[]> {
+    const epoch = this.#welcome?.epoch;
+    if (epoch === undefined) throw new Error("not connected");
+    if (this.#collect) throw new Error("repliesSince is already running");
+    const collect = { upTo: this.#position.lastSeq, frames: [] as Frame[] };
+    this.#collect = collect;
+    try {
+      const answer = await this.#request({ "clu-ws": "resume", epoch, since: Number(since) });
+      if (answer["clu-ws"] === "gap") throw new Error(String(answer.reason));
+      return collect.frames;
+    } finally {
+      this.#collect = undefined;
+    }
   }
 
   /** The actors' latest keywords (all actors, or those matching the names or globs given). */

@@ -16,6 +16,7 @@
  * - commands.ts (command_history.ts): the command bar and each command's lifecycle
  * - command_assist.ts (command_model.ts, command_line.ts): completion and checks in the command bar
  * - descriptions.ts: the actors' commands and keyword schemas, as the gateway learnt them
+ * - history.ts: the "Last 10 min" button (the gateway's history stream)
  * - theme.ts, dom.ts, format.ts: night mode, DOM and storage helpers, text
  *
  * @module
@@ -29,6 +30,7 @@ import { createFilters } from "./console/filters.ts";
 import { entryOf } from "./console/format.ts";
 import { rowClicks } from "./console/rows.ts";
 import { createStream } from "./console/stream.ts";
+import { createHistoryButton } from "./console/history.ts";
 import { createTheme } from "./console/theme.ts";
 import { createPlots } from "./console/plots.ts";
 import { refreshPlotToggles } from "./console/plot_buttons.ts";
@@ -70,6 +72,7 @@ const connection = createConnection({
   },
   onWelcome: (hello, client) => {
     descriptions.clear();
+    history.onWelcome(hello);
     commands.setRole(hello.role);
     actors.load(client);
     plots.load(client);
@@ -78,6 +81,11 @@ const connection = createConnection({
     actors.forgetPositions();
     plots.forgetPositions();
   },
+  note: (text) => stream.note(text),
+});
+const history = createHistoryButton({
+  client: () => connection.client(),
+  addHistory: (entries) => stream.addHistory(entries),
   note: (text) => stream.note(text),
 });
 stream.rerender();

@@ -23,6 +23,17 @@ import { Confirms, type PublishOutcome, type PublishProperties, UNREACHABLE } fr
 import { describeError as describe, isRefusal } from "./errors.ts";
 import { logger } from "../log.ts";
 import { ReconnectSchedule, waitForBroker } from "./reconnect.ts";
+import { declareStream, StreamSetupError } from "./stream.ts";
+import {
+  appendMarker,
+  consumeLiveStream,
+  openStreamReader,
+  type StreamLiveOptions,
+  type StreamReader,
+  type StreamReaderEvents,
+} from "./stream_read.ts";
+
+export type { StreamLiveOptions, StreamReader, StreamReaderEvents } from "./stream_read.ts";
 
 export type { PublishOutcome, PublishProperties } from "./publish.ts";
 export { UNREACHABLE } from "./publish.ts";
@@ -40,8 +51,18 @@ export interface BrokerLinkOptions {
   exchange: string;
   /** The gateway's client name; its queue is `<name>_replies`. */
   name: string;
-  /** Called for every message on the replies queue (an amqplib `ConsumeMessage`). */
-  onReply: (message: AmqpMessageLike) => void;
+  /**
+   * Called for every message on the replies queue (an amqplib `ConsumeMessage`);
+   * with a history stream, for every reply read from it, with its offset.
+   */
+  onReply: (message: AmqpMessageLike, offset?: number) => void;
+  /**
+   * With `--history stream`: replies are read from this stream (declared and
+   * bound to `reply.#` here) instead of an own queue.
+   */
+  stream?: StreamLiveOptions;
+  /** Called once if the link cannot work as configured (the stream's retention differs, no streams); it closes. */
+  onFatal?: (error: Error) => void;
   /** Called on every link state change. */
   onStateChange?: (state: LinkState) => void;
   /** How long to wait for a publish confirm before failing it (ms). */
@@ -150,7 +171,7 @@ export class BrokerLink {
         log.info("RabbitMQ link up at {url}: exchange {exchange}, queue {queue} bound to reply.#", {
           url: display,
           exchange: this.#options.exchange,
-          queue: this.queue,
+          queue: this.#options.stream ? `${this.#options.stream.config.name} (history stream)` : this.queue,
         });
         const reason = await closed;
         this.#live = undefined;
@@ -167,6 +188,12 @@ export class BrokerLink {
         this.#live = undefined;
         if (model) await model.close().catch(() => {});
         if (this.#closed()) return;
+        if (err instanceof StreamSetupError) {
+          log.error("{error}", { error: err.message });
+          this.#setState("closed");
+          this.#options.onFatal?.(err);
+          return;
+        }
         this.#setState("down");
       }
       const delay = schedule.next(failure !== undefined);
@@ -246,6 +273,11 @@ export class BrokerLink {
     });
     // Exactly CLU's arguments: any other declaration makes RabbitMQ close the channel (406).
     await consume.assertExchange(exchange, "topic", { durable: false, autoDelete: true });
+    if (this.#options.stream) {
+      await this.#consumeStream(model, consume, live, this.#options.stream);
+      this.#live = live;
+      return;
+    }
     await consume.assertQueue(this.queue, { exclusive: true, autoDelete: true, durable: false });
     await consume.bindQueue(this.queue, exchange, "reply.#");
     // No per-message ack: the queue is exclusive and auto-deleted, so acks buy
@@ -259,6 +291,55 @@ export class BrokerLink {
       onReply(message);
     }, { noAck: true, exclusive: true });
     this.#live = live;
+  }
+
+  /**
+   * Declares and binds the history stream and reads replies from it, from
+   * where the last link left off or its end (`stream_read.ts`).
+   */
+  async #consumeStream(model: ChannelModel, consume: Channel, live: LiveChannels, stream: StreamLiveOptions) {
+    await declareStream(model, stream.config);
+    await consume.bindQueue(stream.config.name, this.#options.exchange, "reply.#");
+    await consumeLiveStream(consume, {
+      stream,
+      gateway: this.#options.name,
+      onReply: this.#options.onReply,
+      current: () => this.#live === live,
+      lost: () => {
+        if (this.#live === live) model.close().catch(() => {});
+      },
+      openChannel: () => model.createChannel(),
+    });
+  }
+
+  /** Appends a marker to the history stream (every reader skips it), if the link is up. */
+  appendMarker(): void {
+    const live = this.#live;
+    const stream = this.#options.stream;
+    if (live && stream) appendMarker(live.consume, stream.config.name, this.#options.name);
+  }
+
+  /**
+   * Reads the history stream from `offset` (or from the first chunk written
+   * since a time) on a channel of its own (`stream_read.ts`).
+   *
+   * @throws when the link is down or the channel cannot be opened.
+   */
+  async readStream(
+    offset: number | Date,
+    prefetch: number,
+    events: StreamReaderEvents,
+  ): Promise<StreamReader> {
+    const live = this.#live;
+    const stream = this.#options.stream;
+    if (!live || !stream || this.#state !== "up") throw new Error("the RabbitMQ link is down");
+    return await openStreamReader(
+      await live.model.createChannel(),
+      stream.config.name,
+      offset,
+      prefetch,
+      events,
+    );
   }
 
   #setState(state: LinkState): void {

@@ -11,6 +11,7 @@ import { compileFilter } from "./filter.ts";
 import { compileGlobs } from "../protocol/glob.ts";
 import {
   encodeDescribe,
+  encodeError,
   encodeGap,
   encodeOptions,
   encodeResumed,
@@ -40,6 +41,14 @@ export interface ControlContext<G> {
   series?: KeywordSeries;
   /** What the gateway learnt of an actor's commands, as JSON text (`introspection/`). */
   describe(actor: string): string;
+  /** Answers `resume` instead of the history (`--history stream`). */
+  resumer?: Resumer<G>;
+}
+
+/** Who answers `resume` when the history is not in this process (the stream history). */
+export interface Resumer<G> {
+  /** Answers a client's `resume` (`resumed`, `gap` or `error`), now or later. */
+  resume(client: Client<G>, args: { id: RequestId; epoch: string; seq: number; since?: number }): void;
 }
 
 /** A valid operation (errors are answered by the caller, who counts them). */
@@ -68,6 +77,16 @@ export class ControlOperations<G> {
         return hub.send(client, encodeSubscribed({ id, filter: subscription }));
       }
       case "resume":
+        if (this.#context.resumer) return this.#context.resumer.resume(client, operation);
+        if (operation.since !== undefined) {
+          return hub.send(
+            client,
+            encodeError({
+              id,
+              error: `resume by time ("since") needs the history stream (--history stream)`,
+            }),
+          );
+        }
         return this.#resume(client, operation);
       case "options":
         if (operation.batch !== undefined) hub.setBatch(client, operation.batch);

@@ -88,7 +88,12 @@ export interface HubOptions {
 }
 
 /** A client record as the hub keeps it (its filter writable here only). */
-type Entry<G> = { -readonly [K in "filter"]: Client<G>[K] } & Omit<Client<G>, "filter">;
+type Entry<G> = { -readonly [K in "filter"]: Client<G>[K] } & Omit<Client<G>, "filter"> & {
+  /** Out of the live fan-out while a resume's replay is sent to it (see {@linkcode Hub.hold}). */
+  held: boolean;
+  /** Not welcomed yet: gets no broadcast either (see {@linkcode Hub.hold}). */
+  quiet: boolean;
+};
 
 /** The registry of connected clients. */
 export class Hub<G = unknown> {
@@ -168,6 +173,8 @@ export class Hub<G = unknown> {
       connectedAt: Date.now(),
       v1,
       filter: undefined,
+      held: false,
+      quiet: false,
       mine: new Set(),
       outbox: new Outbox(socket, this.#settings, {
         onClose: () => this.#stopped(client),
@@ -183,7 +190,7 @@ export class Hub<G = unknown> {
   /** Forgets a client whose socket closed (idempotent). */
   remove(client: Client<G>): void {
     client.outbox.detach();
-    this.#closing.delete(client);
+    this.#closing.delete(client as Entry<G>);
     if (this.sockets === 0) this.#allClosed?.resolve();
   }
 
@@ -203,13 +210,13 @@ export class Hub<G = unknown> {
   /** Sends the same frame to every connected client (framed once for all). */
   broadcast(frame: string): void {
     const wire = new WireFrame(frame);
-    for (const client of this.#clients) client.outbox.send(wire);
+    for (const client of this.#clients) if (!client.quiet) client.outbox.send(wire);
   }
 
   /** Sends a control frame to every clu-ws v1 client (framed once for all). */
   broadcastV1(frame: string): void {
     const wire = new WireFrame(frame);
-    for (const client of this.#clients) if (client.v1) client.outbox.send(wire);
+    for (const client of this.#clients) if (client.v1 && !client.quiet) client.outbox.send(wire);
   }
 
   /** Whether a client's subscription wants a reply: the one filter check. */
@@ -227,7 +234,7 @@ export class Hub<G = unknown> {
     let plain: WireFrame | undefined;
     let v1: WireFrame | undefined;
     for (const client of this.#clients) {
-      if (!this.#wants(client, delivery.meta)) continue;
+      if (client.held || !this.#wants(client, delivery.meta)) continue;
       const outbox = client.outbox;
       if (!outbox.batching) {
         outbox.write(
@@ -260,6 +267,42 @@ export class Hub<G = unknown> {
     return count;
   }
 
+  /**
+   * Takes a client out of the live fan-out (a resume replays to it from
+   * elsewhere; or, `quiet`, out of the broadcasts too until its welcome);
+   * what was batched for it goes out first.
+   */
+  hold(client: Client<G>, { quiet = false }: { quiet?: boolean } = {}): void {
+    const entry = client as Entry<G>;
+    // What was batched for it goes out now; while held it follows no turn (a replay's sends flush its
+    // batch, and the shared turn holds replies delivered live meanwhile, which the replay sends too).
+    entry.outbox.follow(false);
+    entry.held = true;
+    // Before its welcome (which must come first), a client gets no broadcast either.
+    entry.quiet = quiet;
+  }
+
+  /**
+   * Puts a held client back in the live fan-out: it gets the replies
+   * delivered from now on, and none of the current turn's from before.
+   */
+  release(client: Client<G>): void {
+    const entry = client as Entry<G>;
+    if (!entry.held) return;
+    entry.held = false;
+    entry.quiet = false;
+    entry.outbox.rejoin(entry.filter === undefined);
+  }
+
+  /**
+   * Whether a client's socket has more than half its budget waiting, counting
+   * `unflushed` bytes written this turn (a corked socket reports them only
+   * once the turn ends): a replay to it should pause.
+   */
+  backlogged(client: Client<G>, unflushed = 0): boolean {
+    return client.outbox.buffered + unflushed > this.#settings.bufferBytes / 2;
+  }
+
   /** Changes a client's subscription; what was batched under the old one goes out first. */
   setFilter(client: Client<G>, filter: ReplyFilter | undefined): void {
     client.outbox.follow(filter === undefined);
@@ -275,7 +318,7 @@ export class Hub<G = unknown> {
 
   #flush(): void {
     this.#flushScheduled = false;
-    for (const client of this.#batchers) client.outbox.endTurn();
+    for (const client of this.#batchers) if (!client.held) client.outbox.endTurn();
     this.#settings.turn.clear();
   }
 

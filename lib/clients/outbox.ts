@@ -162,6 +162,11 @@ export class Outbox {
     return this.#dropped;
   }
 
+  /** Bytes its socket has not yet written to the network. */
+  get buffered(): number {
+    return this.#socket.bufferedAmount;
+  }
+
   /** Whether it still sends (not closed by its owner or its policy). */
   get open(): boolean {
     return !this.#closed;
@@ -277,6 +282,19 @@ export class Outbox {
    */
   follow(shared: boolean): void {
     if (this.#batch) this.flush();
+    this.#follows = shared;
+    this.#turnSent = this.#settings.turn.length;
+  }
+
+  /**
+   * Back in the live fan-out after being held out of it (a resume replayed to
+   * it from elsewhere): the replies of the current turn so far were delivered
+   * while it was held, and are not its; it follows from here. (Flushing, as
+   * {@linkcode Outbox.follow} does, would send them from a position taken
+   * before the hold, in a turn cleared since: replies it also got replayed.)
+   */
+  rejoin(shared: boolean): void {
+    this.#queued = [];
     this.#follows = shared;
     this.#turnSent = this.#settings.turn.length;
   }

@@ -13,7 +13,7 @@ import type { ActorState } from "../replies/actor_state.ts";
 import { type Access, CLOSE_REVOKED, type Grant, revokedReason } from "../access/admission.ts";
 import type { Limits } from "../config/config.ts";
 import { type CommandLifecycle, type Recipient, socketRecipient } from "../commands/lifecycle.ts";
-import { ControlOperations } from "./control.ts";
+import { ControlOperations, type Resumer } from "./control.ts";
 import { type GatewayIdentity, gatewayReplyFrame } from "../protocol/clu.ts";
 import { type ClientCommand, parseClientCommand } from "../protocol/clu_input.ts";
 import {
@@ -74,6 +74,15 @@ export interface SessionContext {
   epoch: string;
   /** The newest reply's position. */
   latestSeq(): number;
+  /** Answers `resume` instead of the history (`--history stream`). */
+  resumer?: Resumer<Grant>;
+  /**
+   * Undefined while the newest position is known; else a promise that
+   * settles when it is (or after a bounded wait): the welcome waits for it,
+   * so that its `seq` is a real position (`--history stream` before the
+   * stream's end is known).
+   */
+  positionKnown?(): Promise<void> | undefined;
   /** The broker link's state. */
   brokerState(): string;
   /** What the gateway learnt of an actor's commands, as JSON text (v1 `describe`). */
@@ -189,7 +198,15 @@ export class Sessions {
     });
     // Admitted just before a reload removed its token: the sweep of that reload did not see it.
     if (this.#context.access.revoked(grant)) return this.#closeRevokedClients([client]);
-    if (v1) this.#welcome(client);
+    if (!v1) return;
+    const waiting = this.#context.positionKnown?.();
+    if (!waiting) return this.#welcome(client);
+    // Out of the fan-out until the welcome: it is the first frame, and its seq says where the client starts.
+    hub.hold(client, { quiet: true });
+    waiting.then(() => {
+      hub.release(client);
+      if (client.outbox.open) this.#welcome(client);
+    });
   }
 
   #welcome(client: Client<Grant>): void {

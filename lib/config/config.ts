@@ -18,6 +18,7 @@ import { readConfigFile } from "./config_file.ts";
 import { helpText } from "./help.ts";
 import { Layers, type LayerSources, parseFlags, type Picked } from "./layers.ts";
 import {
+  HISTORY_BACKENDS,
   INTROSPECTION_MODES,
   LOG_FORMATS,
   LOG_LEVELS,
@@ -74,10 +75,28 @@ export interface Config {
   access: AccessConfig;
   /** Whether and how the gateway asks actors for their commands (lib/introspection/). */
   introspection: IntrospectionConfig;
+  /** Where `resume` reads from: undefined keeps it in memory (`--history memory`). */
+  stream?: StreamHistoryConfig;
   /** TLS certificate and key (PEM text), when the gateway serves wss://. */
   tls?: { cert: string; key: string };
   /** Warnings found while parsing (e.g. a password on the command line). */
   warnings: string[];
+}
+
+/** `--history stream`: the RabbitMQ stream every gateway of the exchange shares for `resume`. */
+export interface StreamHistoryConfig {
+  /** The stream's (queue's) name. */
+  name: string;
+  /** Retention by age, as RabbitMQ's `x-max-age` takes it (`24h`, `7D`). */
+  maxAge: string;
+  /** Retention by size on disk (`x-max-length-bytes`). */
+  maxBytes: number;
+  /** Segment size (`x-stream-max-segment-size-bytes`): retention drops whole segments. */
+  segmentBytes: number;
+  /** Replies one resume replays at most. */
+  maxReplay: number;
+  /** Resumes reading from the stream at once. */
+  replays: number;
 }
 
 /** Where access tokens come from, and the gateway-wide command rules. */
@@ -249,6 +268,7 @@ export function buildConfig(
       maxAnswerBytes: parseSize(layers.get("introspection-max-bytes"), { min: 1024 }),
       cacheBytes: parseSize(layers.get("introspection-cache-bytes"), { min: 0 }),
     },
+    stream: parseStreamHistory(layers, exchange),
     tls: readTls(layers, readTextFile),
     warnings,
   };
@@ -278,6 +298,39 @@ function parseLimits(layers: Layers): Limits {
     headerTimeoutSeconds: parseCount(layers.get("header-timeout"), { min: 1, max: 30 }),
     maxPending: parseCount(layers.get("max-pending"), { min: 1 }),
   };
+}
+
+/** The `--history stream` settings, or undefined for the memory history. */
+function parseStreamHistory(layers: Layers, exchange: string): StreamHistoryConfig | undefined {
+  if (parseChoice(layers.get("history"), HISTORY_BACKENDS) === "memory") return undefined;
+  const named = layers.pick("history-stream");
+  const name = named ? parseQueueName(named) : `${exchange}.history`;
+  const age = layers.get("history-max-age");
+  // RabbitMQ's own syntax, passed as is: a stream declared by hand with `7D` matches `--history-max-age 7D`.
+  if (!/^[1-9]\d{0,8}[YMDhms]$/.test(age.value)) {
+    throw new ConfigError(
+      `${age.source}: '${age.value}' is not a RabbitMQ stream age; use a number and one of Y, M, D, h, m, s, e.g. 24h or 7D`,
+    );
+  }
+  return {
+    name,
+    maxAge: age.value,
+    // Below ~256 KiB RabbitMQ 3.10's retention can leave a stream that delivers nothing to readers.
+    maxBytes: parseSize(layers.get("history-max-bytes"), { min: 256 * 1024 }),
+    segmentBytes: parseSize(layers.get("history-segment-bytes"), { min: 4096 }),
+    maxReplay: parseCount(layers.get("history-max-replay"), { min: 1, max: 10_000_000 }),
+    replays: parseCount(layers.get("history-replays"), { min: 1, max: 1000 }),
+  };
+}
+
+/** A queue name RabbitMQ accepts and that cannot be mistaken for a server-named one. */
+function parseQueueName(raw: Picked): string {
+  if (!/^[A-Za-z0-9_.:-]{1,200}$/.test(raw.value) || raw.value.startsWith("amq.")) {
+    throw new ConfigError(
+      `${raw.source}: stream name '${raw.value}' is not valid; use 1 to 200 letters, digits, '-', '_', '.' or ':' (not starting with amq.)`,
+    );
+  }
+  return raw.value;
 }
 
 /** The TLS certificate and key, read from the files named; both or neither. */

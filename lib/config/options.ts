@@ -23,6 +23,9 @@ export const SLOW_CLIENT_POLICIES = ["close", "drop"] as const;
 /** What to do with a client whose outgoing buffer is over budget. */
 export type SlowClientPolicy = typeof SLOW_CLIENT_POLICIES[number];
 
+/** Backends accepted by `--history`. */
+export const HISTORY_BACKENDS = ["memory", "stream"] as const;
+
 /** One option: how it is spelled in each place it can be given, and how --help shows it. */
 export interface OptionSpec {
   /** Long flag without dashes; also the option's key in a config file. */
@@ -223,6 +226,51 @@ export const OPTIONS = [
     // 1,000 series × 1,000 points × 16 bytes: at most 16 MB of points, grown as keywords arrive.
     default: "1000",
     help: "series kept for plots in all; when full, those updated the longest ago go (0 keeps none)",
+  },
+  {
+    flag: "history",
+    env: "CLU_WS_HISTORY",
+    default: "memory",
+    help:
+      "where resuming clients' replies come from: memory (this process, the default) or stream (a RabbitMQ stream shared by every gateway, surviving restarts; RabbitMQ 3.9 or later)",
+  },
+  {
+    flag: "history-stream",
+    env: "CLU_WS_HISTORY_STREAM",
+    shown: "<exchange>.history",
+    help: "with --history stream: the stream's name (every gateway of the exchange uses the same one)",
+  },
+  {
+    flag: "history-max-age",
+    env: "CLU_WS_HISTORY_MAX_AGE",
+    default: "24h",
+    help:
+      "with --history stream: the stream's retention by age (RabbitMQ's x-max-age: a number and Y, M, D, h, m or s)",
+  },
+  {
+    flag: "history-max-bytes",
+    env: "CLU_WS_HISTORY_MAX_BYTES",
+    default: "1GiB",
+    help: "with --history stream: the stream's retention by size on disk (x-max-length-bytes)",
+  },
+  {
+    flag: "history-segment-bytes",
+    env: "CLU_WS_HISTORY_SEGMENT_BYTES",
+    default: "64MiB",
+    help:
+      "with --history stream: the stream's segment size (x-stream-max-segment-size-bytes); retention drops whole segments, so the disk holds up to --history-max-bytes plus one segment",
+  },
+  {
+    flag: "history-max-replay",
+    env: "CLU_WS_HISTORY_MAX_REPLAY",
+    default: "100000",
+    help: "with --history stream: replies one resume replays at most; a client further behind gets a gap",
+  },
+  {
+    flag: "history-replays",
+    env: "CLU_WS_HISTORY_REPLAYS",
+    default: "16",
+    help: "with --history stream: resumes read from the stream at once; more wait their turn",
   },
   {
     flag: "config",

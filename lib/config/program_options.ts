@@ -98,6 +98,20 @@ export interface GatewayOptions {
   seriesAge?: number;
   /** Numeric keyword series kept in all. */
   seriesCount?: number;
+  /** `memory` (default) or `stream`: where `resume` reads from. */
+  history?: "memory" | "stream";
+  /** The history stream's name (`<exchange>.history`). */
+  historyStream?: string;
+  /** The history stream's retention by age (`24h`). */
+  historyMaxAge?: string;
+  /** The history stream's retention by size (`1GiB`). */
+  historyMaxBytes?: number | string;
+  /** The history stream's segment size (`64MiB`). */
+  historySegmentBytes?: number | string;
+  /** Replies one resume replays at most from the stream. */
+  historyMaxReplay?: number;
+  /** Resumes reading from the stream at once. */
+  historyReplays?: number;
   /** A config file (TOML or JSON) whose options these override. */
   config?: string;
   /** A tokens file, re-read by `reloadTokens()`. */

@@ -56,8 +56,13 @@ export interface ResumeRequest {
   id?: RequestId;
   /** The epoch of the frames received. */
   epoch: string;
-  /** The last position received. */
-  seq: number;
+  /** The last position received (or `since`). */
+  seq?: number;
+  /**
+   * Instead of `seq`: replay the replies received since this time (ms since
+   * 1970), e.g. "the last 10 minutes" on a fresh page; `--history stream` only.
+   */
+  since?: number;
 }
 
 /** `state`: the actors' latest keywords. */

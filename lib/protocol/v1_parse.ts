@@ -15,7 +15,7 @@ import { parseSeriesQuery, type SeriesQuery } from "./v1_series.ts";
 /** A client control frame, validated: what to do, and the id to echo. */
 export type ClientControl =
   | { op: "subscribe"; id: RequestId; subscription: Subscription }
-  | { op: "resume"; id: RequestId; epoch: string; seq: number }
+  | { op: "resume"; id: RequestId; epoch: string; seq: number; since?: number }
   | { op: "state"; id: RequestId; actors: string[] | undefined }
   | { op: "options"; id: RequestId; batch: boolean | undefined }
   | ({ op: "series"; id: RequestId } & SeriesQuery)
@@ -36,9 +36,17 @@ export function parseControl(fields: Record<string, unknown>): ClientControl {
       return typeof subscription === "string" ? error(subscription) : { op: "subscribe", id, subscription };
     }
     case "resume": {
-      const { epoch, seq } = fields;
+      const { epoch, seq, since } = fields;
+      if (typeof epoch === "string" && seq === undefined && since !== undefined) {
+        if (typeof since !== "number" || !Number.isSafeInteger(since) || since < 0) {
+          return error(`resume "since" must be a time in ms since 1970 (a whole number)`);
+        }
+        return { op: "resume", id, epoch, seq: 0, since };
+      }
       if (typeof epoch !== "string" || typeof seq !== "number" || !Number.isInteger(seq) || seq < 0) {
-        return error(`resume needs "epoch" (text) and "seq" (a whole number) from the frames received`);
+        return error(
+          `resume needs "epoch" (text) and "seq" (a whole number) from the frames received, or "epoch" and "since" (ms since 1970)`,
+        );
       }
       return { op: "resume", id, epoch, seq };
     }

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { type AmqpMessageLike, encodeReply } from "../protocol/clu.ts";
+import { type AmqpMessageLike, type EncodedReply, encodeReply } from "../protocol/clu.ts";
 import type { ActorState } from "./actor_state.ts";
 import type { Delivery } from "../clients/hub.ts";
 import type { History } from "./history.ts";
@@ -78,6 +78,27 @@ export interface RepliesOptions {
   introspection?: ReplyIntrospection;
   /** When this run started (ms since the epoch); the epoch is made of it. Default: now. */
   startedAt?: number;
+  /** The epoch, when it is not this run's (a history stream's name); `startedAt` is then unused. */
+  epoch?: string;
+}
+
+/** A reply decoded for clients: its CLU frame and what filters look at; or why CLU would drop it. */
+export type DecodedReply =
+  | { kind: "reply"; reply: EncodedReply; meta: ReplyMeta }
+  | { kind: "dropped"; reason: string };
+
+/** Decodes one AMQP reply for clients (the one place its filter fields are read). */
+export function decodeReply(message: AmqpMessageLike): DecodedReply {
+  const reply = encodeReply(message);
+  if (reply.kind === "dropped") return reply;
+  const { headers } = reply;
+  const meta: ReplyMeta = {
+    sender: typeof headers.sender === "string" ? headers.sender : "",
+    code: String(headers.message_code),
+    routingKey: reply.routingKey,
+    commandId: typeof headers.command_id === "string" ? headers.command_id : undefined,
+  };
+  return { kind: "reply", reply, meta };
 }
 
 /** Names this run: its start time (base 36) and a few random characters, so a restart never repeats it. */
@@ -104,7 +125,7 @@ export class Replies {
   constructor(options: RepliesOptions) {
     this.#options = options;
     this.#observers = options.observers ?? [];
-    this.#epoch = newEpoch(options.startedAt);
+    this.#epoch = options.epoch ?? newEpoch(options.startedAt);
   }
 
   /** This run's epoch: a client resuming from another one missed a restart. */
@@ -117,33 +138,32 @@ export class Replies {
     return this.#seq;
   }
 
-  /** Takes one message from the replies queue (an amqplib `ConsumeMessage`) all the way. */
-  receive(message: AmqpMessageLike): void {
+  /**
+   * Takes one message from the replies queue (an amqplib `ConsumeMessage`) all
+   * the way; `seq` is its position when a history stream gave it one (its
+   * offset plus one), else the next of this run.
+   */
+  receive(message: AmqpMessageLike, seq?: number): void {
     const { history, state, series, hub, metrics, introspection } = this.#options;
     // The answers to the gateway's own commands are its business: not counted, numbered, kept nor sent.
     if (introspection?.claim(message)) return;
-    const reply = encodeReply(message);
-    metrics.reply(reply.kind === "reply", message.properties.timestamp);
-    if (reply.kind === "dropped") {
+    const decoded = decodeReply(message);
+    metrics.reply(decoded.kind === "reply", message.properties.timestamp);
+    if (decoded.kind === "dropped") {
       log.warn("dropped a reply on {routingKey}: {reason}", {
         routingKey: message.fields.routingKey,
-        reason: reply.reason,
+        reason: decoded.reason,
       });
       return;
     }
+    const { reply, meta } = decoded;
     const { headers } = reply;
-    const meta: ReplyMeta = {
-      sender: typeof headers.sender === "string" ? headers.sender : "",
-      code: String(headers.message_code),
-      routingKey: reply.routingKey,
-      commandId: typeof headers.command_id === "string" ? headers.command_id : undefined,
-    };
-    const seq = ++this.#seq;
-    const v1 = v1ReplyFrame(seq, reply.frame);
+    this.#seq = seq ?? this.#seq + 1;
+    const v1 = v1ReplyFrame(this.#seq, reply.frame);
     // The history copies the frame's and the meta's bytes: it keeps none of these strings (nor the
     // broker's buffer), which die young once delivered.
     const at = Date.now();
-    history.push({ seq, at, frame: v1, meta });
+    history.push({ seq: this.#seq, at, frame: v1, meta });
     // The state leaves out failed-routing replies (ours, other gateways', CLU clients'): see isFailedRouting.
     state.update(meta.sender, meta.code, reply.body);
     // The same body, parsed once: its numbers go to the plots' history, by the same rules as the state.
@@ -152,7 +172,7 @@ export class Replies {
     // Debug off (the usual case): no logger lookup, nothing built per reply.
     if (debugEnabled(log)) {
       log.debug("reply {seq} on {routingKey} to {clients} clients", {
-        seq,
+        seq: this.#seq,
         routingKey: reply.routingKey,
         clients: hub.size,
       });

@@ -12,6 +12,8 @@ const encoder = new TextEncoder();
 export class RawWebSocket {
   readonly #conn: Deno.Conn;
   #closed = false;
+  /** Bytes read and not yet parsed into frames (readTextUntil). */
+  #pending = new Uint8Array(0);
 
   private constructor(conn: Deno.Conn) {
     this.#conn = conn;
@@ -24,10 +26,12 @@ export class RawWebSocket {
    */
   static async connect(
     port: number,
-    { path = "/", hostname = "127.0.0.1", caCerts }: {
+    { path = "/", hostname = "127.0.0.1", caCerts, protocols = [] }: {
       path?: string;
       hostname?: string;
       caCerts?: string[];
+      /** Subprotocols to offer (e.g. `clu-ws.v1`). */
+      protocols?: string[];
     } = {},
   ): Promise<RawWebSocket> {
     const conn = caCerts
@@ -38,7 +42,8 @@ export class RawWebSocket {
       conn,
       encoder.encode(
         `GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+          (protocols.length > 0 ? `Sec-WebSocket-Protocol: ${protocols.join(", ")}\r\n` : "") + "\r\n",
       ),
     );
     // Read the response head byte by byte so no frame byte after it is consumed.
@@ -152,6 +157,52 @@ export class RawWebSocket {
       // Reset by the server.
     }
     return frames;
+  }
+
+  /**
+   * Reads the server's text frames (unfragmented) until one satisfies `done`
+   * or `timeoutMs` passes; resolves with their texts, the last one included.
+   * Bytes after that frame are kept for the next call.
+   */
+  async readTextUntil(done: (text: string) => boolean, { timeoutMs = 30_000 } = {}): Promise<string[]> {
+    const texts: string[] = [];
+    const decoder = new TextDecoder();
+    const buffer = new Uint8Array(256 * 1024);
+    const deadline = Date.now() + timeoutMs;
+    while (true) {
+      while (this.#pending.length >= 2) {
+        const short = this.#pending[1] & 0x7f;
+        const head = short === 126 ? 4 : short === 127 ? 10 : 2;
+        if (this.#pending.length < head) break;
+        const view = new DataView(this.#pending.buffer, this.#pending.byteOffset);
+        const size = short === 126 ? view.getUint16(2) : short === 127 ? Number(view.getBigUint64(2)) : short;
+        if (this.#pending.length < head + size) break;
+        const opcode = this.#pending[0] & 0x0f;
+        const payload = this.#pending.subarray(head, head + size);
+        this.#pending = this.#pending.slice(head + size);
+        if (opcode === 0x8) {
+          throw new Error(
+            `the server closed: ${new DataView(payload.buffer, payload.byteOffset).getUint16(0)} ${
+              decoder.decode(payload.subarray(2))
+            }`,
+          );
+        }
+        if (opcode !== 0x1) continue;
+        const text = decoder.decode(payload);
+        texts.push(text);
+        if (done(text)) return texts;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`no frame ended the read within ${timeoutMs} ms (${texts.length} read)`);
+      }
+      const timer = setTimeout(() => this.abort(), Math.max(1, deadline - Date.now()));
+      const n = await this.#conn.read(buffer).finally(() => clearTimeout(timer));
+      if (n === null) throw new Error(`the server closed the connection after ${texts.length} frames`);
+      const joined = new Uint8Array(this.#pending.length + n);
+      joined.set(this.#pending);
+      joined.set(buffer.subarray(0, n), this.#pending.length);
+      this.#pending = joined;
+    }
   }
 
   /** Reads until the server closes the TCP connection; resolves with the bytes read. */

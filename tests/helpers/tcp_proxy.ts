@@ -10,7 +10,7 @@
 export class TcpProxy {
   /** The port the proxy owns, whether or not it is listening now. */
   readonly port: number;
-  readonly #targetPort: number;
+  #targetPort: number;
   #listener: Deno.Listener | undefined;
   #accepting: Promise<void> | undefined;
   readonly #connections = new Set<Deno.Conn>();
@@ -48,6 +48,11 @@ export class TcpProxy {
         // Listener closed.
       }
     })();
+  }
+
+  /** Sends the connections accepted from now on to `targetPort` (a load balancer moving to another backend). */
+  retarget(targetPort: number): void {
+    this.#targetPort = targetPort;
   }
 
   /** Open connections (each side counts). */

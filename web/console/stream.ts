@@ -49,6 +49,13 @@ export interface Stream {
   add(entry: Entry): void;
   /** Adds a note of the console's own (connection lost, gap). */
   note(text: string): void;
+  /**
+   * Puts older replies (from the history stream) before everything kept, and
+   * shows the newest matching again; those already kept are left out.
+   *
+   * @returns how many were added.
+   */
+  addHistory(entries: Entry[]): number;
   /** Shows the newest matching entries again from the buffer (after a filter change). */
   rerender(): void;
   /** Unpauses, follows the newest rows again and scrolls to them. */
@@ -108,6 +115,15 @@ export function createStream(options: StreamOptions): Stream {
   function flush(): void {
     frameRequested = false;
     render();
+  }
+
+  function addHistory(entries: Entry[]): number {
+    const kept = buffer.find((entry) => entry.frame?.seq !== undefined)?.frame?.seq ?? Infinity;
+    const older = entries.filter((entry) => (entry.frame?.seq ?? 0) < kept).slice(-MAX_BUFFER);
+    buffer.splice(0, 0, ...older);
+    if (buffer.length > MAX_BUFFER + 500) buffer.splice(0, buffer.length - MAX_BUFFER);
+    rerender();
+    return older.length;
   }
 
   /** Brings the page up to date: actors, new rows (unless held), counts. */
@@ -264,6 +280,7 @@ export function createStream(options: StreamOptions): Stream {
     schedule,
     add,
     note: (text) => add(noteEntry(text)),
+    addHistory,
     rerender,
     jumpToLatest,
     togglePause: () => setPaused(!paused),
