@@ -228,12 +228,24 @@ Deno.test("introspection: no answer → timeout and backoff; a lost link or an u
   await until("busy asked again", () => publisher.published.length === 4);
   instance.stop();
 
-  const gone = introspector({}, fakePublisher(() => ({ ok: true, returned: true })));
+  // Unroutable (no command queue: gone, or a sender that is no actor): asked again when heard from, after a
+  // backoff that doubles, never with each of its replies.
+  let later = 5_000_000;
+  const gone = introspector({ now: () => later }, fakePublisher(() => ({ ok: true, returned: true })));
   gone.instance.seen("away", "i", {});
   await until("unroutable", () => gone.instance.describe("away").status === "none");
-  assert.match(String(gone.instance.describe("away").reason), /not running/);
+  assert.match(String(gone.instance.describe("away").reason), /not running.*after 10 s/);
+  for (let i = 0; i < 50; i++) gone.instance.seen("away", "i", {});
+  assert.equal(
+    gone.publisher.published.length,
+    1,
+    "50 more replies from it: not asked again before the backoff",
+  );
+  later += 10_001;
   gone.instance.seen("away", "i", {});
-  await until("asked when back", () => gone.publisher.published.length === 2);
+  await until("asked when heard after the backoff", () => gone.publisher.published.length === 2);
+  await until("unroutable again", () => gone.instance.describe("away").status === "none");
+  assert.match(String(gone.instance.describe("away").reason), /after 20 s/, "the backoff doubles");
   gone.instance.stop();
 });
 

@@ -44,6 +44,8 @@ const log = logger("introspection");
 export const DEFAULT_CONCURRENCY = 4;
 /** Actors whose answers (or state) are kept at most: as many as the actors' state keeps. */
 export const DEFAULT_MAX_ACTORS = 1000;
+/** First wait before asking again an actor whose command was unroutable (no queue); it doubles likewise. */
+export const MIN_UNROUTABLE_BACKOFF_MS = 10_000;
 /** First wait before asking again an actor that did not answer; it doubles up to {@linkcode MAX_BACKOFF_MS}. */
 export const MIN_BACKOFF_MS = 60_000;
 /** Longest wait before asking again an actor that does not answer. */
@@ -205,8 +207,9 @@ export class Introspector {
       entry.version = version;
     }
     if (entry.state === "queued" || entry.state === "asking") return;
-    if (entry.gone) due = true;
-    if (entry.state === "retry" && this.#now() >= (entry.retryAt ?? 0)) due = true;
+    const retryDue = this.#now() >= (entry.retryAt ?? 0);
+    if (entry.gone && retryDue) due = true;
+    if (entry.state === "retry" && retryDue) due = true;
     if (!due) return;
     entry.gone = false;
     this.#enqueue(entry);
@@ -308,14 +311,16 @@ export class Introspector {
   /** The first command got no answer: the actor is gone, the link is down, or it is silent (backoff). */
   #unanswered(entry: Entry, asked: Asked, why: string): void {
     entry.state = "retry";
-    if (asked.kind === "timeout") {
+    if (asked.kind === "timeout" || asked.kind === "unroutable") {
+      // Unroutable too: a sender of replies with no command queue (a script, a stand-in) would otherwise
+      // be asked again with each of its replies.
       entry.failures++;
-      const wait = Math.min(MIN_BACKOFF_MS * 2 ** (entry.failures - 1), MAX_BACKOFF_MS);
+      const first = asked.kind === "timeout" ? MIN_BACKOFF_MS : MIN_UNROUTABLE_BACKOFF_MS;
+      const wait = Math.min(first * 2 ** (entry.failures - 1), MAX_BACKOFF_MS);
       entry.retryAt = this.#now() + wait;
       entry.reason = `${why}; asked again when it is next heard from, after ${wait / 1000} s`;
     } else {
       entry.retryAt = 0;
-      if (asked.kind === "unroutable") entry.gone = true;
       entry.reason = `${why}; asked again when it is next heard from`;
     }
     log.info("{actor} did not answer get-command-model: {why}", { actor: entry.actor, why: entry.reason });
