@@ -152,9 +152,9 @@ function heldChannel(): ConfirmingChannel & { callbacks: Map<string, (err: unkno
   };
 }
 
-Deno.test("publish confirms: one shared deadline fails each unconfirmed publish after the timeout, in order", async () => {
-  const confirms = new Confirms({ timeoutMs: 300 });
-  const channel = heldChannel();
+/** Confirms with `timeoutMs` over `channel`, and a publish of a command with message id `id`. */
+function confirmsOver(channel: ReturnType<typeof heldChannel>, timeoutMs: number) {
+  const confirms = new Confirms({ timeoutMs });
   const publish = (id: string) =>
     confirms.publish(channel, {
       exchange: "x",
@@ -162,6 +162,11 @@ Deno.test("publish confirms: one shared deadline fails each unconfirmed publish 
       body: "{}",
       properties: { headers: {}, messageId: id },
     });
+  return { confirms, channel, publish };
+}
+
+Deno.test("publish confirms: one shared deadline fails each unconfirmed publish after the timeout, in order", async () => {
+  const { confirms, channel, publish } = confirmsOver(heldChannel(), 300);
   const ended: string[] = [];
   const started = performance.now();
   const outcomes = ["a", "b", "c"].map((id) =>
@@ -186,15 +191,7 @@ Deno.test("publish confirms: one shared deadline fails each unconfirmed publish 
 });
 
 Deno.test("publish confirms: a publish made later gets its own full timeout, not the first one's", async () => {
-  const confirms = new Confirms({ timeoutMs: 400 });
-  const channel = heldChannel();
-  const publish = (id: string) =>
-    confirms.publish(channel, {
-      exchange: "x",
-      routingKey: "command.a",
-      body: "{}",
-      properties: { headers: {}, messageId: id },
-    });
+  const { confirms, channel, publish } = confirmsOver(heldChannel(), 400);
   const first = publish("first");
   await new Promise((resolve) => setTimeout(resolve, 200)); // a gap between two publishes, not a wait for an event
   const secondAt = performance.now();
