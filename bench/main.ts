@@ -21,6 +21,7 @@ import {
   type BenchContext,
   ceiling,
   commands,
+  type CommandsOptions,
   delivery,
   denoBaselineMs,
   idle,
@@ -52,14 +53,7 @@ interface Plan {
   latency: { clients: number; rates: number[]; seconds: number };
   idle: number[];
   slow: { clients: number; rate: number; seconds: number; bodyBytes: number };
-  commands: {
-    clients: number;
-    window: number;
-    rate: number;
-    confirmRate: number;
-    seconds: number;
-    confirmedOnly?: boolean;
-  };
+  commands: CommandsOptions;
   startupTries: number;
   /** The history backends side by side: fan-out, latency, and a resume of `missed` replies. */
   history: { clients: number; messages: number; rate: number; seconds: number; missed: number };
