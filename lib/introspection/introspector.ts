@@ -100,6 +100,14 @@ function headerText(value: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether `message` answers a gateway's introspection command (its command id
+ * has {@linkcode INTROSPECTION_ID_PREFIX}): no client's, whichever gateway asked.
+ */
+export function isIntrospectionReply(message: AmqpMessageLike): boolean {
+  return headerText(message.properties.headers?.command_id)?.startsWith(INTROSPECTION_ID_PREFIX) ?? false;
+}
+
 /** The `version` keyword of a reply body, as text, if it has one. */
 function versionOf(body: unknown): string | undefined {
   if (body === null || typeof body !== "object" || Array.isArray(body)) return undefined;
@@ -148,10 +156,9 @@ export class Introspector {
    * is refused unparsed.
    */
   claim(message: AmqpMessageLike): boolean {
-    const headers = message.properties.headers;
-    if (!headers) return false;
-    const commandId = headerText(headers.command_id);
-    if (commandId === undefined || !commandId.startsWith(INTROSPECTION_ID_PREFIX)) return false;
+    if (!isIntrospectionReply(message)) return false;
+    const headers = message.properties.headers!;
+    const commandId = headerText(headers.command_id)!;
     // Another gateway's question (several on one exchange): no client of ours asked for it either.
     if (!commandId.startsWith(this.#prefix)) return true;
     const pending = this.#pending.get(commandId);

@@ -15,7 +15,7 @@ import type { Client, Hub } from "../clients/hub.ts";
 import { encodeResumed, type RequestId } from "../protocol/v1.ts";
 import { isMarker } from "../broker/stream.ts";
 import { decodeReply, v1ReplyFrame } from "./replies.ts";
-import { INTROSPECTION_ID_PREFIX } from "../protocol/clu_input.ts";
+import { isIntrospectionReply } from "../introspection/introspector.ts";
 import { logger } from "../log.ts";
 
 const log = logger("history");
@@ -248,10 +248,4 @@ export async function replayFromStream<G>(ctx: ReplayContext<G>): Promise<void> 
       },
     );
   }
-}
-
-/** Whether `message` answers a gateway's introspection command (its command id has the reserved prefix). */
-function isIntrospectionReply(message: AmqpMessageLike): boolean {
-  const commandId = message.properties.headers?.command_id;
-  return typeof commandId === "string" && commandId.startsWith(INTROSPECTION_ID_PREFIX);
 }
