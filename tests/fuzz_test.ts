@@ -898,7 +898,12 @@ Deno.test("invalid UTF-8 in a text frame drops only that connection; the gateway
       bystander.send({ consumer: TESTACTOR, command_string: "ping", command_id: `utf8-${i}` });
       await bystander.next(`the bystander's Pong after ${what}`, replyTo(`utf8-${i}`, ":"));
     }
-    const codes = gateway.logs.filter((r) => /disconnected/.test(r.message)).map((r) => r.code);
+    // Log lines reach us through the gateway's stderr pipe (written once per event-loop turn): awaited.
+    const logged = () => gateway.logs.filter((r) => /disconnected/.test(r.message));
+    await until("every dropped peer in the log", () => logged().length >= INVALID_UTF8.length, {
+      timeoutMs: 10_000,
+    }).catch(() => {});
+    const codes = logged().map((r) => r.code);
     console.log(
       `invalid UTF-8: the gateway logged these close codes for the dropped peers: ${codes.join(", ")}`,
     );
@@ -1023,10 +1028,17 @@ Deno.test("connection churn: 2,000 connects and disconnects of every kind leave 
         } cycles/s; gateway fds before ${fdsBefore}, after ${fdsAfter}`,
       );
     }
-    const connects = gateway.logs.filter((r) => /^client \d+ connected/.test(r.message)).length;
-    const disconnects = gateway.logs.filter((r) => /^client \d+ from .* disconnected/.test(r.message)).length;
-    assert.equal(connects, CHURN_CYCLES, "every cycle's client was registered");
-    assert.equal(disconnects, CHURN_CYCLES, "and every one was logged as gone");
+    // Log lines reach us through the gateway's stderr pipe (written once per event-loop turn): awaited.
+    const count = (pattern: RegExp) => gateway.logs.filter((r) => pattern.test(r.message)).length;
+    await until(
+      "every disconnect in the log",
+      () => count(/^client \d+ from .* disconnected/) >= CHURN_CYCLES,
+      {
+        timeoutMs: 10_000,
+      },
+    ).catch(() => {});
+    assert.equal(count(/^client \d+ connected/), CHURN_CYCLES, "every cycle's client was registered");
+    assert.equal(count(/^client \d+ from .* disconnected/), CHURN_CYCLES, "and every one was logged as gone");
 
     // Still serving.
     const client = await WsClient.connect(gateway.url());
