@@ -45,7 +45,8 @@ export function setupLogging(options: LogOptions): void {
   const json = getJsonLinesFormatter({ properties: "flatten", message: "rendered" });
   // The JSON formatter quotes values inside the message; render it bare first, as the text lines do.
   const format = options.format === "json"
-    ? (record: LogRecord) => json({ ...record, message: [renderBare(record.message)] })
+    ? (record: LogRecord) =>
+      plainJsonLine(record) ?? json({ ...record, message: [renderBare(record.message)] })
     : getTextFormatter({ timestamp: utcTimestamp, value: renderValue });
   // "guest" is RabbitMQ's well-known default, not a secret; masking it would garble user names.
   const secrets = (options.secrets ?? []).filter((s) => s.length >= 3 && s !== "guest");
@@ -84,7 +85,8 @@ function utcTimestamp(ms: number): string {
   const second = Math.floor(ms / 1000);
   if (second !== stampSecond) {
     stampSecond = second;
-    stampPrefix = new Date(second * 1000).toISOString().slice(0, 19).replace("T", " ");
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, 19);
+    stampPrefix = isoPrefix.replace("T", " ");
   }
   const fraction = ms - second * 1000;
   return `${stampPrefix}.${fraction < 10 ? "00" : fraction < 100 ? "0" : ""}${Math.floor(fraction)} +00`;
@@ -92,6 +94,38 @@ function utcTimestamp(ms: number): string {
 
 let stampSecond = NaN;
 let stampPrefix = "";
+let isoPrefix = "";
+
+/**
+ * The JSON line LogTape's formatter (`properties: "flatten"`) writes for a record whose properties are all
+ * strings, numbers, booleans, null or undefined — every line of the hot paths — or undefined for any other
+ * record, which LogTape formats. Its formatter passes every key through a replacer that looks for cycles
+ * and errors; with plain values that replacer changes nothing, and it made a command's line cost 3×.
+ */
+function plainJsonLine(record: LogRecord): string | undefined {
+  const properties = record.properties;
+  for (const key in properties) {
+    const value = properties[key];
+    if (
+      typeof value === "object" ? value !== null : typeof value !== "string" && typeof value !== "number" &&
+        typeof value !== "boolean" && value !== undefined
+    ) {
+      return undefined;
+    }
+  }
+  const milliseconds = utcTimestamp(record.timestamp).slice(20, 23);
+  const line = JSON.stringify({
+    "@timestamp": `${isoPrefix}.${milliseconds}Z`,
+    level: record.level === "warning" ? "WARN" : record.level.toUpperCase(),
+    message: renderBare(record.message),
+    logger: record.category.join("."),
+    ...properties,
+  });
+  // As LogTape does: C1 control characters, which JSON allows raw, escaped too.
+  return `${
+    line.replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+  }\n`;
+}
 
 /** LogTape's mark for a sink that renders a record before returning (it then skips a copy of it). */
 const IMMEDIATE_SINK = Symbol.for("LogTape.sinkSnapshotPolicy.immediate");

@@ -24,7 +24,7 @@ function capture(format: LogFormat, level: LogLevelName, body: () => void): stri
 const CALLS: Array<[string, Record<string, unknown>]> = [
   ["command {commandId} to {consumer} from client {client}: {outcome}", {
     commandId: "a\nforged line",
-    consumer: "lvm\x1b[31m",
+    consumer: "lvm\x1b[31m\x85\u2028",
     client: 17,
     outcome: "published",
     reason: undefined,
@@ -85,6 +85,21 @@ Deno.test("log: the timestamp is LogTape's date-time-tz in UTC, to the milliseco
     ),
   );
   assert.ok(lines.at(-1)!.startsWith("2027-01-01 00:00:00.000 +00 [INF]"), lines.at(-1));
+  const json = capture("json", "info", () => {
+    for (const timestamp of times) {
+      getLogger(["clu-ws", "time"]).emit({
+        level: "info",
+        message: ["t"],
+        rawMessage: "t",
+        timestamp,
+        properties: {},
+      });
+    }
+  });
+  assert.deepEqual(
+    json.map((line) => JSON.parse(line)["@timestamp"]),
+    times.map((t) => new Date(t).toISOString()),
+  );
 });
 
 Deno.test("log: levels below the configured one cost nothing, lazy properties included", () => {
