@@ -389,6 +389,21 @@ Deno.test("history: entries of mixed sizes keep their text and filter fields acr
   }
 });
 
+Deno.test("history: large entries (past the shared encoding buffer) and small ones interleaved keep their text", () => {
+  const history = new History({ maxEntries: 100, maxAgeSeconds: 600, maxBytes: 400_000 });
+  const pushed: HistoryEntry[] = [];
+  for (let seq = 1; seq <= 60; seq++) {
+    // Every third entry is 20,000–40,000 characters, some of them three bytes each in UTF-8.
+    const one = entry(seq, seq % 3 === 0 ? 20_000 + seq * 300 : 200 + seq);
+    if (seq % 2 === 0) one.frame = one.frame.replace('"body":"', `"body":"${"✓".repeat(seq * 100)}`);
+    history.push(one);
+    pushed.push(one);
+  }
+  const oldest = history.oldest()!;
+  assert.ok(oldest > 1, "the byte bound evicted the oldest");
+  assert.deepEqual(history.after(oldest - 1, 60), pushed.slice(oldest - 1));
+});
+
 Deno.test("history: by count and by age as before", () => {
   const history = new History({ maxEntries: 3, maxAgeSeconds: 10, maxBytes: 1024 * 1024 });
   for (let seq = 1; seq <= 5; seq++) history.push(entry(seq, 100, 1000 * seq));

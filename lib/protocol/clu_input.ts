@@ -119,10 +119,8 @@ export function parseClientCommand(
   const rawConsumer = Object.hasOwn(fields, "consumer") ? fields.consumer : undefined;
   const consumer = typeof rawConsumer === "string" && rawConsumer.trim() !== "" ? rawConsumer : undefined;
   // Only a well-formed actor name is echoed back: a hostile one must not be amplified into the answer.
-  const echoConsumer = consumer !== undefined && !/\s/.test(consumer) &&
-      encoder.encode(`command.${consumer}`).length <= MAX_ROUTING_KEY_BYTES
-    ? consumer
-    : undefined;
+  const fits = consumer !== undefined && routingKeyFits(consumer);
+  const echoConsumer = consumer !== undefined && !/\s/.test(consumer) && fits ? consumer : undefined;
   const fail = (error: string): ClientInputError => ({
     kind: "error",
     error,
@@ -137,7 +135,7 @@ export function parseClientCommand(
   if (/[\s]/.test(consumer)) {
     return fail(`"consumer" ${JSON.stringify(clip(consumer))} contains white space; actor names have none`);
   }
-  if (encoder.encode(`command.${consumer}`).length > MAX_ROUTING_KEY_BYTES) {
+  if (!fits) {
     return fail(`"consumer" is too long: the routing key command.<consumer> is limited to 255 bytes`);
   }
   // `a.`, `.a` and `a..b` name no actor: the access rules reason about whole dot-separated words.
@@ -185,6 +183,12 @@ export function parseClientCommand(
     track: fields.track === true,
     ...(typeof timeout === "number" ? { timeoutSeconds: timeout } : {}),
   };
+}
+
+/** Whether `command.<consumer>` fits an AMQP routing key; UTF-8 is counted only for names that could not. */
+function routingKeyFits(consumer: string): boolean {
+  return (consumer.length + "command.".length) * 3 <= MAX_ROUTING_KEY_BYTES ||
+    encoder.encode(`command.${consumer}`).length <= MAX_ROUTING_KEY_BYTES;
 }
 
 /** A value quoted in an error message, cut to 64 characters. */

@@ -48,6 +48,27 @@ export interface HistoryOptions {
 export const HISTORY_ENTRY_OVERHEAD = 32;
 
 const encoder = new TextEncoder();
+
+/** Most UTF-8 bytes an entry encodes in the shared scratch buffer; larger ones get buffers of their own. */
+const SCRATCH_BYTES = 64 * 1024;
+const scratch = new Uint8Array(SCRATCH_BYTES);
+
+/**
+ * A frame and its meta as UTF-8, in the shared scratch buffer when they fit (the usual reply): encoding
+ * into an existing buffer costs a tenth of `encode`, which makes a new one per call. The views are valid
+ * until the next call; the history copies them into its own buffer at once.
+ */
+function utf8Entry(frameText: string, metaText: string): { frame: Uint8Array; meta: Uint8Array } {
+  if ((frameText.length + metaText.length) * 3 > SCRATCH_BYTES) {
+    return { frame: encoder.encode(frameText), meta: encoder.encode(metaText) };
+  }
+  const frameBytes = encoder.encodeInto(frameText, scratch).written;
+  const metaBytes = encoder.encodeInto(metaText, scratch.subarray(frameBytes)).written;
+  return {
+    frame: scratch.subarray(0, frameBytes),
+    meta: scratch.subarray(frameBytes, frameBytes + metaBytes),
+  };
+}
 const decoder = new TextDecoder();
 
 /** The bounded history. */
@@ -83,9 +104,7 @@ export class History {
   /** Remembers an entry (its seq must follow the previous one). */
   push(entry: HistoryEntry): void {
     if (this.#at.length === 0 || this.#bytes.length === 0) return;
-    // Short-lived copies (never survive a young-generation collection); the kept one is the buffer's.
-    const frame = encoder.encode(entry.frame);
-    const meta = encoder.encode(metaText(entry.meta));
+    const { frame, meta } = utf8Entry(entry.frame, metaText(entry.meta));
     const size = frame.length + meta.length;
     if (size + HISTORY_ENTRY_OVERHEAD > this.#options.maxBytes) {
       // Larger than the whole budget: it cannot be kept, and nothing before it can be replayed past it.
