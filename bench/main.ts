@@ -72,7 +72,7 @@ const FULL: Plan = {
   idle: [1000, 10_000],
   // 2 KB bodies, so that the stalled peer's kernel buffers (~3 MB) and its 1 MiB budget fill within the run.
   slow: { clients: 100, rate: 200, seconds: 15, bodyBytes: 2000 },
-  commands: { clients: 4, window: 16, rate: 1000, confirmRate: 5000, seconds: 5 },
+  commands: { clients: 4, window: 16, rate: 1000, confirmRate: 5000, seconds: 5, warmupSeconds: 3 },
   startupTries: 5,
   history: { clients: 10, messages: 20_000, rate: 500, seconds: 10, missed: 10_000 },
 };
@@ -84,7 +84,7 @@ const QUICK: Plan = {
   latency: { clients: 10, rates: [200], seconds: 3 },
   idle: [1000],
   slow: { clients: 10, rate: 200, seconds: 3, bodyBytes: 10_000 },
-  commands: { clients: 4, window: 16, rate: 1000, confirmRate: 5000, seconds: 2 },
+  commands: { clients: 4, window: 16, rate: 1000, confirmRate: 5000, seconds: 2, warmupSeconds: 1 },
   startupTries: 3,
   history: { clients: 10, messages: 5000, rate: 200, seconds: 3, missed: 10_000 },
 };
@@ -683,7 +683,7 @@ const SCENARIO_RUNNERS: Record<Scenario, (ctx: BenchContext, plan: Plan, runs: n
   async commands(ctx, plan, runs) {
     const c = plan.commands;
     say(
-      `  ${c.clients} clients → gateway (--command-rate 0) → actor; ${c.seconds} s each: closed loop with ${c.window} ` +
+      `  ${c.clients} clients → gateway (--command-rate 0) → actor; ${c.seconds} s each after ${c.warmupSeconds} s of the same traffic unmeasured: closed loop with ${c.window} ` +
         `in flight per client, and ${c.rate}/s, timed to the ':' reply; ${c.confirmRate}/s with "ack": true ` +
         "(clu-ws v1), timed to the gateway's 'published' (the broker's confirm)",
     );

@@ -342,6 +342,12 @@ export interface CommandsOptions {
   confirmRate: number;
   /** Seconds per phase. */
   seconds: number;
+  /**
+   * Seconds of the same traffic before each phase, not measured: the gateway's JIT compiles its hot
+   * paths under the first seconds of a new kind of traffic (half the V8 helper threads' CPU of a cold
+   * 5 s phase), which is the gateway starting up, not what a command costs it.
+   */
+  warmupSeconds: number;
   /** Only the confirmed phase (the issue's commands target), e.g. to profile it alone. */
   confirmedOnly?: boolean;
 }
@@ -364,12 +370,19 @@ export function commands(ctx: BenchContext, options: CommandsOptions): Promise<M
         mode: { window?: number; rate?: number; until?: "published" },
       ): Promise<Metrics> => {
         actor.replying = mode.until !== "published";
+        if (options.warmupSeconds > 0) await run(mode, options.warmupSeconds);
+        return await run(mode, options.seconds);
+      };
+      const run = async (
+        mode: { window?: number; rate?: number; until?: "published" },
+        seconds: number,
+      ): Promise<Metrics> => {
         const { child } = await startClients({
           mode: "commands",
           url: gateway.url,
           clients: options.clients,
           consumer: actor.name,
-          seconds: options.seconds,
+          seconds,
           ...mode,
         });
         try {
@@ -381,7 +394,7 @@ export function commands(ctx: BenchContext, options: CommandsOptions): Promise<M
             harness_actor: Deno.pid,
           }, { threadsOf: "gateway" });
           await child.tell("go");
-          const result = await child.waitFor("result", { timeoutMs: options.seconds * 1000 + 30_000 });
+          const result = await child.waitFor("result", { timeoutMs: seconds * 1000 + 30_000 });
           const cpu = cpuMetrics(meter.read());
           const arrivals = actor.takeArrivals();
           const completed = result.completed as number;
