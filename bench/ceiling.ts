@@ -54,8 +54,8 @@ async function run(job: CeilingJob): Promise<void> {
   await channel.consume(queue, (message: ConsumeMessage | null) => {
     if (message === null) return;
     const now = performance.timeOrigin + performance.now();
-    frames++;
-    scanBodies(decoder.decode(message.content), (seq, sent) => {
+    // Warm-up messages carry no bench_seq: neither counted nor timed.
+    const counted = scanBodies(decoder.decode(message.content), (seq, sent) => {
       if (seq >= n || seen[seq]) {
         duplicates++;
         return;
@@ -68,6 +68,7 @@ async function run(job: CeilingJob): Promise<void> {
       latency[unique] = now - sent;
       if (++unique === n) done.resolve();
     });
+    if (counted > 0) frames++;
   }, { noAck: true });
   emit({ event: "ready", connected: 1, failed: 0 });
   const stdin = (async () => {
