@@ -195,6 +195,8 @@ async function floodScenario(args: string[], total: number): Promise<{ growth: n
       clearInterval(sampler);
     }
     const growth = Math.max(sampled, hwm ? peakRss(gateway.pid) : 0) - before;
+    // Log lines arrive through a pipe: the close's line is awaited before they are counted.
+    await gateway.waitForLog("the slow close", (r) => /too slow/.test(r.message));
     const slowCloses = gateway.logs.filter((r) => /too slow/.test(r.message)).length;
     assert.equal(slowCloses, 1, "the stalled peer, and only it, was closed for being too slow");
     return { growth, before };

@@ -236,8 +236,9 @@ Deno.test("--history stream: a client away longer than the retention, or further
   });
   const publisher = await t.publisher();
   const observer = await v1Client(gateway);
+  const strictObserver = await v1Client(strict);
   const away = await v1Client(gateway);
-  clients.push(observer, away);
+  clients.push(observer, strictObserver, away);
   const epoch = json(away.frames[0]).epoch;
   await publisher.burst(1);
   const oldSeq = Number(json(await upTo(away, publisher, 1)).seq);
@@ -259,6 +260,8 @@ Deno.test("--history stream: a client away longer than the retention, or further
   await publisher.burst(1);
   await upTo(back, publisher, publisher.last);
 
+  // The other gateway reads the stream on its own: it has the last reply before `behind` is welcomed.
+  await upTo(strictObserver, publisher, publisher.last);
   const behind = await v1Client(strict);
   clients.push(behind);
   const latest = Number(json(behind.frames[0]).seq);
@@ -371,9 +374,14 @@ Deno.test("--history stream: resume by time (since) replays what came since, the
     args: streamArgs(stream, ["--history-max-replay", "10"]),
   });
   const publisher = await t.publisher();
+  const observer = await v1Client(gateway);
+  clients.push(observer);
   await publisher.burst(20);
   const since = Date.now();
   await publisher.burst(20);
+  // The gateway has read the last reply before the new client connects: otherwise the tail arrives live
+  // after its welcome and again in its replay.
+  await upTo(observer, publisher, 40);
   const fresh = await v1Client(gateway);
   clients.push(fresh);
   const epoch = json(fresh.frames[0]).epoch;
@@ -391,7 +399,8 @@ Deno.test("--history stream: resume by time (since) replays what came since, the
   const quiet = await v1Client(gateway);
   clients.push(quiet);
   quiet.send({ "clu-ws": "resume", id: "q", epoch, since: Date.now() + 60_000 });
-  const none = json(await quiet.next("resumed", control("resumed"), { timeoutMs: 5_000 }));
+  // 10 s: well inside the replay's 15 s idle timeout, which is what this tells apart from the marker.
+  const none = json(await quiet.next("resumed", control("resumed"), { timeoutMs: 10_000 }));
   assert.equal(none.count, 0);
   await publisher.burst(1);
   await upTo(quiet, publisher, 42);
@@ -404,8 +413,8 @@ Deno.test("--history stream: resume by time (since) replays what came since, the
   clients.push(lateClient);
   const asked = performance.now();
   lateClient.send({ "clu-ws": "resume", id: "l", epoch, since: quietSince });
-  const lateAnswer = json(await lateClient.next("resumed", control("resumed"), { timeoutMs: 5_000 }));
-  assert.ok(performance.now() - asked < 5_000);
+  const lateAnswer = json(await lateClient.next("resumed", control("resumed"), { timeoutMs: 10_000 }));
+  assert.ok(performance.now() - asked < 10_000, "answered before the replay's 15 s idle timeout");
   // Replies of the same second as `since` may come (timestamps are in seconds); none after it.
   assert.ok(numbered(lateClient.frames, publisher).every((f) => Number(f.body.n) <= 42), "nothing newer");
   assert.equal(lateAnswer.count, numbered(lateClient.frames, publisher).length);

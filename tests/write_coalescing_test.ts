@@ -191,14 +191,15 @@ Deno.test("publish confirms: one shared deadline fails each unconfirmed publish 
 });
 
 Deno.test("publish confirms: a publish made later gets its own full timeout, not the first one's", async () => {
-  const { confirms, channel, publish } = confirmsOver(heldChannel(), 400);
+  // A gap of half the timeout: a deadline timer would have to fire a whole second late to expire both.
+  const { confirms, channel, publish } = confirmsOver(heldChannel(), 2000);
   const first = publish("first");
-  await new Promise((resolve) => setTimeout(resolve, 200)); // a gap between two publishes, not a wait for an event
+  await new Promise((resolve) => setTimeout(resolve, 1000)); // a gap between two publishes, not a wait for an event
   const secondAt = performance.now();
   const second = publish("second");
   assert.equal((await first).ok, false);
   assert.equal(confirms.size, 1, "the second is still waiting when the first expires");
   channel.callbacks.get("second")!(null);
   assert.deepEqual(await second, { ok: true, returned: false });
-  assert.ok(performance.now() - secondAt < 400);
+  assert.ok(performance.now() - secondAt < 2000);
 });
