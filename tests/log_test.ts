@@ -55,47 +55,28 @@ for (const format of ["text", "json"] as const) {
   });
 }
 
+/** A record of the category `clu-ws·time` at `timestamp`. */
+function stamped(timestamp: number): LogRecord {
+  return {
+    category: ["clu-ws", "time"],
+    level: "info",
+    message: ["t"],
+    rawMessage: "t",
+    timestamp,
+    properties: {},
+  };
+}
+
 Deno.test("log: the timestamp is LogTape's date-time-tz in UTC, to the millisecond", () => {
   const times = [0, 5, 57, 999, 1000, Date.UTC(2026, 11, 31, 23, 59, 59, 999), Date.UTC(2027, 0, 1)];
-  const lines = capture("text", "info", () => {
-    for (const timestamp of times) {
-      getLogger(["clu-ws", "time"]).emit({
-        level: "info",
-        message: ["t"],
-        rawMessage: "t",
-        timestamp,
-        properties: {},
-      });
-    }
-  });
+  const emitAll = () => {
+    for (const timestamp of times) getLogger(["clu-ws", "time"]).emit(stamped(timestamp));
+  };
+  const lines = capture("text", "info", emitAll);
   const expected = getTextFormatter({ timestamp: "date-time-tz", value: "bare" });
-  assert.deepEqual(
-    lines,
-    times.map((timestamp) =>
-      expected(
-        {
-          category: ["clu-ws", "time"],
-          level: "info",
-          message: ["t"],
-          rawMessage: "t",
-          timestamp,
-          properties: {},
-        } as LogRecord,
-      )
-    ),
-  );
+  assert.deepEqual(lines, times.map((timestamp) => expected(stamped(timestamp))));
   assert.ok(lines.at(-1)!.startsWith("2027-01-01 00:00:00.000 +00 [INF]"), lines.at(-1));
-  const json = capture("json", "info", () => {
-    for (const timestamp of times) {
-      getLogger(["clu-ws", "time"]).emit({
-        level: "info",
-        message: ["t"],
-        rawMessage: "t",
-        timestamp,
-        properties: {},
-      });
-    }
-  });
+  const json = capture("json", "info", emitAll);
   assert.deepEqual(
     json.map((line) => JSON.parse(line)["@timestamp"]),
     times.map((t) => new Date(t).toISOString()),
