@@ -69,6 +69,7 @@ function utf8Entry(frameText: string, metaText: string): { frame: Uint8Array; me
     meta: scratch.subarray(frameBytes, frameBytes + metaBytes),
   };
 }
+
 const decoder = new TextDecoder();
 
 /** The bounded history. */
