@@ -399,6 +399,7 @@ async function main(): Promise<number> {
       "cpu-prof": { type: "boolean", default: false },
       "commands-confirmed-only": { type: "boolean", default: false },
       "gateway-arg": { type: "string", multiple: true, default: [] },
+      "fanout-clients": { type: "string" },
       "amqp-url": { type: "string", default: Deno.env.get("CLU_WS_BENCH_AMQP_URL") ?? "" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -408,7 +409,7 @@ async function main(): Promise<number> {
       `usage: deno task bench [${SCENARIOS.join("|")} ...] [--quick] [--runs N] [--gateway <bundle.js>]\n` +
         `                       [--versus <reference gateway, e.g. bench/naive_gateway.ts>]\n` +
         `                       [--cpu-prof] [--gateway-arg=<flag> ...] [--amqp-url <url>]\n` +
-        `                       [--commands-confirmed-only]\n` +
+        `                       [--commands-confirmed-only] [--fanout-clients K[,K...]]\n` +
         "See bench/README.md.",
     );
     return 0;
@@ -425,6 +426,20 @@ async function main(): Promise<number> {
     ...sized,
     commands: { ...sized.commands, confirmedOnly: values["commands-confirmed-only"] },
   };
+  if (values["fanout-clients"]) {
+    // Only these fanout cases (e.g. `--fanout-clients 1` for K=1 experiments); the batched case needs K=100.
+    const wanted = values["fanout-clients"].split(",").map(Number);
+    const fanout = plan.fanout.filter((f) => wanted.includes(f.clients));
+    if (fanout.length !== wanted.length) {
+      console.error(
+        `bench: --fanout-clients takes client counts of the plan (${
+          plan.fanout.map((f) => f.clients).join(", ")
+        }), not ${values["fanout-clients"]}`,
+      );
+      return 2;
+    }
+    plan.fanout = fanout;
+  }
   const runs = values.runs ? Number(values.runs) : plan.runs;
   if (!Number.isInteger(runs) || runs < 1) {
     console.error(`bench: --runs must be a whole number ≥ 1, not ${values.runs}`);
@@ -575,7 +590,9 @@ const SCENARIO_RUNNERS: Record<Scenario, (ctx: BenchContext, plan: Plan, runs: n
         deliveryLine,
       );
     }
+    // Batched delivery is measured at K=100 (or the plan's largest K), unless --fanout-clients left it out.
     const k100 = plan.fanout.find((f) => f.clients === 100) ?? plan.fanout[plan.fanout.length - 1];
+    if (k100.clients === 1) return;
     await repeat(
       "fanout",
       `K=${k100.clients} batched`,
