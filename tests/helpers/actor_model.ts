@@ -9,6 +9,7 @@
  * The tree is the test actor's own: `move AXIS DEGREES [--speed FLOAT]
  * [--force]` (AXIS a choice of az|alt|rot), a group `lamps` with `on LAMP`
  * and `off LAMP`, `ping`, `status`, `fail`, and CLU's own commands.
+ * `tests/clu_sample_test.ts` checks these shapes against the sample.
  *
  * @module
  */
@@ -131,6 +132,40 @@ export function commandModelOf(path: string[], padding = 0): Json | undefined {
   return node;
 }
 
+/** A keyword that is a text, lines of text, or CLU's exception object: CLU's `error`, `exception`, …. */
+const ERROR_LIKE: Json = {
+  oneOf: [
+    { type: "array", items: { type: "string" } },
+    { type: "string" },
+    {
+      type: "object",
+      properties: {
+        module: { type: "string" },
+        type: { type: "string" },
+        message: { type: "string" },
+        filename: { oneOf: [{ type: "string" }, { type: "null" }] },
+        lineno: { oneOf: [{ type: "integer" }, { type: "null" }] },
+        traceback: { oneOf: [{ type: "array", items: { type: "string" } }, { type: "string" }] },
+      },
+    },
+  ],
+};
+
+/** The keywords CLU 2.6 adds to every actor's schema, as it sends them. */
+const CLU_KEYWORDS: Json = {
+  text: { type: "string" },
+  schema: { type: "string" },
+  version: { type: "string" },
+  help: { oneOf: [{ type: "array", items: { type: "string" } }, { type: "string" }] },
+  error: ERROR_LIKE,
+  exception: ERROR_LIKE,
+  exception_info: ERROR_LIKE,
+  yourUserID: { type: "integer" },
+  UserInfo: { type: "array", items: [{ type: "integer" }, { type: "string" }] },
+  num_users: { type: "integer" },
+  command_model: { oneOf: [{ type: "array" }, { type: "object" }] },
+};
+
 /** The keyword schema (JSON schema with CLU's `description` and `unit`), as the JSON text `get_schema` sends. */
 export function schemaText(): string {
   return JSON.stringify({
@@ -139,12 +174,7 @@ export function schemaText(): string {
       temperature: { type: "number", description: "Test enclosure temperature", unit: "degC" },
       dome: { type: "string", description: "Dome state: open or closed" },
       position: { type: "array", items: { type: "number" }, description: "Az, alt in degrees" },
-      text: { type: "string" },
-      schema: { type: "string" },
-      version: { type: "string" },
-      help: { oneOf: [{ type: "array", items: { type: "string" } }, { type: "string" }] },
-      error: { oneOf: [{ type: "array", items: { type: "string" } }, { type: "string" }] },
-      command_model: { oneOf: [{ type: "array" }, { type: "object" }] },
+      ...CLU_KEYWORDS,
     },
     additionalProperties: false,
   });
@@ -164,9 +194,9 @@ export function helpLines(actor: string, path: string[]): string[] | undefined {
   if (node.help) lines.push(`  ${node.help}`, "");
   lines.push("Options:");
   for (const p of params.filter((p) => p.param_type_name === "option")) {
-    const opt = `${(p.opts as string[])[0]}${
-      p.is_flag ? "" : ` ${String((p.type as Json).name).toUpperCase()}`
-    }`;
+    const choices = (p.type as Json).choices as string[] | undefined;
+    const metavar = choices ? `[${choices.join("|")}]` : String((p.type as Json).name).toUpperCase();
+    const opt = `${(p.opts as string[])[0]}${p.is_flag ? "" : ` ${metavar}`}`;
     lines.push(`  ${opt.padEnd(14)} ${p.help}`);
   }
   if (subcommands) {
@@ -202,6 +232,63 @@ export function parseProblem(words: string[]): string | undefined {
   } else if (name === "lamps") {
     if (rest[0] !== "on" && rest[0] !== "off") return `No such command '${rest[0] ?? ""}'.`;
     if (rest.length < 2) return "Missing argument 'LAMP'.";
+  }
+  return undefined;
+}
+
+/** One reply of the test actor: its message code, its body, and whether it is marked internal. */
+export interface ScriptedReply {
+  /** The message code (`>`, `:`, `f`, `w`, …). */
+  code: string;
+  /** The body. */
+  body: Json;
+  /** The `internal` header. */
+  internal: boolean;
+}
+
+/**
+ * The replies, in order, of the test actor named `actor` to `text` when it
+ * answers as a CLU click actor does: `get-command-model [COMMAND]`,
+ * `get_schema`, `help [COMMAND]`, and `move` or `lamps` (`w` with click's
+ * message then `f` when they do not parse); undefined for any other command.
+ * Pure, so `tests/clu_sample_test.ts` compares it with the real sample.
+ */
+export function cluReplies(actor: string, text: string, padding = 0): ScriptedReply[] | undefined {
+  const words = text.trim().split(/\s+/);
+  const [first, ...rest] = words;
+  // CLU marks get-command-model internal (PROTOCOL.md), so all its replies are; `>` always is.
+  const internal = first === "get-command-model";
+  const running: ScriptedReply = { code: ">", body: {}, internal: true };
+  const say = (code: string, body: Json): ScriptedReply[] => [running, { code, body, internal }];
+  switch (first) {
+    case "get-command-model": {
+      const model = commandModelOf(rest, padding);
+      return model
+        ? say(":", { command_model: model })
+        : say("f", { error: `Command '${rest.join(" ")}' not found.` });
+    }
+    case "get_schema":
+      return say(":", { schema: schemaText() });
+    case "help": {
+      const lines = helpLines(actor, rest);
+      return lines
+        ? say(":", { help: lines })
+        : say("f", { error: `Command '${rest.join(" ")}' not found.` });
+    }
+    case "move":
+    case "lamps": {
+      const problem = parseProblem(words);
+      if (!problem) return say(":", { text: `done: ${words.join(" ")}` });
+      return [
+        running,
+        { code: "w", body: { help: [problem] }, internal },
+        {
+          code: "f",
+          body: { error: `Command '${words.join(" ")}' does not exist or cannot be parsed.` },
+          internal,
+        },
+      ];
+    }
   }
   return undefined;
 }
