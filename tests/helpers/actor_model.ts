@@ -7,9 +7,10 @@
  * the `w` + `f` answer to a command that does not parse.
  *
  * The tree is the test actor's own: `move AXIS DEGREES [--speed FLOAT]
- * [--force]` (AXIS a choice of az|alt|rot), a group `lamps` with `on LAMP`
- * and `off LAMP`, `ping`, `status`, `fail`, and CLU's own commands.
- * `tests/clu_sample_test.ts` checks these shapes against the sample.
+ * [--force]` (AXIS a choice of az|alt|rot), a group `lamps` with
+ * `on LAMP [--level low|high]` (an option with choices) and `off LAMP`,
+ * `ping`, `status`, `fail`, and CLU's own commands. `tests/clu_sample_test.ts`
+ * checks these shapes against the sample.
  *
  * @module
  */
@@ -96,6 +97,7 @@ const TEXT = { param_type: "String", name: "text" };
 const FLOAT = { param_type: "Float", name: "float" };
 const BOOL = { param_type: "Bool", name: "boolean" };
 const AXES = ["az", "alt", "rot"];
+const LEVELS = ["low", "high"];
 
 /** The test actor's command tree; `padding` characters of help text make it as big as a test needs. */
 export function commandModel(padding = 0): Json {
@@ -107,7 +109,16 @@ export function commandModel(padding = 0): Json {
     command("help", "Shows the help.", [argument("parser_command", TEXT, false)]),
     command("keyword", "Prints human-readable information about a keyword.", [argument("keyword", TEXT)]),
     group("lamps", "Switches the test lamps.", [
-      command("on", "Turns a lamp on.", [argument("lamp", TEXT)]),
+      command("on", "Turns a lamp on.", [
+        argument("lamp", TEXT),
+        // No default: click gives a choice option without one `default: null`, as the sample's shapes have.
+        option(
+          "level",
+          { param_type: "Choice", name: "choice", choices: LEVELS, case_sensitive: true },
+          "Brightness.",
+          {},
+        ),
+      ]),
       command("off", "Turns a lamp off.", [argument("lamp", TEXT)]),
     ]),
     command("move", "Moves one axis of the test mount by DEGREES.", [
@@ -230,8 +241,18 @@ export function parseProblem(words: string[]): string | undefined {
       return `BadParameter: Invalid value for 'DEGREES': '${positional[1]}' is not a valid float.`;
     }
   } else if (name === "lamps") {
-    if (rest[0] !== "on" && rest[0] !== "off") return `No such command '${rest[0] ?? ""}'.`;
-    if (rest.length < 2) return "Missing argument 'LAMP'.";
+    const [sub, ...args] = rest;
+    if (sub !== "on" && sub !== "off") return `No such command '${sub ?? ""}'.`;
+    const level = sub === "on" ? args.indexOf("--level") : -1;
+    if (level >= 0) {
+      const value = args[level + 1];
+      if (value === undefined) return "Option '--level' requires an argument.";
+      if (!LEVELS.includes(value)) {
+        return `BadParameter: Invalid value for '--level': '${value}' is not one of 'low', 'high'.`;
+      }
+      args.splice(level, 2);
+    }
+    if (args.length === 0) return "Missing argument 'LAMP'.";
   }
   return undefined;
 }
