@@ -1,5 +1,5 @@
 // The test actor and the console against what a real CLU 2.6 actor says about itself
-// (/work/shared/clu-samples/introspection.json: its replies to `get-command-model`, `help`, `get_schema` and a
+// (tests/fixtures/clu_introspection.json, a copy of the team's clu-samples/introspection.json: its replies to `get-command-model`, `help`, `get_schema` and a
 // bad command, message by message). The test actor's commands and help texts are its own, so its replies are
 // compared by shape (message codes; body keys and value types, with command and keyword names wildcarded);
 // the console's model reader, completion, checks and keyword readers are fed the sample itself.
@@ -13,7 +13,8 @@ import { keywordInfo } from "../web/console/keyword_schema.ts";
 import { unitInSchema } from "../web/console/plot_units.ts";
 import { parseSeriesName } from "../web/console/plot_data.ts";
 
-const SAMPLE_PATH = "/work/shared/clu-samples/introspection.json";
+/** Committed with the tests, so a clean clone (CI) has it. */
+const SAMPLE_PATH = new URL("./fixtures/clu_introspection.json", import.meta.url);
 
 interface SampleReply {
   message_code: string;

@@ -1,6 +1,6 @@
 /**
  * The test actor's introspection, in the shapes of a real CLU 2.6 actor with
- * the click parser (`/work/shared/clu-samples/introspection.json`): its
+ * the click parser (`tests/fixtures/clu_introspection.json`): its
  * command model as `get-command-model [COMMAND]` answers it (click's
  * `to_info_dict`, as CLU's `unclick` sends it), its keyword schema as
  * `get_schema` answers it (a JSON *string*), its `help [COMMAND]` lines, and
