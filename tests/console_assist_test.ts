@@ -5,9 +5,11 @@
 // CLU_WS_DOCS_SCREENSHOT=1 the completion view is also written to docs/console-completion.png.
 
 import assert from "node:assert/strict";
+import { bytesToHex, sha256 } from "../lib/access/tokens.ts";
 import { uniqueExchange } from "./helpers/broker.ts";
 import { startActor, type TestActor } from "./helpers/actor.ts";
-import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";
+import { type GatewayProcess, type LogRecord, startGateway } from "./helpers/gateway_process.ts";
+import { replyTo, WsClient } from "./helpers/ws_client.ts";
 import {
   type Browser,
   contrastProblems,
@@ -71,8 +73,41 @@ async function chooseActor(page: Page, actor: string): Promise<void> {
   });
 }
 
-function assertNoProblems(watched: WatchedPage): void {
-  assert.deepEqual(watched.problems, [], `the page reported problems:\n${watched.problems.join("\n")}`);
+function assertNoProblems(watched: WatchedPage, allowed: RegExp[] = []): void {
+  const problems = watched.problems.filter((p) => !allowed.some((re) => re.test(p)));
+  assert.deepEqual(problems, [], `the page reported problems:\n${problems.join("\n")}`);
+}
+
+/** The texts of the commands `actor` received from clients (the gateway's introspection apart). */
+function commandsTo(actor: TestActor): Array<string | undefined> {
+  return actor.received.map((c) => c.body.command_string);
+}
+
+/** The introspection commands `actor` received. */
+function introspectionOf(actor: TestActor): Array<string | undefined> {
+  return actor.introspection.map((c) => c.body.command_string);
+}
+
+const ASKED_ONCE = ["get-command-model", "get_schema", "help"];
+
+/** Resolves with the gateway's log record of the next client to connect after log record `after`. */
+function connection(gateway: GatewayProcess, after: number, token?: string): Promise<LogRecord> {
+  return gateway.waitForLog(
+    `a client connecting${token ? ` with token ${token}` : ""}`,
+    (r) => /^client \S+ connected from/.test(r.message) && (token === undefined || r.token === token),
+    { after },
+  );
+}
+
+/**
+ * Resolves with the gateway's log record of `client`'s disconnection: the gateway handles a socket's frames
+ * in order, so by then it has handled every frame that client sent (the record counts its commands).
+ */
+function disconnection(gateway: GatewayProcess, client: LogRecord): Promise<LogRecord> {
+  return gateway.waitForLog(
+    `client ${client.client} disconnecting`,
+    (r) => r.client === client.client && /^client \S+ from .* disconnected/.test(r.message),
+  );
 }
 
 Deno.test("console: completion and checks from the actor's command model; keyword units", async (t) => {
@@ -169,8 +204,48 @@ Deno.test("console: completion and checks from the actor's command model; keywor
       assert.equal(await page.textContent("#command-problems"), "");
       await page.press("#command-text", "Enter");
       await page.locator("#commands li[data-state='done']", { hasText: "move az 12.5 --force" }).waitFor();
-      assert.equal(tel.received.at(-1)?.body.command_string, "move az 12.5 --force");
+      // All the actor got: the held-back `move az` never reached it (it would have come before this one).
+      assert.deepEqual(commandsTo(tel), ["move sideways 3", "move az 12.5 --force"]);
     });
+
+    await t.step(
+      "an option's choices are offered after it; a wrong one is flagged and held back",
+      async () => {
+        const before = await page.locator("#commands li.command-item").count();
+        await page.fill("#command-text", "");
+        await page.type("#command-text", "lamps on arc ");
+        await offered(page, ["--level", "--help"]);
+        await page.type("#command-text", "--level ");
+        await offered(page, ["low", "high"]);
+        assert.match(await page.textContent("#command-about") ?? "", /--level \[low\|high\]: Brightness\./);
+        await page.type("#command-text", "max");
+        const problem = page.locator("#command-problems .problem.wrong");
+        await problem.waitFor();
+        assert.equal(
+          await problem.textContent(),
+          "Invalid value for '--level': 'max' is not one of 'low', 'high'.",
+        );
+        assert.equal(await page.getAttribute("#command-text", "aria-invalid"), "true");
+        await page.press("#command-text", "Enter");
+        await page.locator("#command-problems .problem.held").waitFor();
+        assert.equal(await page.locator("#commands li.command-item").count(), before, "held back, not sent");
+        // Put right with completion: `h` offers `high` alone, and Tab takes it.
+        for (let i = 0; i < "max".length; i++) await page.press("#command-text", "Backspace");
+        await page.type("#command-text", "h");
+        await offered(page, ["high"]);
+        await page.keyboard.press("Tab");
+        assert.equal(await page.inputValue("#command-text"), "lamps on arc --level high ");
+        assert.equal(await page.getAttribute("#command-text", "aria-invalid"), null);
+        await page.press("#command-text", "Enter");
+        await page.locator("#commands li[data-state='done']", { hasText: "lamps on arc --level high" })
+          .waitFor();
+        assert.deepEqual(commandsTo(tel), [
+          "move sideways 3",
+          "move az 12.5 --force",
+          "lamps on arc --level high",
+        ]);
+      },
+    );
 
     await t.step("an actor without a model: free text, no completion and no warning", async () => {
       await page.fill("#command-actor", plain.name);
@@ -229,19 +304,28 @@ Deno.test("console: completion and checks from the actor's command model; keywor
     }
 
     await t.step("pages and clients cause no command to the actors", async () => {
+      const sent = { tel: commandsTo(tel), plain: commandsTo(plain) };
+      const logged = gateway.logs.length;
       const other = await openConsole(browser, gateway);
+      const otherClient = await connection(gateway, logged);
       await chooseActor(other.page, tel.name);
+      await other.page.type("#command-text", "move ");
+      await offered(other.page, ["az", "alt", "rot", "--speed", "--force", "--help"]);
       await other.close();
-      assert.deepEqual(tel.introspection.map((c) => c.body.command_string), [
-        "get-command-model",
-        "get_schema",
-        "help",
-      ]);
-      assert.deepEqual(plain.introspection.map((c) => c.body.command_string), [
-        "get-command-model",
-        "get_schema",
-        "help",
-      ]);
+      const gone = await disconnection(gateway, otherClient);
+      assert.equal(gone.commands, 0, "the page sent no command");
+      // A marker to each actor through the gateway: anything the page made the gateway send them was sent
+      // before it, so once the marker is answered, nothing else can still arrive.
+      for (const actor of [tel, plain]) {
+        await page.fill("#command-actor", actor.name);
+        await page.fill("#command-text", "ping");
+        await page.press("#command-text", "Enter");
+        await page.locator("#commands li[data-state='done']", { hasText: `${actor.name} ping` }).waitFor();
+      }
+      assert.deepEqual(commandsTo(tel), [...sent.tel, "ping"]);
+      assert.deepEqual(commandsTo(plain), [...sent.plain, "ping"]);
+      assert.deepEqual(introspectionOf(tel), ASKED_ONCE);
+      assert.deepEqual(introspectionOf(plain), ASKED_ONCE);
       assertNoProblems(watched);
     });
     await watched.close();
@@ -249,5 +333,59 @@ Deno.test("console: completion and checks from the actor's command model; keywor
     await browser.close();
     await tel.close();
     await plain.close();
+  }
+});
+
+Deno.test("console: a watch-only console causes no command to the actor, introspection included", async () => {
+  const operator = `operator-${RUN}-0123456789`;
+  const watcher = `watcher-${RUN}-0123456789`;
+  const tokens = JSON.stringify({
+    tokens: [
+      { name: "ops", role: "command", sha256: bytesToHex(await sha256(operator)) },
+      { name: "dashboard", role: "watch", sha256: bytesToHex(await sha256(watcher)) },
+    ],
+  });
+  const exchange = uniqueExchange("assist-watch");
+  await using gateway = await startGateway({ exchange, env: { CLU_WS_TOKENS: tokens } });
+  const tel: TestActor = await startActor(exchange, `watched-${RUN}`, { introspection: "clu" });
+  const browser = await launchBrowser();
+  let ops: WsClient | undefined;
+  try {
+    await tel.broadcast({ temperature: 11.5, dome: "open" });
+    await gateway.waitForLog(
+      `introspection of ${tel.name}`,
+      (r) => r.actor === tel.name && /^asked .* for its commands/.test(r.message),
+    );
+    const logged = gateway.logs.length;
+    const watched = await openPage(browser);
+    const { page } = watched;
+    await page.goto(gateway.httpUrl("/"));
+    await page.locator("#token-dialog[open]").waitFor({ timeout: 10_000 });
+    await page.fill("#token-input", watcher);
+    await page.press("#token-input", "Enter");
+    await page.locator("#gateway-state[data-state='open']").waitFor({ timeout: 10_000 });
+    const client = await connection(gateway, logged, "dashboard");
+    assert.match(await page.textContent("#info") ?? "", /role watch/);
+    assert.equal(await page.locator("#command-text").isDisabled(), true);
+    // The console does read what the gateway learnt of the actor (the schema's unit shows)...
+    const item = page.locator(`#actors li[data-actor='${tel.name}']`);
+    await item.locator("summary").click();
+    await item.locator("tr[data-keyword='temperature'] .kw-unit").waitFor({ timeout: 10_000 });
+    assert.equal(await item.locator("tr[data-keyword='temperature'] .kw-unit").textContent(), "[degC]");
+    await watched.close();
+    const gone = await disconnection(gateway, client);
+    assert.equal(gone.commands, 0, "the watch console sent no command");
+    // ...and never the actor: a marker from a command token, answered, comes after anything it caused.
+    ops = await WsClient.connect(gateway.url(`/?token=${operator}`));
+    ops.send({ consumer: tel.name, command_string: "ping", command_id: `marker-${RUN}` });
+    await ops.next("the marker's end", replyTo(`marker-${RUN}`, ":"), { timeoutMs: 15_000 });
+    assert.deepEqual(commandsTo(tel), ["ping"]);
+    assert.deepEqual(introspectionOf(tel), ASKED_ONCE);
+    // Without a token, and with the prompt's first probe, the gateway answers 401, which Chromium logs.
+    assertNoProblems(watched, [/status of 401/]);
+  } finally {
+    await ops?.close();
+    await browser.close();
+    await tel.close();
   }
 });

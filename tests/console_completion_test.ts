@@ -106,6 +106,45 @@ Deno.test("completion: commands, subcommands, choices and options", () => {
   assert.deepEqual(analysis.candidates, []);
 });
 
+Deno.test("completion: an option's choices are offered after it, and a wrong one is flagged", () => {
+  const on = root.commands!.get("lamps")!.commands!.get("on")!;
+  assert.equal(usageLine("tel", ["lamps", "on"], on), "Usage: tel lamps on [OPTIONS] LAMP");
+  assert.deepEqual(optionLines(on), [
+    "--level [low|high]  Brightness.",
+    "--help  Show this message and exit.",
+  ]);
+  assert.deepEqual(values("lamps on "), ["--level", "--help"]);
+  // The option's value comes next: its choices, and the bar says which option they are for.
+  const next = analyze(root, "lamps on arc --level ");
+  assert.deepEqual(next.candidates.map((c) => [c.value, c.kind]), [["low", "choice"], ["high", "choice"]]);
+  assert.equal(next.focus?.name, "level");
+  assert.deepEqual(values("lamps on arc --level h"), ["high"]);
+  assert.deepEqual(values("lamps on --level l"), ["low"], "before the argument too");
+  assert.deepEqual(values("lamps on arc --level x"), []);
+  assert.equal(
+    complete("lamps on arc --level h", analyze(root, "lamps on arc --level h"), "high"),
+    "lamps on arc --level high ",
+  );
+  assert.deepEqual(problems("lamps on arc --level "), ["missing: Option '--level' requires an argument."]);
+  assert.deepEqual(problems("lamps on arc --level high"), []);
+  assert.deepEqual(problems("lamps on arc --level hi"), [], "a prefix of a choice, still being typed");
+  assert.deepEqual(problems("lamps on arc --level max"), [
+    "wrong: Invalid value for '--level': 'max' is not one of 'low', 'high'.",
+  ]);
+  assert.deepEqual(problems("lamps on --level low "), ["missing: Missing argument 'LAMP'."]);
+  assert.deepEqual(problemsOnSend(root, "lamps on arc --level hi").map((p) => p.message), [
+    "Invalid value for '--level': 'hi' is not one of 'low', 'high'.",
+  ]);
+  assert.deepEqual(problemsOnSend(root, "lamps on arc --level=max").map((p) => p.message), [
+    "Invalid value for '--level': 'max' is not one of 'low', 'high'.",
+  ]);
+  assert.deepEqual(problemsOnSend(root, "lamps on arc --level=low"), []);
+  assert.deepEqual(problemsOnSend(root, "lamps off arc --level low").map((p) => p.message), [
+    "No such option: --level",
+    "Got unexpected extra argument (low)",
+  ]);
+});
+
 Deno.test("completion: Tab fills the word being typed", () => {
   const text = "move a";
   const analysis = analyze(root, text);

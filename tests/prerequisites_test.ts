@@ -1,15 +1,19 @@
 // tools/prerequisites.ts, which `deno task test` runs first: its decisions
 // for the machines it cannot be tried on here (not root, no apt-get, no
-// broker), and the script itself stopping at once, with the fix, when
+// broker), starting RabbitMQ with fake steps (the shared broker is never
+// stopped), and the script itself stopping at once, with the fix, when
 // something cannot be installed.
 
 import assert from "node:assert/strict";
 import {
   brokerAddress,
+  type BrokerStart,
   type Facts,
   findExecutable,
   installCommand,
   plan,
+  startBrokerCommand,
+  startRabbitmq,
   tcpOpen,
 } from "../tools/prerequisites.ts";
 
@@ -64,14 +68,72 @@ Deno.test("prerequisites: as root with apt-get, what is missing is installed and
   });
 });
 
-Deno.test("prerequisites: an installed RabbitMQ that is down is started, whoever runs the tests", () => {
-  for (const root of [true, false]) {
-    const p = plan(facts((f) => {
-      f.broker.up = false;
-      f.root = root;
-    }));
-    assert.deepEqual(p, { install: [], startBroker: true, problems: [] });
-  }
+Deno.test("prerequisites: an installed RabbitMQ that is down is started as root", () => {
+  const p = plan(facts((f) => {
+    f.broker.up = false;
+  }));
+  assert.deepEqual(p, { install: [], startBroker: true, problems: [] });
+});
+
+Deno.test("prerequisites: not root, an installed RabbitMQ that is down stops the tests at once with the command", () => {
+  // Debian's rabbitmq-server refuses anyone but root and its own user; trying would only delay the news.
+  const p = plan(facts((f) => {
+    f.broker.up = false;
+    f.root = false;
+  }));
+  assert.deepEqual(p.install, []);
+  assert.equal(p.startBroker, false);
+  assert.equal(p.problems.length, 1);
+  assert.match(p.problems[0], /RabbitMQ is installed but not accepting connections at 127\.0\.0\.1:5672/);
+  assert.ok(p.problems[0].endsWith("start it with `sudo rabbitmq-server -detached`"), p.problems[0]);
+});
+
+/** Fake steps of starting RabbitMQ that record which ran. */
+function steps(outcome: { start: boolean; node: boolean; port: boolean }): BrokerStart & { ran: string[] } {
+  const ran: string[] = [];
+  return {
+    ran,
+    start: () => {
+      ran.push("start");
+      return Promise.resolve(outcome.start);
+    },
+    nodeRunning: () => {
+      ran.push("ping");
+      return Promise.resolve(outcome.node);
+    },
+    portOpen: () => {
+      ran.push("wait for the port");
+      return Promise.resolve(outcome.port);
+    },
+  };
+}
+
+Deno.test("prerequisites: a failed `rabbitmq-server -detached` with no node running is said at once, without waiting", async () => {
+  const failed = steps({ start: false, node: false, port: false });
+  const problem = await startRabbitmq(failed, "127.0.0.1:5672");
+  assert.deepEqual(failed.ran, ["start", "ping"], "the port is not waited for");
+  assert.match(String(problem), /^`rabbitmq-server -detached` failed and no RabbitMQ node is running/);
+  assert.ok(String(problem).endsWith("start it with `rabbitmq-server -detached`"), problem);
+});
+
+Deno.test("prerequisites: RabbitMQ started, or a node already booting, is waited for on its port", async () => {
+  const started = steps({ start: true, node: false, port: true });
+  assert.equal(await startRabbitmq(started, "127.0.0.1:5672"), undefined);
+  assert.deepEqual(started.ran, ["start", "wait for the port"]);
+  // A non-zero exit while a node boots (it answers ping before its port opens): the port decides.
+  const booting = steps({ start: false, node: true, port: true });
+  assert.equal(await startRabbitmq(booting, "127.0.0.1:5672"), undefined);
+  assert.deepEqual(booting.ran, ["start", "ping", "wait for the port"]);
+  const silent = steps({ start: true, node: true, port: false });
+  assert.match(
+    String(await startRabbitmq(silent, "127.0.0.1:5672")),
+    /^RabbitMQ did not open 127\.0\.0\.1:5672 within 120 s of `rabbitmq-server -detached`/,
+  );
+});
+
+Deno.test("prerequisites: the command that starts RabbitMQ", () => {
+  assert.equal(startBrokerCommand(true), "rabbitmq-server -detached");
+  assert.equal(startBrokerCommand(false), "sudo rabbitmq-server -detached");
 });
 
 Deno.test("prerequisites: not root, nothing is installed and one command says how", () => {

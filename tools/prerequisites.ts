@@ -10,7 +10,10 @@
  * Anywhere else nothing is installed: the script stops at once, before any
  * test, with the one command that installs what is missing. RabbitMQ, when it
  * is installed and down, is started with `rabbitmq-server -detached` and
- * waited for (its port, bounded), as the tests need it and it takes seconds.
+ * waited for (its port, bounded), as the tests need it and it takes seconds;
+ * only root may start it (Debian's `rabbitmq-server` refuses anyone else), so
+ * anyone else is told at once to run `sudo rabbitmq-server -detached`, and so
+ * is root when the command fails with no node left running.
  *
  * The decisions are a pure function ({@linkcode plan}) of what was found
  * ({@linkcode Facts}), so they are tested without a bare machine.
@@ -95,6 +98,11 @@ export function installCommand(packages: string[], root: boolean): string {
   return `${sudo}apt-get update && ${sudo}apt-get install -y ${packages.join(" ")}`;
 }
 
+/** The one command that starts an installed RabbitMQ, with `sudo` unless already root. */
+export function startBrokerCommand(root: boolean): string {
+  return `${root ? "" : "sudo "}rabbitmq-server -detached`;
+}
+
 /** Decides what to install, whether to start RabbitMQ, and what cannot be fixed here. */
 export function plan(facts: Facts): Plan {
   const problems: string[] = [];
@@ -119,6 +127,12 @@ export function plan(facts: Facts): Plan {
       );
     } else if (!facts.rabbitmqServer) {
       missing.push("rabbitmq-server");
+    } else if (!facts.root) {
+      // Debian's rabbitmq-server runs only as root (or its own user) and says so after trying anyway.
+      problems.push(
+        `RabbitMQ is installed but not accepting connections at ${broker.host}:${broker.port}, and only ` +
+          `root may start it: start it with \`${startBrokerCommand(false)}\``,
+      );
     }
   }
   const canInstall = facts.root && facts.aptGet;
@@ -129,7 +143,7 @@ export function plan(facts: Facts): Plan {
     );
   }
   const install = canInstall ? missing : [];
-  const startBroker = !broker.up && broker.local &&
+  const startBroker = !broker.up && broker.local && facts.root &&
     (facts.rabbitmqServer || install.includes("rabbitmq-server"));
   return { install, startBroker, problems };
 }
@@ -192,6 +206,37 @@ export async function waitForPort(
   return await tcpOpen(host, port);
 }
 
+/** The steps of starting RabbitMQ, as {@linkcode startRabbitmq} takes them (tests give fakes). */
+export interface BrokerStart {
+  /** Runs `rabbitmq-server -detached`; true when it exits 0. */
+  start(): Promise<boolean>;
+  /** Whether a RabbitMQ node runs, if only still booting (`rabbitmq-diagnostics ping`). */
+  nodeRunning(): Promise<boolean>;
+  /** Waits, bounded, for the broker's port; true once it accepts connections. */
+  portOpen(): Promise<boolean>;
+}
+
+/**
+ * Starts RabbitMQ as root: undefined once its port accepts connections, else
+ * what went wrong, with the command to run. A failed start with no node
+ * running is said at once: nothing is coming, so waiting for the port would
+ * only delay the news by {@linkcode BROKER_START_TIMEOUT_MS}.
+ */
+export async function startRabbitmq(steps: BrokerStart, where: string): Promise<string | undefined> {
+  // A non-zero exit can also mean that a node is already booting; then, as after a good start, the port decides.
+  if (!(await steps.start()) && !(await steps.nodeRunning())) {
+    return `\`rabbitmq-server -detached\` failed and no RabbitMQ node is running: see its message above and ` +
+      `/var/log/rabbitmq/, then start it with \`${startBrokerCommand(true)}\``;
+  }
+  if (!(await steps.portOpen())) {
+    return `RabbitMQ did not open ${where} within ${BROKER_START_TIMEOUT_MS / 1000} s of ` +
+      `\`rabbitmq-server -detached\`; see /var/log/rabbitmq/, then start it with \`${
+        startBrokerCommand(true)
+      }\``;
+  }
+  return undefined;
+}
+
 /** The PATH's directories. */
 function pathDirs(): string[] {
   return (Deno.env.get("PATH") ?? "").split(":");
@@ -213,22 +258,31 @@ export async function gatherFacts(
     },
     openssl: (await findExecutable("openssl", dirs)) !== undefined,
     broker: { ...broker, up: await tcpOpen(broker.host, broker.port) },
-    rabbitmqServer: (await rabbitmqServerPath()) !== undefined,
+    rabbitmqServer: (await rabbitmqToolPath()) !== undefined,
     root: Deno.uid() === 0,
     aptGet: (await findExecutable("apt-get", dirs)) !== undefined,
   };
 }
 
-/** Where `rabbitmq-server` is: the PATH, or /usr/sbin and /sbin, which users' PATHs often lack. */
-function rabbitmqServerPath(): Promise<string | undefined> {
-  return findExecutable("rabbitmq-server", [...pathDirs(), "/usr/sbin", "/sbin"]);
+/** Where RabbitMQ's `tool` is: the PATH, or /usr/sbin and /sbin, which users' PATHs often lack. */
+function rabbitmqToolPath(tool = "rabbitmq-server"): Promise<string | undefined> {
+  return findExecutable(tool, [...pathDirs(), "/usr/sbin", "/sbin"]);
 }
 
-/** Runs a command with its output on this one's stderr; true when it exits 0. */
-async function run(command: string, args: string[], env: Record<string, string> = {}): Promise<boolean> {
+/** Runs a command with its errors on this one's stderr (unless `shown` is false); true when it exits 0. */
+async function run(
+  command: string,
+  args: string[],
+  env: Record<string, string> = {},
+  shown = true,
+): Promise<boolean> {
   try {
-    const { code } = await new Deno.Command(command, { args, env, stdout: "null", stderr: "inherit" })
-      .output();
+    const { code } = await new Deno.Command(command, {
+      args,
+      env,
+      stdout: "null",
+      stderr: shown ? "inherit" : "null",
+    }).output();
     return code === 0;
   } catch (err) {
     say(`${command}: ${err instanceof Error ? err.message : err}`);
@@ -261,15 +315,21 @@ export async function ensurePrerequisites(): Promise<number> {
   }
   const { host, port } = facts.broker;
   if (startBroker && !(await tcpOpen(host, port))) {
-    const server = await rabbitmqServerPath();
     say(`RabbitMQ is down: starting it with \`rabbitmq-server -detached\`, waiting for ${host}:${port}`);
-    // Its exit status says little (it is non-zero when a node is already starting): the port decides.
-    if (server) await run(server, ["-detached"]);
-    if (!(await waitForPort(host, port, BROKER_START_TIMEOUT_MS))) {
-      say(
-        `RabbitMQ did not open ${host}:${port} within ${BROKER_START_TIMEOUT_MS / 1000} s of ` +
-          "`rabbitmq-server -detached`; see /var/log/rabbitmq/ and start it by hand",
-      );
+    const problem = await startRabbitmq({
+      start: async () => {
+        const server = await rabbitmqToolPath();
+        return server !== undefined && await run(server, ["-detached"]);
+      },
+      nodeRunning: async () => {
+        const diagnostics = await rabbitmqToolPath("rabbitmq-diagnostics");
+        return diagnostics !== undefined &&
+          await run(diagnostics, ["-q", "ping", "--timeout", "10"], {}, false);
+      },
+      portOpen: () => waitForPort(host, port, BROKER_START_TIMEOUT_MS),
+    }, `${host}:${port}`);
+    if (problem) {
+      say(problem);
       return 1;
     }
   }

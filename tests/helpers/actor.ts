@@ -10,7 +10,7 @@
 import { Buffer } from "node:buffer";
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
 import { connectBroker } from "./broker.ts";
-import { commandModelOf, helpLines, parseProblem, schemaText } from "./actor_model.ts";
+import { cluReplies } from "./actor_model.ts";
 
 /** A command as the actor received it. */
 export interface ReceivedCommand {
@@ -142,8 +142,14 @@ export async function startActor(
       body,
     });
     if (introspecting && mode === "silent") return;
+    const script = mode === "clu" ? cluReplies(name, text, options.modelPadding) : undefined;
+    if (script) {
+      for (const { code, body, internal } of script) {
+        await reply(channel, exchange, name, message, code, body, internal);
+      }
+      return;
+    }
     await reply(channel, exchange, name, message, ">", {}, true);
-    if (mode === "clu" && await answerAsClu(message, words)) return;
     if (introspecting) {
       await reply(channel, exchange, name, message, "f", {
         error: `Command '${text}' does not exist or cannot be parsed.`,
@@ -158,34 +164,6 @@ export async function startActor(
     } else {
       await reply(channel, exchange, name, message, ":", { echo: text });
     }
-  }
-  /** Answers as a CLU click actor; false when the command is none of those it knows. */
-  async function answerAsClu(message: ConsumeMessage, words: string[]): Promise<boolean> {
-    const [first, ...rest] = words;
-    const say = (code: string, body: Record<string, unknown>) =>
-      reply(channel, exchange, name, message, code, body);
-    if (first === "get-command-model") {
-      const model = commandModelOf(rest, options.modelPadding);
-      if (!model) await say("f", { error: `Command '${rest.join(" ")}' not found.` });
-      else await say(":", { command_model: model });
-    } else if (first === "get_schema") {
-      await say(":", { schema: schemaText() });
-    } else if (first === "help") {
-      const lines = helpLines(name, rest);
-      if (!lines) await say("f", { error: `Command '${rest.join(" ")}' not found.` });
-      else await say(":", { help: lines });
-    } else if (first === "move" || first === "lamps") {
-      const problem = parseProblem(words);
-      if (problem) {
-        await say("w", { help: [problem] });
-        await say("f", { error: `Command '${words.join(" ")}' does not exist or cannot be parsed.` });
-      } else {
-        await say(":", { text: `done: ${words.join(" ")}` });
-      }
-    } else {
-      return false;
-    }
-    return true;
   }
   return {
     name,

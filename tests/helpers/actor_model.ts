@@ -1,14 +1,16 @@
 /**
  * The test actor's introspection, in the shapes of a real CLU 2.6 actor with
- * the click parser (`/work/shared/clu-samples/introspection.json`): its
+ * the click parser (`tests/fixtures/clu_introspection.json`): its
  * command model as `get-command-model [COMMAND]` answers it (click's
  * `to_info_dict`, as CLU's `unclick` sends it), its keyword schema as
  * `get_schema` answers it (a JSON *string*), its `help [COMMAND]` lines, and
  * the `w` + `f` answer to a command that does not parse.
  *
  * The tree is the test actor's own: `move AXIS DEGREES [--speed FLOAT]
- * [--force]` (AXIS a choice of az|alt|rot), a group `lamps` with `on LAMP`
- * and `off LAMP`, `ping`, `status`, `fail`, and CLU's own commands.
+ * [--force]` (AXIS a choice of az|alt|rot), a group `lamps` with
+ * `on LAMP [--level low|high]` (an option with choices) and `off LAMP`,
+ * `ping`, `status`, `fail`, and CLU's own commands. `tests/clu_sample_test.ts`
+ * checks these shapes against the sample.
  *
  * @module
  */
@@ -95,6 +97,7 @@ const TEXT = { param_type: "String", name: "text" };
 const FLOAT = { param_type: "Float", name: "float" };
 const BOOL = { param_type: "Bool", name: "boolean" };
 const AXES = ["az", "alt", "rot"];
+const LEVELS = ["low", "high"];
 
 /** The test actor's command tree; `padding` characters of help text make it as big as a test needs. */
 export function commandModel(padding = 0): Json {
@@ -106,7 +109,16 @@ export function commandModel(padding = 0): Json {
     command("help", "Shows the help.", [argument("parser_command", TEXT, false)]),
     command("keyword", "Prints human-readable information about a keyword.", [argument("keyword", TEXT)]),
     group("lamps", "Switches the test lamps.", [
-      command("on", "Turns a lamp on.", [argument("lamp", TEXT)]),
+      command("on", "Turns a lamp on.", [
+        argument("lamp", TEXT),
+        // No default: click gives a choice option without one `default: null`, as the sample's shapes have.
+        option(
+          "level",
+          { param_type: "Choice", name: "choice", choices: LEVELS, case_sensitive: true },
+          "Brightness.",
+          {},
+        ),
+      ]),
       command("off", "Turns a lamp off.", [argument("lamp", TEXT)]),
     ]),
     command("move", "Moves one axis of the test mount by DEGREES.", [
@@ -131,6 +143,40 @@ export function commandModelOf(path: string[], padding = 0): Json | undefined {
   return node;
 }
 
+/** A keyword that is a text, lines of text, or CLU's exception object: CLU's `error`, `exception`, …. */
+const ERROR_LIKE: Json = {
+  oneOf: [
+    { type: "array", items: { type: "string" } },
+    { type: "string" },
+    {
+      type: "object",
+      properties: {
+        module: { type: "string" },
+        type: { type: "string" },
+        message: { type: "string" },
+        filename: { oneOf: [{ type: "string" }, { type: "null" }] },
+        lineno: { oneOf: [{ type: "integer" }, { type: "null" }] },
+        traceback: { oneOf: [{ type: "array", items: { type: "string" } }, { type: "string" }] },
+      },
+    },
+  ],
+};
+
+/** The keywords CLU 2.6 adds to every actor's schema, as it sends them. */
+const CLU_KEYWORDS: Json = {
+  text: { type: "string" },
+  schema: { type: "string" },
+  version: { type: "string" },
+  help: { oneOf: [{ type: "array", items: { type: "string" } }, { type: "string" }] },
+  error: ERROR_LIKE,
+  exception: ERROR_LIKE,
+  exception_info: ERROR_LIKE,
+  yourUserID: { type: "integer" },
+  UserInfo: { type: "array", items: [{ type: "integer" }, { type: "string" }] },
+  num_users: { type: "integer" },
+  command_model: { oneOf: [{ type: "array" }, { type: "object" }] },
+};
+
 /** The keyword schema (JSON schema with CLU's `description` and `unit`), as the JSON text `get_schema` sends. */
 export function schemaText(): string {
   return JSON.stringify({
@@ -139,12 +185,7 @@ export function schemaText(): string {
       temperature: { type: "number", description: "Test enclosure temperature", unit: "degC" },
       dome: { type: "string", description: "Dome state: open or closed" },
       position: { type: "array", items: { type: "number" }, description: "Az, alt in degrees" },
-      text: { type: "string" },
-      schema: { type: "string" },
-      version: { type: "string" },
-      help: { oneOf: [{ type: "array", items: { type: "string" } }, { type: "string" }] },
-      error: { oneOf: [{ type: "array", items: { type: "string" } }, { type: "string" }] },
-      command_model: { oneOf: [{ type: "array" }, { type: "object" }] },
+      ...CLU_KEYWORDS,
     },
     additionalProperties: false,
   });
@@ -164,9 +205,9 @@ export function helpLines(actor: string, path: string[]): string[] | undefined {
   if (node.help) lines.push(`  ${node.help}`, "");
   lines.push("Options:");
   for (const p of params.filter((p) => p.param_type_name === "option")) {
-    const opt = `${(p.opts as string[])[0]}${
-      p.is_flag ? "" : ` ${String((p.type as Json).name).toUpperCase()}`
-    }`;
+    const choices = (p.type as Json).choices as string[] | undefined;
+    const metavar = choices ? `[${choices.join("|")}]` : String((p.type as Json).name).toUpperCase();
+    const opt = `${(p.opts as string[])[0]}${p.is_flag ? "" : ` ${metavar}`}`;
     lines.push(`  ${opt.padEnd(14)} ${p.help}`);
   }
   if (subcommands) {
@@ -200,8 +241,75 @@ export function parseProblem(words: string[]): string | undefined {
       return `BadParameter: Invalid value for 'DEGREES': '${positional[1]}' is not a valid float.`;
     }
   } else if (name === "lamps") {
-    if (rest[0] !== "on" && rest[0] !== "off") return `No such command '${rest[0] ?? ""}'.`;
-    if (rest.length < 2) return "Missing argument 'LAMP'.";
+    const [sub, ...args] = rest;
+    if (sub !== "on" && sub !== "off") return `No such command '${sub ?? ""}'.`;
+    const level = sub === "on" ? args.indexOf("--level") : -1;
+    if (level >= 0) {
+      const value = args[level + 1];
+      if (value === undefined) return "Option '--level' requires an argument.";
+      if (!LEVELS.includes(value)) {
+        return `BadParameter: Invalid value for '--level': '${value}' is not one of 'low', 'high'.`;
+      }
+      args.splice(level, 2);
+    }
+    if (args.length === 0) return "Missing argument 'LAMP'.";
+  }
+  return undefined;
+}
+
+/** One reply of the test actor: its message code, its body, and whether it is marked internal. */
+export interface ScriptedReply {
+  /** The message code (`>`, `:`, `f`, `w`, …). */
+  code: string;
+  /** The body. */
+  body: Json;
+  /** The `internal` header. */
+  internal: boolean;
+}
+
+/**
+ * The replies, in order, of the test actor named `actor` to `text` when it
+ * answers as a CLU click actor does: `get-command-model [COMMAND]`,
+ * `get_schema`, `help [COMMAND]`, and `move` or `lamps` (`w` with click's
+ * message then `f` when they do not parse); undefined for any other command.
+ * Pure, so `tests/clu_sample_test.ts` compares it with the real sample.
+ */
+export function cluReplies(actor: string, text: string, padding = 0): ScriptedReply[] | undefined {
+  const words = text.trim().split(/\s+/);
+  const [first, ...rest] = words;
+  // CLU marks get-command-model internal (PROTOCOL.md), so all its replies are; `>` always is.
+  const internal = first === "get-command-model";
+  const running: ScriptedReply = { code: ">", body: {}, internal: true };
+  const say = (code: string, body: Json): ScriptedReply[] => [running, { code, body, internal }];
+  switch (first) {
+    case "get-command-model": {
+      const model = commandModelOf(rest, padding);
+      return model
+        ? say(":", { command_model: model })
+        : say("f", { error: `Command '${rest.join(" ")}' not found.` });
+    }
+    case "get_schema":
+      return say(":", { schema: schemaText() });
+    case "help": {
+      const lines = helpLines(actor, rest);
+      return lines
+        ? say(":", { help: lines })
+        : say("f", { error: `Command '${rest.join(" ")}' not found.` });
+    }
+    case "move":
+    case "lamps": {
+      const problem = parseProblem(words);
+      if (!problem) return say(":", { text: `done: ${words.join(" ")}` });
+      return [
+        running,
+        { code: "w", body: { help: [problem] }, internal },
+        {
+          code: "f",
+          body: { error: `Command '${words.join(" ")}' does not exist or cannot be parsed.` },
+          internal,
+        },
+      ];
+    }
   }
   return undefined;
 }
