@@ -98,49 +98,68 @@ function assertExactlyOnce(before: Frame[], after: Frame[], last: number): void 
   }
 }
 
-Deno.test("--history stream: a stream declared with another retention stops the gateway, naming the option", async () => {
-  const stream = uniqueStream("mismatch");
+Deno.test("--history stream: a stream declared with another retention or segment size stops the gateway, naming the option", async () => {
+  // The stream's arguments as the options' defaults declare them (24h, 1 GiB, 64 MiB), then each one changed.
+  const declared = {
+    "x-queue-type": "stream",
+    "x-max-age": "24h",
+    "x-max-length-bytes": 1024 ** 3,
+    "x-stream-max-segment-size-bytes": 64 * 1024 ** 2,
+  };
+  const cases: Array<
+    { arg: keyof typeof declared; existing: string | number; option: string[]; text: RegExp }
+  > = [
+    {
+      arg: "x-max-age",
+      existing: "2h",
+      option: ["--history-max-age", "24h"],
+      text: /received '24h' but current is '2h'/,
+    },
+    {
+      arg: "x-max-length-bytes",
+      existing: 512 * 1024 ** 2,
+      option: ["--history-max-bytes", "1GiB"],
+      text: /received '1073741824' but current is '536870912'/,
+    },
+    {
+      arg: "x-stream-max-segment-size-bytes",
+      existing: 8 * 1024 ** 2,
+      option: ["--history-segment-bytes", "64MiB"],
+      text: /received '67108864' but current is '8388608'/,
+    },
+  ];
   const model = await connectBroker();
   try {
-    const channel = await model.createChannel();
-    await channel.assertQueue(stream, {
-      durable: true,
-      arguments: {
-        "x-queue-type": "stream",
-        "x-max-age": "2h",
-        "x-max-length-bytes": 1024 * 1024 * 1024,
-        "x-stream-max-segment-size-bytes": 64 * 1024 * 1024,
-      },
-    });
-    await using gateway = await startGateway({
-      exchange: uniqueExchange("mismatch"),
-      args: streamArgs(stream, ["--history-max-age", "24h"]),
-      waitForBroker: false,
-    });
-    const error = await gateway.waitForLog("the stream error", (r) => r.level === "ERROR");
-    assert.match(error.message, /history stream .* exists with another x-max-age/);
-    assert.match(error.message, /received '24h' but current is '2h'/);
-    assert.match(error.message, /give --history-max-age the stream's value/);
-    const status = await until("the gateway to exit by itself", () => gateway.status);
-    assert.equal(status.code, 1, "the gateway exits 1 by itself");
-    // Nothing was redeclared: the stream keeps its age.
-    const again = await model.createChannel();
-    again.on("error", () => {});
-    await assert.rejects(
-      again.assertQueue(stream, {
-        durable: true,
-        arguments: {
-          "x-queue-type": "stream",
-          "x-max-age": "24h",
-          "x-max-length-bytes": 1024 * 1024 * 1024,
-          "x-stream-max-segment-size-bytes": 64 * 1024 * 1024,
-        },
-      }),
-      /inequivalent arg 'x-max-age'/,
-    );
+    for (const { arg, existing, option, text } of cases) {
+      const stream = uniqueStream("mismatch");
+      try {
+        const channel = await model.createChannel();
+        await channel.assertQueue(stream, { durable: true, arguments: { ...declared, [arg]: existing } });
+        await channel.close();
+        await using gateway = await startGateway({
+          exchange: uniqueExchange("mismatch"),
+          args: streamArgs(stream, option),
+          waitForBroker: false,
+        });
+        const error = await gateway.waitForLog(`the stream error (${arg})`, (r) => r.level === "ERROR");
+        assert.match(error.message, new RegExp(`history stream .* exists with another ${arg}`));
+        assert.match(error.message, text);
+        assert.match(error.message, new RegExp(`give ${option[0]} the stream's value`));
+        const status = await until("the gateway to exit by itself", () => gateway.status);
+        assert.equal(status.code, 1, `the gateway exits 1 by itself (${arg})`);
+        // Nothing was redeclared: the stream keeps its value.
+        const again = await model.createChannel();
+        again.on("error", () => {});
+        await assert.rejects(
+          again.assertQueue(stream, { durable: true, arguments: declared }),
+          new RegExp(`inequivalent arg '${arg}'`),
+        );
+      } finally {
+        await deleteStream(stream);
+      }
+    }
   } finally {
     await model.close().catch(() => {});
-    await deleteStream(stream);
   }
 });
 
