@@ -109,6 +109,11 @@ export interface ClusterOptions {
   distPort?: number;
   /** How long the second node may take to accept AMQP connections, each time it starts (ms). */
   startTimeoutMs?: number;
+  /**
+   * Make the second node a member of the stream coordinator (for tests that
+   * read a stream on it); see {@linkcode joinStreamCoordinator}.
+   */
+  streamCoordinator?: boolean;
 }
 
 /** How long the steps of forming the cluster took (ms). */
@@ -368,6 +373,105 @@ export class LocalNode {
   }
 }
 
+/** The stream coordinator's Ra server on a node, as an Erlang term. */
+function coordinatorId(node: string): string {
+  return `{rabbit_stream_coordinator, '${node}'}`;
+}
+
+/**
+ * The members of the stream coordinator (RabbitMQ's Ra cluster that places
+ * every stream's replicas) as the default node's member knows them, sorted;
+ * undefined when the default node has no member (no stream was ever declared).
+ */
+export async function coordinatorMembers(): Promise<string[] | undefined> {
+  const result = await ctlOk([
+    "-q",
+    "eval",
+    "case ra:members({rabbit_stream_coordinator, node()}) of " +
+    '{ok, Ms, _} -> string:join([atom_to_list(N) || {_, N} <- Ms], ","); _ -> "" end.',
+  ], "reading the stream coordinator's members");
+  const list = result.replace(/^"|"$/g, "");
+  return list ? list.split(",").sort() : undefined;
+}
+
+/**
+ * Makes `secondary` a member of the stream coordinator, which RabbitMQ 3.10
+ * does not do when a node joins: the coordinator is formed with the nodes
+ * running when the first stream is declared, and a node that joined later
+ * has no member of it. Declaring a stream from it works (the command goes to
+ * the leader), but consuming a stream on it asks the local member where the
+ * stream's local replica is, finds none, tries to start a coordinator of its
+ * own, fails (`already_started` on the default node) and, after 10 s, closes
+ * the connection with 541 INTERNAL_ERROR ("coordinator unavailable" in its
+ * log). This starts a member on `secondary` with the configuration RabbitMQ
+ * gives its own (`rabbit_stream_coordinator:make_ra_conf/2`) and adds it to
+ * the cluster through the default node's member, as RabbitMQ adds a quorum
+ * queue member. When the default node has no coordinator yet, a throwaway
+ * stream declared on it forms one first (with only the default node: the
+ * second has not joined), so that the cluster's coordinator never outlives
+ * the second node with a member it cannot reach.
+ */
+async function joinStreamCoordinator(primary: string, secondary: string): Promise<string[]> {
+  let before = await coordinatorMembers();
+  if (!before) {
+    const connection = await connect(AMQP_URL);
+    try {
+      const channel = await connection.createChannel();
+      const name = `clu-ws-test-coordinator-${crypto.randomUUID().slice(0, 8)}`;
+      await channel.assertQueue(name, { durable: true, arguments: { "x-queue-type": "stream" } });
+      await channel.deleteQueue(name);
+    } finally {
+      await connection.close().catch(() => {});
+    }
+    before = await coordinatorMembers();
+    if (!before) {
+      throw new ClusterError("declaring a stream on the default node formed no stream coordinator");
+    }
+  }
+  if (before.includes(secondary)) {
+    throw new ClusterError(
+      `the stream coordinator of ${primary} still counts ${secondary} as a member (${before.join(", ")}); ` +
+        `remove it: rabbitmqctl eval "ra:remove_member({rabbit_stream_coordinator, node()}, ${
+          coordinatorId(secondary)
+        })."`,
+    );
+  }
+  const members = [...before, secondary].map((node) => coordinatorId(node)).join(", ");
+  const started = await ctlOk([
+    "-n",
+    secondary,
+    "-q",
+    "eval",
+    'UId = ra:new_uid(<<"rabbit_stream_coordinator">>), ' +
+    "ra:start_server(coordination, #{cluster_name => rabbit_stream_coordinator, " +
+    'id => {rabbit_stream_coordinator, node()}, uid => UId, friendly_name => "rabbit_stream_coordinator", ' +
+    `metrics_key => rabbit_stream_coordinator, initial_members => [${members}], ` +
+    "log_init_args => #{uid => UId}, " +
+    "tick_timeout => application:get_env(rabbit, stream_tick_interval, 30000), " +
+    "machine => {module, rabbit_stream_coordinator, #{}}, " +
+    "ra_event_formatter => {rabbit_stream_coordinator, format_ra_event, []}}).",
+  ], `starting a stream coordinator member on ${secondary}`);
+  if (started !== "ok") {
+    throw new ClusterError(`starting a stream coordinator member on ${secondary}: ${started}`);
+  }
+  const added = await ctlOk(
+    ["-q", "eval", `ra:add_member({rabbit_stream_coordinator, node()}, ${coordinatorId(secondary)}).`],
+    `adding ${secondary} to the stream coordinator`,
+  );
+  if (!added.startsWith("{ok,")) {
+    throw new ClusterError(`adding ${secondary} to the stream coordinator: ${added}`);
+  }
+  return before;
+}
+
+/** Removes `secondary` from the stream coordinator (before it stops: the rest keeps its quorum). */
+async function leaveStreamCoordinator(secondary: string): Promise<string> {
+  return await ctlOk(
+    ["-q", "eval", `ra:remove_member({rabbit_stream_coordinator, node()}, ${coordinatorId(secondary)}).`],
+    `removing ${secondary} from the stream coordinator`,
+  );
+}
+
 /**
  * A second node joined to the default node. Dispose it (`await using`) or
  * call {@linkcode RabbitCluster.teardown} to put the default broker back.
@@ -391,6 +495,8 @@ export class RabbitCluster implements AsyncDisposable {
   readonly before: ClusterMembers;
   readonly #node: LocalNode;
   readonly #guardFlag: string;
+  /** The stream coordinator's members before the second node joined it; undefined when it did not. */
+  coordinatorBefore: string[] | undefined;
   #tornDown = false;
 
   /** Use {@linkcode startCluster}. */
@@ -438,6 +544,23 @@ export class RabbitCluster implements AsyncDisposable {
     this.#tornDown = true;
     const problems: string[] = [];
     try {
+      if (this.coordinatorBefore) {
+        // First, while the second node runs: a coordinator left with a member it cannot reach has no quorum,
+        // and every stream of the default node would wait on it.
+        try {
+          const removed = await leaveStreamCoordinator(this.secondary);
+          const after = await coordinatorMembers();
+          if (JSON.stringify(after) !== JSON.stringify(this.coordinatorBefore)) {
+            problems.push(
+              `the stream coordinator's members are not as they were (${removed}): before ${
+                this.coordinatorBefore.join(", ")
+              }, after ${after?.join(", ")}`,
+            );
+          }
+        } catch (err) {
+          problems.push(err instanceof Error ? err.message : String(err));
+        }
+      }
       problems.push(...await this.#node.stop());
       try {
         await forget(this.secondary);
@@ -479,6 +602,10 @@ export class RabbitCluster implements AsyncDisposable {
 async function startGuard(flag: string, node: string, dir: string, forget: boolean): Promise<void> {
   const script = 'flag=$1; pid=$2; node=$3; dir=$4; marker="$5=$4"; forget=$6; while [ -e "$flag" ]; do ' +
     'if ! kill -0 "$pid" 2>/dev/null; then ' +
+    // A stream coordinator member on the node (streamCoordinator) leaves first; a no-op when it has none.
+    'if [ "$forget" = 1 ]; then rabbitmqctl -q eval ' +
+    "\"ra:remove_member({rabbit_stream_coordinator, node()}, {rabbit_stream_coordinator, '$node'}).\" " +
+    ">/dev/null 2>&1; fi; " +
     'rabbitmqctl -n "$node" stop >/dev/null 2>&1; ' +
     'for p in /proc/[0-9]*; do if tr "\\0" "\\n" 2>/dev/null <"$p/environ" | grep -qxF "$marker"; then ' +
     'kill -9 "${p#/proc/}" 2>/dev/null; fi; done; ' +
@@ -648,6 +775,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Rabbit
     const members = await clusterMembers();
     if (!members.running.includes(secondary) || !members.running.includes(primary)) {
       throw new ClusterError(`after join_cluster the cluster runs ${JSON.stringify(members)}`);
+    }
+    if (options.streamCoordinator) {
+      cluster.coordinatorBefore = await joinStreamCoordinator(primary, secondary);
     }
   } catch (err) {
     await cluster.teardown().catch((teardownError) => {
