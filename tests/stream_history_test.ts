@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { connectBroker, uniqueExchange, until } from "./helpers/broker.ts";
 import { type GatewayProcess, startGateway } from "./helpers/gateway_process.ts";
-import { deleteStream, SteadyPublisher, streamArgs, uniqueStream } from "./helpers/stream.ts";
+import { deleteStream, firstOffset, SteadyPublisher, streamArgs, uniqueStream } from "./helpers/stream.ts";
 import { type Frame, WsClient } from "./helpers/ws_client.ts";
 import { RawWebSocket } from "./helpers/raw_ws.ts";
 import { TcpProxy } from "./helpers/tcp_proxy.ts";
@@ -98,49 +98,68 @@ function assertExactlyOnce(before: Frame[], after: Frame[], last: number): void 
   }
 }
 
-Deno.test("--history stream: a stream declared with another retention stops the gateway, naming the option", async () => {
-  const stream = uniqueStream("mismatch");
+Deno.test("--history stream: a stream declared with another retention or segment size stops the gateway, naming the option", async () => {
+  // The stream's arguments as the options' defaults declare them (24h, 1 GiB, 64 MiB), then each one changed.
+  const declared = {
+    "x-queue-type": "stream",
+    "x-max-age": "24h",
+    "x-max-length-bytes": 1024 ** 3,
+    "x-stream-max-segment-size-bytes": 64 * 1024 ** 2,
+  };
+  const cases: Array<
+    { arg: keyof typeof declared; existing: string | number; option: string[]; text: RegExp }
+  > = [
+    {
+      arg: "x-max-age",
+      existing: "2h",
+      option: ["--history-max-age", "24h"],
+      text: /received '24h' but current is '2h'/,
+    },
+    {
+      arg: "x-max-length-bytes",
+      existing: 512 * 1024 ** 2,
+      option: ["--history-max-bytes", "1GiB"],
+      text: /received '1073741824' but current is '536870912'/,
+    },
+    {
+      arg: "x-stream-max-segment-size-bytes",
+      existing: 8 * 1024 ** 2,
+      option: ["--history-segment-bytes", "64MiB"],
+      text: /received '67108864' but current is '8388608'/,
+    },
+  ];
   const model = await connectBroker();
   try {
-    const channel = await model.createChannel();
-    await channel.assertQueue(stream, {
-      durable: true,
-      arguments: {
-        "x-queue-type": "stream",
-        "x-max-age": "2h",
-        "x-max-length-bytes": 1024 * 1024 * 1024,
-        "x-stream-max-segment-size-bytes": 64 * 1024 * 1024,
-      },
-    });
-    await using gateway = await startGateway({
-      exchange: uniqueExchange("mismatch"),
-      args: streamArgs(stream, ["--history-max-age", "24h"]),
-      waitForBroker: false,
-    });
-    const error = await gateway.waitForLog("the stream error", (r) => r.level === "ERROR");
-    assert.match(error.message, /history stream .* exists with another x-max-age/);
-    assert.match(error.message, /received '24h' but current is '2h'/);
-    assert.match(error.message, /give --history-max-age the stream's value/);
-    const status = await until("the gateway to exit by itself", () => gateway.status);
-    assert.equal(status.code, 1, "the gateway exits 1 by itself");
-    // Nothing was redeclared: the stream keeps its age.
-    const again = await model.createChannel();
-    again.on("error", () => {});
-    await assert.rejects(
-      again.assertQueue(stream, {
-        durable: true,
-        arguments: {
-          "x-queue-type": "stream",
-          "x-max-age": "24h",
-          "x-max-length-bytes": 1024 * 1024 * 1024,
-          "x-stream-max-segment-size-bytes": 64 * 1024 * 1024,
-        },
-      }),
-      /inequivalent arg 'x-max-age'/,
-    );
+    for (const { arg, existing, option, text } of cases) {
+      const stream = uniqueStream("mismatch");
+      try {
+        const channel = await model.createChannel();
+        await channel.assertQueue(stream, { durable: true, arguments: { ...declared, [arg]: existing } });
+        await channel.close();
+        await using gateway = await startGateway({
+          exchange: uniqueExchange("mismatch"),
+          args: streamArgs(stream, option),
+          waitForBroker: false,
+        });
+        const error = await gateway.waitForLog(`the stream error (${arg})`, (r) => r.level === "ERROR");
+        assert.match(error.message, new RegExp(`history stream .* exists with another ${arg}`));
+        assert.match(error.message, text);
+        assert.match(error.message, new RegExp(`give ${option[0]} the stream's value`));
+        const status = await until("the gateway to exit by itself", () => gateway.status);
+        assert.equal(status.code, 1, `the gateway exits 1 by itself (${arg})`);
+        // Nothing was redeclared: the stream keeps its value.
+        const again = await model.createChannel();
+        again.on("error", () => {});
+        await assert.rejects(
+          again.assertQueue(stream, { durable: true, arguments: declared }),
+          new RegExp(`inequivalent arg '${arg}'`),
+        );
+      } finally {
+        await deleteStream(stream);
+      }
+    }
   } finally {
     await model.close().catch(() => {});
-    await deleteStream(stream);
   }
 });
 
@@ -298,6 +317,51 @@ Deno.test("--history stream: a client away longer than the retention, or further
     String(json(await behind.next("gap ahead", control("gap", (f) => f.id === "ahead"))).reason),
     /ahead/,
   );
+});
+
+Deno.test("--history stream: a client away longer than the age retention (--history-max-age) gets gap", async () => {
+  await using t = new StreamCase("agegap");
+  const { stream, exchange, clients } = t;
+  // A short age and small segments; the size retention (1 GiB) plays no part. RabbitMQ applies the age each
+  // time a segment fills and another starts (osiris evaluates retention then, not on a timer): it drops the
+  // segments whose newest entry is older than the age, never the one being written.
+  const retention = ["--history-max-age", "3s", "--history-segment-bytes", "4KiB"];
+  await using gateway = await startGateway({ exchange, args: streamArgs(stream, retention) });
+  const publisher = await t.publisher();
+  const observer = await v1Client(gateway);
+  const away = await v1Client(gateway);
+  clients.push(observer, away);
+  const epoch = json(away.frames[0]).epoch;
+  await publisher.burst(1);
+  const oldSeq = Number(json(await upTo(away, publisher, 1)).seq);
+  await away.close();
+  // Fill the segment that holds it (5 KB > 4 KiB): what comes next starts another, so this one ages from now.
+  await publisher.burst(5, 1000);
+  // Waiting out the age is what is tested: a segment's worth of replies every half second until the broker
+  // has dropped the old one (its first offset is past the old reply's, seq = offset + 1). 3 s of age; the
+  // deadline is ten times that.
+  const first = await until("the age retention to drop the old reply's segment", async () => {
+    await publisher.burst(5, 1000);
+    const offset = await firstOffset(stream);
+    return offset > oldSeq - 1 ? offset : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 500 });
+  // The bursts have reached the gateway's live fan-out before the client comes back (see the size case).
+  await upTo(observer, publisher, publisher.last);
+
+  const back = await v1Client(gateway);
+  clients.push(back);
+  back.send({ "clu-ws": "resume", id: "old", epoch, seq: oldSeq });
+  const gap = json(await back.next("gap", control("gap"), { timeoutMs: 20_000 }));
+  assert.match(String(gap.reason), /no longer in the stream/);
+  assert.equal(gap.epoch, epoch);
+  assert.ok(
+    Number(gap.oldest) >= first + 1,
+    `the stream now starts at ${gap.oldest} (first offset ${first})`,
+  );
+  assert.equal(numbered(back.frames, publisher).length, 0, "nothing replayed");
+  // Live again after the gap.
+  await publisher.burst(1);
+  await upTo(back, publisher, publisher.last);
 });
 
 Deno.test("--history stream: a replay goes at the client's pace (prefetch and its socket's budget), never over its budget", async () => {

@@ -46,8 +46,14 @@ export interface DeclaringChannel {
 
 /** What declaring needs of a connection (an amqplib `ChannelModel`). */
 export interface ChannelOpener {
+  /** The connection, with what the broker said about itself (`product`, `version`). */
+  readonly connection: { readonly serverProperties: { product?: string; version?: string } };
   /** Opens a channel. */
   createChannel(): Promise<DeclaringChannel>;
+  /** Listens for the connection's end; amqplib passes the server's close frame as an error. */
+  once(event: "close", listener: (reason?: Error) => void): unknown;
+  /** Stops listening. */
+  off(event: "close", listener: (reason?: Error) => void): unknown;
 }
 
 /** The arguments the stream is declared with. */
@@ -64,17 +70,42 @@ export function streamArguments(config: StreamHistoryConfig): Record<string, unk
  * Declares the stream (durable, with the configured retention) on a channel
  * of its own: a refusal closes that channel (406), not the link's.
  *
+ * A RabbitMQ older than 3.9 is refused before declaring: 3.8 would refuse
+ * the declare anyway, but 3.7 and older do not know `x-queue-type` and
+ * would quietly make a classic queue of that name.
+ *
+ * Some refusals close the whole connection instead: RabbitMQ 3.9+ with the
+ * `stream_queue` feature flag disabled answers with 541 INTERNAL_ERROR, a
+ * connection error. amqplib then rejects the declare with only "Channel
+ * ended, no reply will be forthcoming", which reads like a lost link; the
+ * server's reason is in the connection's `close` event, so that is what is
+ * judged. amqplib emits `close` in the same turn as it rejects the declare,
+ * so the reason is known before the rejection is seen.
+ *
  * @throws {StreamSetupError} when the stream exists with other arguments or the broker has no streams.
  */
 export async function declareStream(model: ChannelOpener, config: StreamHistoryConfig): Promise<void> {
+  const tooOld = olderThanStreams(model.connection.serverProperties);
+  if (tooOld) {
+    throw new StreamSetupError(
+      `RabbitMQ ${tooOld} has no streams: --history stream needs RabbitMQ 3.9 or later; ` +
+        "upgrade it, or use --history memory",
+    );
+  }
   let channel: DeclaringChannel | undefined;
+  let closedWith: Error | undefined;
+  const onClose = (reason?: Error) => closedWith = reason;
+  model.once("close", onClose);
   try {
     channel = await model.createChannel();
     channel.on("error", () => {/* reported through the declare's rejection */});
     await channel.assertQueue(config.name, { durable: true, arguments: streamArguments(config) });
   } catch (err) {
-    throw setupError(err, config) ?? err;
+    // The server's close frame says more than amqplib's "Channel ended" (and a lost link stays a lost link).
+    const reason = closedWith ?? err;
+    throw setupError(reason, config) ?? reason;
   } finally {
+    model.off("close", onClose);
     await channel?.close().catch(() => {/* closed by the broker already */});
   }
 }
@@ -98,14 +129,38 @@ function setupError(err: unknown, config: StreamHistoryConfig): StreamSetupError
           : `it is not a stream made by clu-ws: name another one with --history-stream`),
     );
   }
-  if (/x-queue-type|queue type|stream_queue|feature flag/i.test(text)) {
+  // RabbitMQ's own texts (rabbit_amqqueue): 3.9+ with the flag off closes the connection (541) with "Cannot
+  // declare a queue 'queue '…' in vhost '/'' of type 'rabbit_stream_queue' on node '…': the corresponding
+  // feature flag is disabled"; 3.8 refuses the argument (406), "invalid arg 'x-queue-type' for queue '…' in
+  // vhost '/': invalid_queue_type" (later versions say "unsupported queue type '…'" for a type they lack).
+  if (/of type 'rabbit_stream_queue'.*feature flag is disabled/.test(text)) {
     return new StreamSetupError(
       `RabbitMQ refused to declare the history stream '${config.name}' (${text}): --history stream needs ` +
-        "RabbitMQ 3.9 or later with the stream_queue feature flag enabled " +
-        "(rabbitmqctl enable_feature_flag stream_queue); or use --history memory",
+        "the stream_queue feature flag, disabled on this broker: enable it " +
+        "(rabbitmqctl enable_feature_flag stream_queue, with every node of the cluster on 3.9 or later), " +
+        "or use --history memory",
+    );
+  }
+  if (/invalid arg 'x-queue-type'.*(invalid_queue_type|unsupported queue type 'stream')/.test(text)) {
+    return new StreamSetupError(
+      `RabbitMQ refused to declare the history stream '${config.name}' (${text}): --history stream needs ` +
+        "RabbitMQ 3.9 or later; upgrade it, or use --history memory",
     );
   }
   return undefined;
+}
+
+/**
+ * The version of a RabbitMQ older than 3.9 (which has no streams), from its
+ * server properties; undefined for 3.9 and later, and for a broker that is
+ * not RabbitMQ or does not say (its declare is judged instead).
+ */
+function olderThanStreams(server: { product?: string; version?: string }): string | undefined {
+  if (server.product !== "RabbitMQ" || !server.version) return undefined;
+  const version = /^(\d+)\.(\d+)\./.exec(server.version);
+  if (!version) return undefined;
+  const [major, minor] = [Number(version[1]), Number(version[2])];
+  return major < 3 || (major === 3 && minor < 9) ? server.version : undefined;
 }
 
 /** A message's offset in the stream (`x-stream-offset`), or undefined when it has none. */

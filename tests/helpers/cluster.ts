@@ -6,6 +6,9 @@
  * default broker as it was: the second node stopped and forgotten, its
  * processes gone, its directories removed, `cluster_status` as before.
  *
+ * {@linkcode startLoneNode} starts a node the same way that joins nothing:
+ * a broker set up as the default one is not (a feature flag disabled).
+ *
  * When a cluster cannot be formed, {@linkcode startCluster} throws a
  * {@linkcode ClusterError} that says why: tests fail loudly, never skip.
  *
@@ -106,6 +109,11 @@ export interface ClusterOptions {
   distPort?: number;
   /** How long the second node may take to accept AMQP connections, each time it starts (ms). */
   startTimeoutMs?: number;
+  /**
+   * Make the second node a member of the stream coordinator (for tests that
+   * read a stream on it); see {@linkcode joinStreamCoordinator}.
+   */
+  streamCoordinator?: boolean;
 }
 
 /** How long the steps of forming the cluster took (ms). */
@@ -232,6 +240,239 @@ async function forget(node: string): Promise<void> {
 }
 
 /**
+ * A RabbitMQ node of the tests' own on this machine: its own node name, AMQP
+ * and distribution ports, data, logs and home under a temporary directory,
+ * run in the foreground as a child of the tests; every process it starts
+ * carries a marker in its environment, so that stopping it can leave nothing
+ * behind.
+ */
+export class LocalNode {
+  /** The node's name (`clu-ws-test-2@localhost`). */
+  readonly name: string;
+  /** Its AMQP port, on 127.0.0.1. */
+  readonly port: number;
+  /** Its AMQP URL. */
+  readonly url: string;
+  /** The temporary directory that holds its data, logs and home. */
+  readonly dir: string;
+  readonly #startTimeoutMs: number;
+  #child: Deno.ChildProcess | undefined;
+  #exited: Promise<Deno.CommandStatus> | undefined;
+
+  /** A node to be spawned; use {@linkcode startCluster} or {@linkcode startLoneNode}. */
+  constructor(fields: { name: string; port: number; dir: string; startTimeoutMs: number }) {
+    this.name = fields.name;
+    this.port = fields.port;
+    this.url = withPort(AMQP_URL, fields.port);
+    this.dir = fields.dir;
+    this.#startTimeoutMs = fields.startTimeoutMs;
+  }
+
+  /** Spawns the node in the foreground (its output goes to `<dir>/server.out`). */
+  spawn(script: string, env: Record<string, string>): void {
+    this.#child = new Deno.Command("sh", {
+      args: ["-c", 'exec "$0" >"$1" 2>&1', script, `${this.dir}/server.out`],
+      cwd: this.dir,
+      env: { ...env, [MARKER]: this.dir },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    this.#exited = this.#child.status;
+  }
+
+  /** The last lines of the node's output and log, for error messages. */
+  tail(lines = 15): string {
+    const parts: string[] = [];
+    for (const file of ["server.out", `log/${this.name}.log`]) {
+      try {
+        const text = Deno.readTextFileSync(`${this.dir}/${file}`).trimEnd().split("\n").slice(-lines);
+        parts.push(`--- ${file}:\n${text.join("\n")}`);
+      } catch {
+        // Not written (yet).
+      }
+    }
+    return parts.join("\n") || "(the node wrote nothing)";
+  }
+
+  /** Resolves once the node accepts AMQP connections (a real AMQP handshake, not a ping). */
+  async waitForAmqp(what: string): Promise<void> {
+    const deadline = Date.now() + this.#startTimeoutMs;
+    let exited: Deno.CommandStatus | undefined;
+    this.#exited?.then((status) => exited = status);
+    let lastError = "";
+    while (Date.now() < deadline) {
+      if (exited) {
+        throw new ClusterError(
+          `${this.name} exited (code ${exited.code}) while ${what}:\n${this.tail()}`,
+        );
+      }
+      if (await portAnswers(this.port)) {
+        try {
+          const connection = await connect(this.url, { timeout: 2000 });
+          connection.on("error", () => {});
+          await connection.close();
+          return;
+        } catch (err) {
+          lastError = err instanceof Error ? err.message : String(err);
+        }
+      }
+      await delay(250);
+    }
+    throw new ClusterError(
+      `${this.name} did not accept AMQP connections on port ${this.port} within ${
+        this.#startTimeoutMs / 1000
+      } s while ${what}${lastError ? ` (last error: ${lastError})` : ""}:\n${this.tail()}`,
+    );
+  }
+
+  /**
+   * Stops the node (`rabbitmqctl stop`, then SIGKILL for whatever of it is
+   * left) and resolves with what went wrong, if anything; its directory stays.
+   */
+  async stop(): Promise<string[]> {
+    const problems: string[] = [];
+    if (this.#child && this.#exited) {
+      const stop = await rabbitmqctl(["-n", this.name, "stop"]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const exited = await Promise.race([
+        this.#exited.then(() => true),
+        new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), 30_000)),
+      ]);
+      clearTimeout(timer);
+      if (!exited) {
+        problems.push(
+          `${this.name} did not exit within 30 s of \`rabbitmqctl stop\` (${
+            stop.stderr || stop.stdout
+          }); killed it`,
+        );
+      }
+    }
+    // Whatever is left of it (the VM, erl_child_setup, inet_gethost): only processes it started carry the marker.
+    for (const pid of processesWithEnv(MARKER, this.dir)) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    if (this.#child) {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch {
+        // Already exited.
+      }
+      await this.#exited;
+    }
+    return problems;
+  }
+
+  /** Processes of the node still running (none after {@linkcode LocalNode.stop}). */
+  leftovers(): number[] {
+    return processesWithEnv(MARKER, this.dir);
+  }
+}
+
+/** The stream coordinator's Ra server on a node, as an Erlang term. */
+function coordinatorId(node: string): string {
+  return `{rabbit_stream_coordinator, '${node}'}`;
+}
+
+/**
+ * The members of the stream coordinator (RabbitMQ's Ra cluster that places
+ * every stream's replicas) as the default node's member knows them, sorted;
+ * undefined when the default node has no member (no stream was ever declared).
+ */
+export async function coordinatorMembers(): Promise<string[] | undefined> {
+  const result = await ctlOk([
+    "-q",
+    "eval",
+    "case ra:members({rabbit_stream_coordinator, node()}) of " +
+    '{ok, Ms, _} -> string:join([atom_to_list(N) || {_, N} <- Ms], ","); _ -> "" end.',
+  ], "reading the stream coordinator's members");
+  const list = result.replace(/^"|"$/g, "");
+  return list ? list.split(",").sort() : undefined;
+}
+
+/**
+ * Makes `secondary` a member of the stream coordinator, which RabbitMQ 3.10
+ * does not do when a node joins: the coordinator is formed with the nodes
+ * running when the first stream is declared, and a node that joined later
+ * has no member of it. Declaring a stream from it works (the command goes to
+ * the leader), but consuming a stream on it asks the local member where the
+ * stream's local replica is, finds none, tries to start a coordinator of its
+ * own, fails (`already_started` on the default node) and, after 10 s, closes
+ * the connection with 541 INTERNAL_ERROR ("coordinator unavailable" in its
+ * log). This starts a member on `secondary` with the configuration RabbitMQ
+ * gives its own (`rabbit_stream_coordinator:make_ra_conf/2`) and adds it to
+ * the cluster through the default node's member, as RabbitMQ adds a quorum
+ * queue member. When the default node has no coordinator yet, a throwaway
+ * stream declared on it forms one first (with only the default node: the
+ * second has not joined), so that the cluster's coordinator never outlives
+ * the second node with a member it cannot reach.
+ */
+async function joinStreamCoordinator(primary: string, secondary: string): Promise<string[]> {
+  let before = await coordinatorMembers();
+  if (!before) {
+    const connection = await connect(AMQP_URL);
+    try {
+      const channel = await connection.createChannel();
+      const name = `clu-ws-test-coordinator-${crypto.randomUUID().slice(0, 8)}`;
+      await channel.assertQueue(name, { durable: true, arguments: { "x-queue-type": "stream" } });
+      await channel.deleteQueue(name);
+    } finally {
+      await connection.close().catch(() => {});
+    }
+    before = await coordinatorMembers();
+    if (!before) {
+      throw new ClusterError("declaring a stream on the default node formed no stream coordinator");
+    }
+  }
+  if (before.includes(secondary)) {
+    throw new ClusterError(
+      `the stream coordinator of ${primary} still counts ${secondary} as a member (${before.join(", ")}); ` +
+        `remove it: rabbitmqctl eval "ra:remove_member({rabbit_stream_coordinator, node()}, ${
+          coordinatorId(secondary)
+        })."`,
+    );
+  }
+  const members = [...before, secondary].map((node) => coordinatorId(node)).join(", ");
+  const started = await ctlOk([
+    "-n",
+    secondary,
+    "-q",
+    "eval",
+    'UId = ra:new_uid(<<"rabbit_stream_coordinator">>), ' +
+    "ra:start_server(coordination, #{cluster_name => rabbit_stream_coordinator, " +
+    'id => {rabbit_stream_coordinator, node()}, uid => UId, friendly_name => "rabbit_stream_coordinator", ' +
+    `metrics_key => rabbit_stream_coordinator, initial_members => [${members}], ` +
+    "log_init_args => #{uid => UId}, " +
+    "tick_timeout => application:get_env(rabbit, stream_tick_interval, 30000), " +
+    "machine => {module, rabbit_stream_coordinator, #{}}, " +
+    "ra_event_formatter => {rabbit_stream_coordinator, format_ra_event, []}}).",
+  ], `starting a stream coordinator member on ${secondary}`);
+  if (started !== "ok") {
+    throw new ClusterError(`starting a stream coordinator member on ${secondary}: ${started}`);
+  }
+  const added = await ctlOk(
+    ["-q", "eval", `ra:add_member({rabbit_stream_coordinator, node()}, ${coordinatorId(secondary)}).`],
+    `adding ${secondary} to the stream coordinator`,
+  );
+  if (!added.startsWith("{ok,")) {
+    throw new ClusterError(`adding ${secondary} to the stream coordinator: ${added}`);
+  }
+  return before;
+}
+
+/** Removes `secondary` from the stream coordinator (before it stops: the rest keeps its quorum). */
+async function leaveStreamCoordinator(secondary: string): Promise<string> {
+  return await ctlOk(
+    ["-q", "eval", `ra:remove_member({rabbit_stream_coordinator, node()}, ${coordinatorId(secondary)}).`],
+    `removing ${secondary} from the stream coordinator`,
+  );
+}
+
+/**
  * A second node joined to the default node. Dispose it (`await using`) or
  * call {@linkcode RabbitCluster.teardown} to put the default broker back.
  */
@@ -252,89 +493,33 @@ export class RabbitCluster implements AsyncDisposable {
   readonly timings: ClusterTimings = { startMs: 0, joinMs: 0 };
   /** The membership of the default node's cluster before the second node joined. */
   readonly before: ClusterMembers;
-  readonly #startTimeoutMs: number;
+  readonly #node: LocalNode;
   readonly #guardFlag: string;
-  #child: Deno.ChildProcess | undefined;
-  #exited: Promise<Deno.CommandStatus> | undefined;
+  /** The stream coordinator's members before the second node joined it; undefined when it did not. */
+  coordinatorBefore: string[] | undefined;
   #tornDown = false;
 
   /** Use {@linkcode startCluster}. */
-  constructor(fields: {
-    primary: string;
-    secondary: string;
-    secondaryPort: number;
-    dir: string;
-    before: ClusterMembers;
-    startTimeoutMs: number;
-    guardFlag: string;
-  }) {
+  constructor(fields: { primary: string; node: LocalNode; before: ClusterMembers; guardFlag: string }) {
     this.primary = fields.primary;
-    this.secondary = fields.secondary;
-    this.secondaryPort = fields.secondaryPort;
+    this.#node = fields.node;
+    this.secondary = fields.node.name;
+    this.secondaryPort = fields.node.port;
     this.primaryUrl = AMQP_URL;
-    this.secondaryUrl = withPort(AMQP_URL, fields.secondaryPort);
-    this.dir = fields.dir;
+    this.secondaryUrl = fields.node.url;
+    this.dir = fields.node.dir;
     this.before = fields.before;
-    this.#startTimeoutMs = fields.startTimeoutMs;
     this.#guardFlag = fields.guardFlag;
-  }
-
-  /** Spawns the second node in the foreground (its output goes to `<dir>/server.out`). */
-  spawn(script: string, env: Record<string, string>): void {
-    this.#child = new Deno.Command("sh", {
-      args: ["-c", 'exec "$0" >"$1" 2>&1', script, `${this.dir}/server.out`],
-      cwd: this.dir,
-      env: { ...env, [MARKER]: this.dir },
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    this.#exited = this.#child.status;
   }
 
   /** The last lines of the second node's output and log, for error messages. */
   tail(lines = 15): string {
-    const parts: string[] = [];
-    for (const file of ["server.out", `log/${this.secondary}.log`]) {
-      try {
-        const text = Deno.readTextFileSync(`${this.dir}/${file}`).trimEnd().split("\n").slice(-lines);
-        parts.push(`--- ${file}:\n${text.join("\n")}`);
-      } catch {
-        // Not written (yet).
-      }
-    }
-    return parts.join("\n") || "(the node wrote nothing)";
+    return this.#node.tail(lines);
   }
 
   /** Resolves once the second node accepts AMQP connections (a real AMQP handshake, not a ping). */
-  async waitForAmqp(what: string): Promise<void> {
-    const deadline = Date.now() + this.#startTimeoutMs;
-    let exited: Deno.CommandStatus | undefined;
-    this.#exited?.then((status) => exited = status);
-    let lastError = "";
-    while (Date.now() < deadline) {
-      if (exited) {
-        throw new ClusterError(
-          `${this.secondary} exited (code ${exited.code}) while ${what}:\n${this.tail()}`,
-        );
-      }
-      if (await portAnswers(this.secondaryPort)) {
-        try {
-          const connection = await connect(this.secondaryUrl, { timeout: 2000 });
-          connection.on("error", () => {});
-          await connection.close();
-          return;
-        } catch (err) {
-          lastError = err instanceof Error ? err.message : String(err);
-        }
-      }
-      await delay(250);
-    }
-    throw new ClusterError(
-      `${this.secondary} did not accept AMQP connections on port ${this.secondaryPort} within ${
-        this.#startTimeoutMs / 1000
-      } s while ${what}${lastError ? ` (last error: ${lastError})` : ""}:\n${this.tail()}`,
-    );
+  waitForAmqp(what: string): Promise<void> {
+    return this.#node.waitForAmqp(what);
   }
 
   /** Stops the RabbitMQ application of the second node (`rabbitmqctl -n <node> stop_app`); the VM stays. */
@@ -359,38 +544,24 @@ export class RabbitCluster implements AsyncDisposable {
     this.#tornDown = true;
     const problems: string[] = [];
     try {
-      if (this.#child && this.#exited) {
-        const stop = await rabbitmqctl(["-n", this.secondary, "stop"]);
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const exited = await Promise.race([
-          this.#exited.then(() => true),
-          new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), 30_000)),
-        ]);
-        clearTimeout(timer);
-        if (!exited) {
-          problems.push(
-            `${this.secondary} did not exit within 30 s of \`rabbitmqctl stop\` (${
-              stop.stderr || stop.stdout
-            }); killed it`,
-          );
-        }
-      }
-      // Whatever is left of it (the VM, erl_child_setup, inet_gethost): only processes it started carry the marker.
-      for (const pid of processesWithEnv(MARKER, this.dir)) {
+      if (this.coordinatorBefore) {
+        // First, while the second node runs: a coordinator left with a member it cannot reach has no quorum,
+        // and every stream of the default node would wait on it.
         try {
-          Deno.kill(pid, "SIGKILL");
-        } catch {
-          // Gone meanwhile.
+          const removed = await leaveStreamCoordinator(this.secondary);
+          const after = await coordinatorMembers();
+          if (JSON.stringify(after) !== JSON.stringify(this.coordinatorBefore)) {
+            problems.push(
+              `the stream coordinator's members are not as they were (${removed}): before ${
+                this.coordinatorBefore.join(", ")
+              }, after ${after?.join(", ")}`,
+            );
+          }
+        } catch (err) {
+          problems.push(err instanceof Error ? err.message : String(err));
         }
       }
-      if (this.#child) {
-        try {
-          this.#child.kill("SIGKILL");
-        } catch {
-          // Already exited.
-        }
-        await this.#exited;
-      }
+      problems.push(...await this.#node.stop());
       try {
         await forget(this.secondary);
       } catch (err) {
@@ -407,7 +578,7 @@ export class RabbitCluster implements AsyncDisposable {
           }`,
         );
       }
-      const left = processesWithEnv(MARKER, this.dir);
+      const left = this.#node.leftovers();
       if (left.length > 0) problems.push(`processes of ${this.secondary} still running: ${left.join(", ")}`);
     } finally {
       await Deno.remove(this.#guardFlag).catch(() => {});
@@ -422,22 +593,28 @@ export class RabbitCluster implements AsyncDisposable {
 }
 
 /**
- * Starts a watcher outside this process that tears the second node down if
- * this process dies before {@linkcode RabbitCluster.teardown} (an uncaught
- * error, a kill): it stops the node, kills its processes, makes the default
- * node forget it and removes its directory. Removing `flag` ends the watch.
+ * Starts a watcher outside this process that tears a node of the tests down
+ * if this process dies before its teardown (an uncaught error, a kill): it
+ * stops the node, kills its processes, makes the default node forget it
+ * (when `forget`: a cluster's member) and removes its directory. Removing
+ * `flag` ends the watch.
  */
-async function startGuard(flag: string, node: string, dir: string): Promise<void> {
-  const script = 'flag=$1; pid=$2; node=$3; dir=$4; marker="$5=$4"; while [ -e "$flag" ]; do ' +
+async function startGuard(flag: string, node: string, dir: string, forget: boolean): Promise<void> {
+  const script = 'flag=$1; pid=$2; node=$3; dir=$4; marker="$5=$4"; forget=$6; while [ -e "$flag" ]; do ' +
     'if ! kill -0 "$pid" 2>/dev/null; then ' +
+    // A stream coordinator member on the node (streamCoordinator) leaves first; a no-op when it has none.
+    'if [ "$forget" = 1 ]; then rabbitmqctl -q eval ' +
+    "\"ra:remove_member({rabbit_stream_coordinator, node()}, {rabbit_stream_coordinator, '$node'}).\" " +
+    ">/dev/null 2>&1; fi; " +
     'rabbitmqctl -n "$node" stop >/dev/null 2>&1; ' +
     'for p in /proc/[0-9]*; do if tr "\\0" "\\n" 2>/dev/null <"$p/environ" | grep -qxF "$marker"; then ' +
     'kill -9 "${p#/proc/}" 2>/dev/null; fi; done; ' +
-    'for i in 1 2 3 4 5 6 7 8 9 10; do rabbitmqctl forget_cluster_node "$node" >/dev/null 2>&1 && break; sleep 2; done; ' +
+    'if [ "$forget" = 1 ]; then for i in 1 2 3 4 5 6 7 8 9 10; do ' +
+    'rabbitmqctl forget_cluster_node "$node" >/dev/null 2>&1 && break; sleep 2; done; fi; ' +
     'rm -rf "$dir"; rm -f "$flag"; exit 0; fi; sleep 0.5; done';
   // `setsid -f` forks, so the watcher is not this process's child and outlives it.
   const output = await new Deno.Command("setsid", {
-    args: ["-f", "sh", "-c", script, "sh", flag, String(Deno.pid), node, dir, MARKER],
+    args: ["-f", "sh", "-c", script, "sh", flag, String(Deno.pid), node, dir, MARKER, forget ? "1" : "0"],
     // Not piped: the watcher would hold the pipe open (and this call) for as long as it runs.
     stdin: "null",
     stdout: "null",
@@ -448,20 +625,49 @@ async function startGuard(flag: string, node: string, dir: string): Promise<void
   }
 }
 
+/** What a node of the tests is, before it is prepared. */
+interface NodePlan {
+  /** Its name before the `@`. */
+  name: string;
+  /** Its AMQP port. */
+  amqpPort: number;
+  /** Its Erlang distribution port. */
+  distPort: number;
+  /** Feature flags it enables when first started (all it knows when undefined). */
+  featureFlags?: string[];
+  /** How long it may take to accept AMQP connections (ms). */
+  startTimeoutMs: number;
+  /** Whether it joins the default node's cluster (its guard then makes the default node forget it). */
+  joins: boolean;
+}
+
+/** A node of the tests, ready to spawn: its directories written, its guard watching. */
+interface PreparedNode {
+  node: LocalNode;
+  /** The `rabbitmq-server` script to spawn. */
+  script: string;
+  /** Its environment. */
+  env: Record<string, string>;
+  /** The default node. */
+  primary: string;
+  /** The default node's cluster before. */
+  before: ClusterMembers;
+  /** Removing this file ends the guard's watch. */
+  guardFlag: string;
+}
+
 /**
- * Starts a second RabbitMQ node on this machine and joins it to the default
- * node; resolves once both are running members of one cluster and the second
- * accepts AMQP connections. Throws a {@linkcode ClusterError} saying why when
- * that cannot be done.
+ * Checks that a node can be started (the default node runs, its cookie is
+ * readable, the ports are free; a node of the same name left by an
+ * interrupted run is stopped), then writes its directory and starts its
+ * guard. Throws a {@linkcode ClusterError} saying why when it cannot.
  */
-export async function startCluster(options: ClusterOptions = {}): Promise<RabbitCluster> {
-  const amqpPort = options.amqpPort ?? 5673;
-  const distPort = options.distPort ?? amqpPort + 20000;
+async function prepareNode(plan: NodePlan): Promise<PreparedNode> {
   const script = findServerScript();
   const primary = await describePrimary();
   const host = primary.node.split("@")[1];
-  const secondary = `${options.name ?? "clu-ws-test-2"}@${host}`;
-  const before = await removeLeftover(secondary, await clusterMembers());
+  const name = `${plan.name}@${host}`;
+  const before = await removeLeftover(name, await clusterMembers());
   if (!before.running.includes(primary.node)) {
     throw new ClusterError(
       `the default node ${primary.node} is not running its application (${
@@ -469,10 +675,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Rabbit
       }); \`rabbitmqctl start_app\` starts it`,
     );
   }
-  for (const [port, what] of [[amqpPort, "AMQP"], [distPort, "distribution"]] as const) {
+  for (const [port, what] of [[plan.amqpPort, "AMQP"], [plan.distPort, "distribution"]] as const) {
     if (await portAnswers(port)) {
       throw new ClusterError(
-        `port ${port}, wanted for the second node's ${what} listener, is taken by another program ` +
+        `port ${port}, wanted for the ${what} listener of ${name}, is taken by another program ` +
           "(`ss -ltnp` shows which)",
       );
     }
@@ -486,61 +692,92 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Rabbit
     throw new ClusterError(
       `cannot read the default node's Erlang cookie ${cookiePath} (${
         err instanceof Error ? err.message : err
-      }); the second node needs the same cookie to join: run the tests as root or as the rabbitmq user`,
+      }); a node of the tests needs the same cookie (to join, and for rabbitmqctl to stop it): ` +
+        "run the tests as root or as the rabbitmq user",
     );
   }
 
-  const dir = await Deno.makeTempDir({ prefix: "clu-ws-cluster-" });
+  const dir = await Deno.makeTempDir({ prefix: plan.joins ? "clu-ws-cluster-" : "clu-ws-node-" });
   const guardFlag = await Deno.makeTempFile({ prefix: "clu-ws-cluster-guard-" });
-  const cluster = new RabbitCluster({
-    primary: primary.node,
-    secondary,
-    secondaryPort: amqpPort,
-    dir,
-    before,
-    startTimeoutMs: options.startTimeoutMs ?? 90_000,
-    guardFlag,
-  });
+  const node = new LocalNode({ name, port: plan.amqpPort, dir, startTimeoutMs: plan.startTimeoutMs });
   try {
-    await startGuard(guardFlag, secondary, dir);
+    await startGuard(guardFlag, name, dir, plan.joins);
     for (const sub of ["home", "mnesia", "log"]) await Deno.mkdir(`${dir}/${sub}`);
     // The cookie is copied, never printed; Erlang refuses a cookie file others can read.
     await Deno.writeFile(`${dir}/home/.erlang.cookie`, cookie, { mode: 0o400 });
-    await Deno.writeTextFile(`${dir}/rabbitmq.conf`, `listeners.tcp.local = 127.0.0.1:${amqpPort}\n`);
+    await Deno.writeTextFile(`${dir}/rabbitmq.conf`, `listeners.tcp.local = 127.0.0.1:${plan.amqpPort}\n`);
     await Deno.writeTextFile(`${dir}/enabled_plugins`, "[].\n");
     // Its own (empty) env file: the system's sets NODENAME and would make it a second rabbit@localhost.
     await Deno.writeTextFile(`${dir}/rabbitmq-env.conf`, "");
+  } catch (err) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await Deno.remove(guardFlag).catch(() => {});
+    throw err;
+  }
+  const env: Record<string, string> = {
+    HOME: `${dir}/home`,
+    RABBITMQ_CONF_ENV_FILE: `${dir}/rabbitmq-env.conf`,
+    RABBITMQ_NODENAME: name,
+    RABBITMQ_USE_LONGNAME: String(primary.longNames),
+    RABBITMQ_NODE_IP_ADDRESS: "127.0.0.1",
+    RABBITMQ_NODE_PORT: String(plan.amqpPort),
+    RABBITMQ_DIST_PORT: String(plan.distPort),
+    RABBITMQ_CONFIG_FILE: `${dir}/rabbitmq.conf`,
+    RABBITMQ_ADVANCED_CONFIG_FILE: `${dir}/advanced.config`,
+    RABBITMQ_ENABLED_PLUGINS_FILE: `${dir}/enabled_plugins`,
+    RABBITMQ_MNESIA_BASE: `${dir}/mnesia`,
+    RABBITMQ_LOG_BASE: `${dir}/log`,
+    RABBITMQ_PID_FILE: `${dir}/node.pid`,
+    ERL_EPMD_ADDRESS: "127.0.0.1",
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: "-kernel inet_dist_use_interface {127,0,0,1}",
+  };
+  // Read once, when the node first initialises its data: the flags it enables then, and no others.
+  if (plan.featureFlags) env.RABBITMQ_FEATURE_FLAGS = plan.featureFlags.join(",");
+  return { node, script, env, primary: primary.node, before, guardFlag };
+}
+
+/**
+ * Starts a second RabbitMQ node on this machine and joins it to the default
+ * node; resolves once both are running members of one cluster and the second
+ * accepts AMQP connections. Throws a {@linkcode ClusterError} saying why when
+ * that cannot be done.
+ */
+export async function startCluster(options: ClusterOptions = {}): Promise<RabbitCluster> {
+  const amqpPort = options.amqpPort ?? 5673;
+  const prepared = await prepareNode({
+    name: options.name ?? "clu-ws-test-2",
+    amqpPort,
+    distPort: options.distPort ?? amqpPort + 20000,
+    startTimeoutMs: options.startTimeoutMs ?? 90_000,
+    joins: true,
+  });
+  const { node, primary } = prepared;
+  const secondary = node.name;
+  const cluster = new RabbitCluster({
+    primary,
+    node,
+    before: prepared.before,
+    guardFlag: prepared.guardFlag,
+  });
+  try {
     const startedAt = performance.now();
-    cluster.spawn(script, {
-      HOME: `${dir}/home`,
-      RABBITMQ_CONF_ENV_FILE: `${dir}/rabbitmq-env.conf`,
-      RABBITMQ_NODENAME: secondary,
-      RABBITMQ_USE_LONGNAME: String(primary.longNames),
-      RABBITMQ_NODE_IP_ADDRESS: "127.0.0.1",
-      RABBITMQ_NODE_PORT: String(amqpPort),
-      RABBITMQ_DIST_PORT: String(distPort),
-      RABBITMQ_CONFIG_FILE: `${dir}/rabbitmq.conf`,
-      RABBITMQ_ADVANCED_CONFIG_FILE: `${dir}/advanced.config`,
-      RABBITMQ_ENABLED_PLUGINS_FILE: `${dir}/enabled_plugins`,
-      RABBITMQ_MNESIA_BASE: `${dir}/mnesia`,
-      RABBITMQ_LOG_BASE: `${dir}/log`,
-      RABBITMQ_PID_FILE: `${dir}/node.pid`,
-      ERL_EPMD_ADDRESS: "127.0.0.1",
-      RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: "-kernel inet_dist_use_interface {127,0,0,1}",
-    });
-    await cluster.waitForAmqp("starting");
+    node.spawn(prepared.script, prepared.env);
+    await node.waitForAmqp("starting");
     cluster.timings.startMs = Math.round(performance.now() - startedAt);
 
     const joinStartedAt = performance.now();
-    const join = `joining ${secondary} to ${primary.node}`;
+    const join = `joining ${secondary} to ${primary}`;
     await ctlOk(["-n", secondary, "stop_app"], join);
-    await ctlOk(["-n", secondary, "join_cluster", primary.node], join);
+    await ctlOk(["-n", secondary, "join_cluster", primary], join);
     await ctlOk(["-n", secondary, "start_app"], join);
-    await cluster.waitForAmqp("starting after join_cluster");
+    await node.waitForAmqp("starting after join_cluster");
     cluster.timings.joinMs = Math.round(performance.now() - joinStartedAt);
     const members = await clusterMembers();
-    if (!members.running.includes(secondary) || !members.running.includes(primary.node)) {
+    if (!members.running.includes(secondary) || !members.running.includes(primary)) {
       throw new ClusterError(`after join_cluster the cluster runs ${JSON.stringify(members)}`);
+    }
+    if (options.streamCoordinator) {
+      cluster.coordinatorBefore = await joinStreamCoordinator(primary, secondary);
     }
   } catch (err) {
     await cluster.teardown().catch((teardownError) => {
@@ -549,4 +786,95 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Rabbit
     throw err;
   }
   return cluster;
+}
+
+/** Options for {@linkcode startLoneNode}. */
+export interface LoneNodeOptions {
+  /** The node's name before the `@` (default `clu-ws-test-lone`; the host is the default node's). */
+  name?: string;
+  /** Its AMQP port (default 5674), on 127.0.0.1; its distribution port is this + 20000. */
+  amqpPort?: number;
+  /** The feature flags it enables when it initialises (`RABBITMQ_FEATURE_FLAGS`); all it knows by default. */
+  featureFlags?: string[];
+  /** How long it may take to accept AMQP connections (ms). */
+  startTimeoutMs?: number;
+}
+
+/**
+ * A RabbitMQ node of the tests' own that joins no cluster: a broker set up
+ * in a way the default one is not (e.g. a feature flag disabled). Dispose it
+ * to stop it and remove its directory; the default node is not touched.
+ */
+export class LoneNode implements AsyncDisposable {
+  /** The node's name (`clu-ws-test-lone@localhost`). */
+  readonly name: string;
+  /** Its AMQP URL. */
+  readonly url: string;
+  readonly #node: LocalNode;
+  readonly #guardFlag: string;
+  #tornDown = false;
+
+  /** Use {@linkcode startLoneNode}. */
+  constructor(node: LocalNode, guardFlag: string) {
+    this.#node = node;
+    this.name = node.name;
+    this.url = node.url;
+    this.#guardFlag = guardFlag;
+  }
+
+  /** Runs `rabbitmqctl -n <node> ...args` on this node. */
+  ctl(args: string[]): Promise<CtlResult> {
+    return rabbitmqctl(["-n", this.name, ...args]);
+  }
+
+  /** Stops the node, kills whatever of it is left and removes its directory; throws if any of it failed. */
+  async teardown(): Promise<void> {
+    if (this.#tornDown) return;
+    this.#tornDown = true;
+    const problems: string[] = [];
+    try {
+      problems.push(...await this.#node.stop());
+      await Deno.remove(this.#node.dir, { recursive: true }).catch((err) => {
+        problems.push(`cannot remove ${this.#node.dir}: ${err}`);
+      });
+      const left = this.#node.leftovers();
+      if (left.length > 0) problems.push(`processes of ${this.name} still running: ${left.join(", ")}`);
+    } finally {
+      await Deno.remove(this.#guardFlag).catch(() => {});
+    }
+    if (problems.length > 0) throw new ClusterError(`teardown of ${this.name}: ${problems.join("; ")}`);
+  }
+
+  /** Tears down (for `await using`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.teardown();
+  }
+}
+
+/**
+ * Starts a RabbitMQ node of its own on this machine (the default node's
+ * version, its own data) and resolves once it accepts AMQP connections.
+ * Throws a {@linkcode ClusterError} saying why when that cannot be done.
+ */
+export async function startLoneNode(options: LoneNodeOptions = {}): Promise<LoneNode> {
+  const amqpPort = options.amqpPort ?? 5674;
+  const prepared = await prepareNode({
+    name: options.name ?? "clu-ws-test-lone",
+    amqpPort,
+    distPort: amqpPort + 20000,
+    featureFlags: options.featureFlags,
+    startTimeoutMs: options.startTimeoutMs ?? 90_000,
+    joins: false,
+  });
+  const lone = new LoneNode(prepared.node, prepared.guardFlag);
+  try {
+    prepared.node.spawn(prepared.script, prepared.env);
+    await prepared.node.waitForAmqp("starting");
+  } catch (err) {
+    await lone.teardown().catch((teardownError) => {
+      console.error(`node: teardown after a failed start: ${teardownError}`);
+    });
+    throw err;
+  }
+  return lone;
 }

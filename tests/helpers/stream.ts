@@ -37,6 +37,27 @@ export async function deleteStream(name: string): Promise<void> {
   }
 }
 
+/**
+ * The offset of the first message the stream `name` still holds, read from
+ * the broker (a consumer from `first`, closed after one message).
+ */
+export async function firstOffset(name: string): Promise<number> {
+  const model = await connectBroker();
+  try {
+    const channel = await model.createChannel();
+    await channel.prefetch(1);
+    const first = Promise.withResolvers<number>();
+    await channel.consume(name, (message) => {
+      const offset = message?.properties.headers?.["x-stream-offset"];
+      if (typeof offset === "number") first.resolve(offset);
+      else first.reject(new Error(`the first message of ${name} has no x-stream-offset (${offset})`));
+    }, { noAck: false, arguments: { "x-stream-offset": "first" } });
+    return await first.promise;
+  } finally {
+    await model.close().catch(() => {});
+  }
+}
+
 /** Publishes `{run, n}` replies as `sender` on `reply.broadcast`, one after another, until stopped. */
 export class SteadyPublisher {
   readonly #model: ChannelModel;
