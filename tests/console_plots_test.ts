@@ -84,8 +84,13 @@ function plotSelector(actor: string, series: string): string {
 async function plottedValues(page: Page, actor: string, series: string, count: number): Promise<number[]> {
   const selector = plotSelector(actor, series);
   try {
+    // Drawn, not only received: the points go into the plot's arrays as they come, and the plot (its
+    // `data-points`, its last value) is redrawn at the next animation frame.
     await page.waitForFunction(
-      ([s, n]) => document.querySelector(s as string)?.uplot?.data[1].length === n,
+      ([s, n]) => {
+        const card = document.querySelector(s as string);
+        return card?.uplot?.data[1].length === n && card.dataset.points === String(n);
+      },
       [selector, count] as const,
       { timeout: 10_000 },
     );
