@@ -54,6 +54,14 @@ export interface Delivery {
   meta: ReplyMeta;
 }
 
+/** The frames {@linkcode Hub.deliver} made for a reply (one per dialect that some socket got). */
+export interface DeliveredFrames {
+  /** The CLU frame, if a CLU-dialect socket got it. */
+  plain?: WireFrame;
+  /** The v1 frame, if an unbatched v1 socket got it. */
+  v1?: WireFrame;
+}
+
 /** A reply from the history, for {@linkcode Hub.replay}. */
 export interface Replayed {
   /** The v1 frame. */
@@ -228,8 +236,10 @@ export class Hub<G = unknown> {
    * Hands a reply to every client that wants it, in its dialect; no per-client
    * encoding: each dialect's frame is framed once, on its first socket, and
    * those bytes are written to every other.
+   *
+   * @returns the frames made, whose bytes others may reuse (the history does).
    */
-  deliver(delivery: Delivery): void {
+  deliver(delivery: Delivery): DeliveredFrames {
     let shared = false;
     let plain: WireFrame | undefined;
     let v1: WireFrame | undefined;
@@ -249,6 +259,7 @@ export class Hub<G = unknown> {
       this.#flushScheduled = true;
       setTimeout(() => this.#flush(), 0);
     }
+    return { plain, v1 };
   }
 
   /**

@@ -64,6 +64,7 @@ export class WireFrame {
   /** The frame's text (JSON). */
   readonly text: string;
   #bytes: readonly Buffer[] | undefined;
+  #payloadStart = 0;
 
   /** A frame of `text`; nothing is encoded until a socket takes its bytes. */
   constructor(text: string) {
@@ -81,7 +82,20 @@ export class WireFrame {
    * frame was 100 more), so the header `ws` frames is put in front of the payload once here.
    */
   get bytes(): readonly Buffer[] {
-    return this.#bytes ??= [framed(this.text)];
+    if (this.#bytes === undefined) {
+      const buffer = framed(this.text);
+      this.#bytes = [buffer];
+      this.#payloadStart = headerLength(buffer);
+    }
+    return this.#bytes;
+  }
+
+  /**
+   * The text's UTF-8 (the frame's payload) if a socket already took the frame's bytes, else undefined:
+   * whoever needs the same bytes (the history) copies them instead of encoding the text again.
+   */
+  get payload(): Uint8Array | undefined {
+    return this.#bytes?.[0].subarray(this.#payloadStart);
   }
 }
 
@@ -102,6 +116,12 @@ function framed(text: string): Buffer {
   const start = MAX_HEADER_BYTES - header.length;
   buffer.set(header, start);
   return buffer.subarray(start);
+}
+
+/** The length of an unmasked frame's header (RFC 6455, 5.2): 2 bytes, or 4 or 10 with an extended length. */
+function headerLength(frame: Uint8Array): number {
+  const length = frame[1] & 0x7f;
+  return length === 127 ? 10 : length === 126 ? 4 : 2;
 }
 
 /** The frame `frame` as a {@linkcode WireFrame}: a text is wrapped, a wire frame kept. */

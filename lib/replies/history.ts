@@ -47,6 +47,18 @@ export interface HistoryOptions {
 /** Bytes each entry counts against `maxBytes` besides its text: its index slot (seq, time, offsets). */
 export const HISTORY_ENTRY_OVERHEAD = 32;
 
+/** How every v1 reply frame begins, before its seq and a comma: the part the history need not keep. */
+const V1_HEAD = '{"seq":';
+
+/** The length of `frame`'s `{"seq":<seq>,` head (ASCII: characters are bytes), or 0 if it has none. */
+function v1HeadLength(frame: string, seq: number): number {
+  const head = `${V1_HEAD}${seq},`;
+  return frame.startsWith(head) ? head.length : 0;
+}
+
+/** Most UTF-8 bytes of filter fields remembered for the next entry (the same sender's replies share them). */
+const META_CACHE_BYTES = 1024;
+
 const encoder = new TextEncoder();
 
 /** Most UTF-8 bytes an entry encodes in the shared scratch buffer; larger ones get buffers of their own. */
@@ -54,20 +66,13 @@ const SCRATCH_BYTES = 64 * 1024;
 const scratch = new Uint8Array(SCRATCH_BYTES);
 
 /**
- * A frame and its meta as UTF-8, in the shared scratch buffer when they fit (the usual reply): encoding
- * into an existing buffer costs a tenth of `encode`, which makes a new one per call. The views are valid
- * until the next call; the history copies them into its own buffer at once.
+ * A text as UTF-8, in the shared scratch buffer when it fits (the usual reply): encoding into an existing
+ * buffer costs a tenth of `encode`, which makes a new one per call. The view is valid until the next call;
+ * the history copies it into its own buffer at once.
  */
-function utf8Entry(frameText: string, metaText: string): { frame: Uint8Array; meta: Uint8Array } {
-  if ((frameText.length + metaText.length) * 3 > SCRATCH_BYTES) {
-    return { frame: encoder.encode(frameText), meta: encoder.encode(metaText) };
-  }
-  const frameBytes = encoder.encodeInto(frameText, scratch).written;
-  const metaBytes = encoder.encodeInto(metaText, scratch.subarray(frameBytes)).written;
-  return {
-    frame: scratch.subarray(0, frameBytes),
-    meta: scratch.subarray(frameBytes, frameBytes + metaBytes),
-  };
+function utf8(text: string): Uint8Array {
+  if (text.length * 3 > SCRATCH_BYTES) return encoder.encode(text);
+  return scratch.subarray(0, encoder.encodeInto(text, scratch).written);
 }
 
 const decoder = new TextDecoder();
@@ -80,7 +85,13 @@ export class History {
   readonly #offset: Float64Array;
   readonly #frameBytes: Uint32Array;
   readonly #metaBytes: Uint32Array;
+  /** 1 where the frame is kept without its `{"seq":<seq>,` head (every v1 reply), 0 where kept whole. */
+  readonly #headless: Uint8Array;
   readonly #bytes: Uint8Array;
+  /** The last entry's filter fields and their UTF-8 (in `#metaCache`): a burst from one actor shares them. */
+  #lastMeta: ReplyMeta | undefined;
+  #lastMetaBytes = 0;
+  readonly #metaCache = new Uint8Array(META_CACHE_BYTES);
   /** Slot of the oldest entry. */
   #start = 0;
   #size = 0;
@@ -98,14 +109,29 @@ export class History {
     this.#offset = new Float64Array(slots);
     this.#frameBytes = new Uint32Array(slots);
     this.#metaBytes = new Uint32Array(slots);
+    this.#headless = new Uint8Array(slots);
     // Zero-filled and untouched, the pages cost no resident memory until replies fill them.
     this.#bytes = new Uint8Array(slots === 0 ? 0 : Math.max(0, options.maxBytes));
   }
 
-  /** Remembers an entry (its seq must follow the previous one). */
-  push(entry: HistoryEntry): void {
+  /**
+   * Remembers an entry (its seq must follow the previous one).
+   *
+   * @param tail The UTF-8 of `entry.frame` after its `{"seq":<seq>,` head, when the caller has it already
+   *   (the frame's websocket payload, see `Replies`): copied rather than encoded again. It must be exactly
+   *   those bytes.
+   */
+  push(entry: HistoryEntry, tail?: Uint8Array): void {
     if (this.#at.length === 0 || this.#bytes.length === 0) return;
-    const { frame, meta } = utf8Entry(entry.frame, metaText(entry.meta));
+    // The filter fields in their own small buffer, the frame (when not given) in the scratch one.
+    const meta = this.#metaUtf8(entry.meta);
+    let frame = tail;
+    let headless = 1;
+    if (frame === undefined) {
+      const head = v1HeadLength(entry.frame, entry.seq);
+      frame = utf8(head > 0 ? entry.frame.slice(head) : entry.frame);
+      headless = head > 0 ? 1 : 0;
+    }
     const size = frame.length + meta.length;
     if (size + HISTORY_ENTRY_OVERHEAD > this.#options.maxBytes) {
       // Larger than the whole budget: it cannot be kept, and nothing before it can be replayed past it.
@@ -136,9 +162,38 @@ export class History {
     this.#offset[slot] = position;
     this.#frameBytes[slot] = frame.length;
     this.#metaBytes[slot] = meta.length;
+    this.#headless[slot] = headless;
     this.#size++;
     this.#end = position + size;
     this.#used += size + HISTORY_ENTRY_OVERHEAD;
+  }
+
+  /**
+   * The filter fields as UTF-8: the last entry's bytes again when they are the same (a view valid until
+   * the next call), else encoded now.
+   */
+  #metaUtf8(meta: ReplyMeta): Uint8Array {
+    const last = this.#lastMeta;
+    if (
+      last !== undefined && last.sender === meta.sender && last.code === meta.code &&
+      last.routingKey === meta.routingKey && last.commandId === meta.commandId
+    ) {
+      return this.#metaCache.subarray(0, this.#lastMetaBytes);
+    }
+    const text = metaText(meta);
+    if (text.length * 3 > META_CACHE_BYTES) {
+      this.#lastMeta = undefined;
+      return encoder.encode(text);
+    }
+    // A copy: the caller's object may change after this entry.
+    this.#lastMeta = {
+      sender: meta.sender,
+      code: meta.code,
+      routingKey: meta.routingKey,
+      commandId: meta.commandId,
+    };
+    this.#lastMetaBytes = encoder.encodeInto(text, this.#metaCache).written;
+    return this.#metaCache.subarray(0, this.#lastMetaBytes);
   }
 
   #evictOldest(): void {
@@ -197,10 +252,12 @@ export class History {
       const slot = (this.#start + i) % this.#at.length;
       const start = this.#offset[slot];
       const frameEnd = start + this.#frameBytes[slot];
+      const seq = oldest + i;
+      const kept = decoder.decode(this.#bytes.subarray(start, frameEnd));
       out.push({
-        seq: oldest + i,
+        seq,
         at: this.#at[slot],
-        frame: decoder.decode(this.#bytes.subarray(start, frameEnd)),
+        frame: this.#headless[slot] === 1 ? `${V1_HEAD}${seq},${kept}` : kept,
         meta: parseMeta(decoder.decode(this.#bytes.subarray(frameEnd, frameEnd + this.#metaBytes[slot]))),
       });
     }

@@ -14,7 +14,7 @@
 
 import { type AmqpMessageLike, type EncodedReply, encodeReply } from "../protocol/clu.ts";
 import type { ActorState } from "./actor_state.ts";
-import type { Delivery } from "../clients/hub.ts";
+import type { DeliveredFrames, Delivery } from "../clients/hub.ts";
 import type { History } from "./history.ts";
 import type { KeywordSeries } from "./keyword_series.ts";
 import type { ReplyMeta } from "../clients/filter.ts";
@@ -38,8 +38,8 @@ export interface ReplyObserver {
 export interface ReplyHub {
   /** Clients connected now. */
   readonly size: number;
-  /** Hands one reply to every client that wants it. */
-  deliver(delivery: Delivery): void;
+  /** Hands one reply to every client that wants it; may say which frames it made (their bytes are reused). */
+  deliver(delivery: Delivery): DeliveredFrames | void;
 }
 
 /**
@@ -114,6 +114,15 @@ export function v1ReplyFrame(seq: number, frame: string): string {
   return `{"seq":${seq},${frame.slice(1)}`;
 }
 
+/**
+ * The UTF-8 of a v1 reply frame after its head of `headLength` characters (ASCII), from the bytes the hub
+ * already made for a socket: the v1 frame's past its head, or the CLU frame's past its `{` (the same text).
+ */
+function historyTail(frames: DeliveredFrames | void, headLength: number): Uint8Array | undefined {
+  if (!frames) return undefined;
+  return frames.v1?.payload?.subarray(headLength) ?? frames.plain?.payload?.subarray(1);
+}
+
 /** The reply path: from the broker's message to the clients and the ledger. */
 export class Replies {
   readonly #options: RepliesOptions;
@@ -160,10 +169,7 @@ export class Replies {
     const { headers } = reply;
     this.#seq = seq ?? this.#seq + 1;
     const v1 = v1ReplyFrame(this.#seq, reply.frame);
-    // The history copies the frame's and the meta's bytes: it keeps none of these strings (nor the
-    // broker's buffer), which die young once delivered.
     const at = Date.now();
-    history.push({ seq: this.#seq, at, frame: v1, meta });
     // The state leaves out failed-routing replies (ours, other gateways', CLU clients'): see isFailedRouting.
     state.update(meta.sender, meta.code, reply.body);
     // The same body, parsed once: its numbers go to the plots' history, by the same rules as the state.
@@ -177,7 +183,14 @@ export class Replies {
         clients: hub.size,
       });
     }
-    hub.deliver({ plain: reply.frame, v1, meta });
+    const frames = hub.deliver({ plain: reply.frame, v1, meta });
+    // The history copies the frame's and the meta's bytes: it keeps none of these strings (nor the
+    // broker's buffer), which die young once delivered. It keeps the v1 frame after its `{"seq":N,`
+    // head, which is the CLU frame after its `{`: the bytes a socket was just sent, when one was.
+    history.push(
+      { seq: this.#seq, at, frame: v1, meta },
+      historyTail(frames, v1.length - reply.frame.length + 1),
+    );
     for (const observer of this.#observers) {
       observer.observe(headers.command_id, headers.commander_id, meta.code, reply.frame);
     }
