@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { ActorState } from "../lib/replies/actor_state.ts";
 import type { AmqpMessageLike } from "../lib/protocol/clu.ts";
-import type { Delivery } from "../lib/clients/hub.ts";
+import { type Delivery, Hub } from "../lib/clients/hub.ts";
+import { FakeSocket } from "./helpers/fake_socket.ts";
 import { History } from "../lib/replies/history.ts";
 import { newEpoch, Replies, type ReplyObserver, v1ReplyFrame } from "../lib/replies/replies.ts";
 
@@ -168,4 +169,46 @@ Deno.test("replies: each run has its own epoch, made of its start time", () => {
   assert.match(a.epoch, new RegExp(`^${(1_700_000_000_000).toString(36)}-[0-9a-f]{4}$`));
   const epochs = new Set(Array.from({ length: 20 }, () => newEpoch(1)));
   assert.ok(epochs.size > 1, "random characters tell apart two runs started in the same millisecond");
+});
+
+Deno.test("replies: the history keeps the same v1 frames whichever bytes it copies (CLU socket, v1 socket, none)", () => {
+  // The history copies the bytes the hub framed for a socket (the CLU frame past its `{`, or the v1 frame
+  // past its `{"seq":N,` head) and encodes the text itself when no socket took any: all three must give
+  // back exactly the v1 frames sent, non-ASCII text and a long body included.
+  const cases: Array<{ name: string; sockets: Array<{ raw: boolean; v1: boolean }> }> = [
+    { name: "a CLU socket", sockets: [{ raw: true, v1: false }] },
+    { name: "a v1 socket", sockets: [{ raw: true, v1: true }] },
+    { name: "both", sockets: [{ raw: true, v1: false }, { raw: true, v1: true }] },
+    { name: "a socket without the raw path", sockets: [{ raw: false, v1: true }] },
+    { name: "no socket", sockets: [] },
+  ];
+  for (const { name, sockets } of cases) {
+    const history = new History({ maxEntries: 100, maxAgeSeconds: 600, maxBytes: 1 << 20 });
+    const hub = new Hub({ bufferBytes: 1 << 24, policy: "close", droppedNotice: () => "{}" });
+    const fakes = sockets.map(({ raw, v1 }) => {
+      const socket = new FakeSocket({ raw });
+      hub.add(socket, "peer", {}, { v1 });
+      return { socket, v1 };
+    });
+    const replies = new Replies({ history, state: new ActorState(), hub, metrics: { reply() {} } });
+    const bodies = [{ t: "é→✓ naïve" }, { n: 1 }, { text: "x".repeat(70_000) }, { emoji: "🔭", n: 2 }];
+    for (const [i, body] of bodies.entries()) {
+      const sender = i % 2 === 0 ? "lvm.ecp" : "tel\u00e9";
+      replies.receive(message({ message_code: i === 3 ? ":" : "i", sender, command_id: null }, body));
+    }
+    const kept = history.after(0, replies.latestSeq)!;
+    assert.equal(kept.length, bodies.length, name);
+    kept.forEach((entry, i) => {
+      const frame = JSON.parse(entry.frame);
+      assert.equal(frame.seq, i + 1, name);
+      assert.deepEqual(frame.body, bodies[i], name);
+      assert.equal(entry.meta.sender, i % 2 === 0 ? "lvm.ecp" : "tel\u00e9", name);
+      assert.equal(entry.meta.code, i === 3 ? ":" : "i", name);
+    });
+    for (const { socket, v1 } of fakes) {
+      // What the socket got is what a resume gives back, in its dialect.
+      const frames = kept.map((e) => v1 ? e.frame : `{${e.frame.slice(`{"seq":${e.seq},`.length)}`);
+      assert.deepEqual(socket.sent, frames, `${name}: sent and kept agree`);
+    }
+  }
 });
