@@ -863,3 +863,30 @@ Deno.test("parseClientCommand: a frame with the clu-ws key is a control frame, n
   const result = parseClientCommand('{"clu-ws":"subscribe","consumer":"a","command_string":"ping"}');
   assert.equal(result.kind, "control");
 });
+
+Deno.test("encodeReply: a burst's repeated headers, exchange, routing key and second are each reply's own", () => {
+  // The encoder remembers the last reply's headers and strings; every change must still show.
+  const headers = { command_id: null, commander_id: null, internal: false, message_code: "i", sender: "lvm" };
+  const sequence: ReplyParts[] = [
+    { headers, timestamp: T_2026 },
+    { headers: { ...headers }, timestamp: T_2026 },
+    { headers: { ...headers, sender: "tel" }, timestamp: T_2026 + 1, routingKey: "reply.other" },
+    { headers: { ...headers, sender: "tel", extra: 1 }, exchange: "lvm_exchange" },
+    { headers: { ...headers, message_code: ":", command_id: "id-1" }, timestamp: T_2023 },
+    { headers: { ...headers, text: utf8.encode("bytes") }, timestamp: T_2023 },
+    { headers: { ...headers, text: utf8.encode("other bytes") }, timestamp: T_2023 },
+    { headers: { ...headers, internal: true } },
+  ];
+  for (const parts of sequence) {
+    const msg = message({ correlationId: "id-1", ...parts });
+    const frame = frameOf(msg);
+    assert.deepEqual(frame.headers, headersToJson(msg.properties.headers!));
+    assert.equal(frame.exchange, parts.exchange ?? "sdss_exchange");
+    assert.equal(frame.routing_key, parts.routingKey ?? "reply.amqp-client-787e6de10fec.testactor");
+    assert.equal(frame.timestamp, parts.timestamp === undefined ? null : isoTimestamp(parts.timestamp));
+  }
+  // Shared by the replies that repeat them, so frozen: nobody may change another reply's headers.
+  const shared = encoded(message({ headers, correlationId: "id-1" })).headers;
+  assert.ok(Object.isFrozen(shared));
+  assert.equal(encoded(message({ headers: { ...headers }, correlationId: "id-1" })).headers, shared);
+});

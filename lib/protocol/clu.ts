@@ -56,7 +56,7 @@ const decoder = new TextDecoder();
  * that is not JSON).
  */
 export function encodeReply(message: AmqpMessageLike): EncodedReply | DroppedReply {
-  const headers = headersToJson(message.properties.headers ?? {});
+  const { json: headers, text: headersText } = headersWithText(message.properties.headers ?? {});
   const code = headers.message_code;
   if (code === undefined || code === null || code === "") {
     return { kind: "dropped", reason: "no message_code header" };
@@ -80,14 +80,67 @@ export function encodeReply(message: AmqpMessageLike): EncodedReply | DroppedRep
   }
   const body = parsed.text;
   const { exchange, routingKey } = message.fields;
-  const frame = `{"headers":${JSON.stringify(headers)},"exchange":${JSON.stringify(exchange)},"message_id":${
+  const timestamp = message.properties.timestamp;
+  const frame = `{"headers":${headersText},"exchange":${lastExchange.json(exchange)},"message_id":${
     JSON.stringify(message.properties.messageId ?? null)
-  },"routing_key":${JSON.stringify(routingKey)},"timestamp":${
-    JSON.stringify(
-      message.properties.timestamp === undefined ? null : isoTimestamp(message.properties.timestamp),
-    )
+  },"routing_key":${lastRoutingKey.json(routingKey)},"timestamp":${
+    timestamp === undefined ? "null" : lastTimestamp.json(isoTimestamp(timestamp))
   },"body":${body}}`;
   return { kind: "reply", frame, headers, routingKey, body: parsed.value };
+}
+
+/**
+ * A string's JSON text, remembered for the next call with the same string: a burst of replies shares its
+ * exchange, often its routing key, and its timestamp's second.
+ */
+class LastJson {
+  #source: string | undefined;
+  #json = "";
+
+  /** `JSON.stringify(text)`. */
+  json(text: string): string {
+    if (text !== this.#source) {
+      this.#source = text;
+      this.#json = JSON.stringify(text);
+    }
+    return this.#json;
+  }
+}
+
+const lastExchange = new LastJson();
+const lastRoutingKey = new LastJson();
+const lastTimestamp = new LastJson();
+
+/** Most headers compared with the last reply's; a reply with more is converted afresh. */
+const MAX_CACHED_HEADERS = 32;
+
+/**
+ * The last reply's headers as amqplib gave them (keys and plain values), with their JSON values (frozen:
+ * every reply with the same headers shares them) and text. A burst from one actor repeats its headers.
+ */
+let lastHeaders:
+  | { keys: string[]; values: unknown[]; json: Record<string, unknown>; text: string }
+  | undefined;
+
+/** {@linkcode headersToJson} and its JSON text, the last reply's again when its headers had the same values. */
+function headersWithText(headers: Record<string, unknown>): { json: Record<string, unknown>; text: string } {
+  const keys = Object.keys(headers);
+  const last = lastHeaders;
+  if (last !== undefined && last.keys.length === keys.length) {
+    let same = true;
+    for (let i = 0; i < keys.length && same; i++) {
+      same = keys[i] === last.keys[i] && headers[keys[i]] === last.values[i];
+    }
+    if (same) return last;
+  }
+  const json = Object.freeze(headersToJson(headers));
+  const text = JSON.stringify(json);
+  // Only plain values are compared (===); a byte array, a table or a list is converted every time.
+  const values = keys.map((key) => headers[key]);
+  const plain = keys.length <= MAX_CACHED_HEADERS &&
+    values.every((value) => value === null || (typeof value !== "object" && typeof value !== "function"));
+  lastHeaders = plain ? { keys, values, json, text } : undefined;
+  return { json, text };
 }
 
 /**
