@@ -35,6 +35,11 @@ export interface ReceiveJob {
   expect: number;
   /** Sockets opened at once while connecting. */
   concurrency?: number;
+  /**
+   * Also report each client's rate and every latency sample (`raw`), so that the harness can merge the
+   * results of several clients processes exactly.
+   */
+  raw?: boolean;
 }
 
 /** Hold idle connections. */
@@ -219,6 +224,16 @@ async function receive(job: ReceiveJob): Promise<void> {
         max_ms: round(ms, 1),
       })),
       waited_ms: round(performance.now() - startedAt),
+      ...(job.raw
+        ? {
+          raw: {
+            rates,
+            last_recv_ms: lastAll,
+            latency: Array.from(latency.subarray(0, samples), (ms) => round(ms, 3)),
+            worst: [...worst],
+          },
+        }
+        : {}),
     });
   }
 

@@ -164,9 +164,23 @@ export function cpuModel(): string {
   }
 }
 
-/** A CPU-time meter over a set of named processes and the whole machine. */
+/** CPU time of one process, or the sum over several (NaN for none given). */
+function cpuOf(pid: number | number[] | undefined): { user: number; system: number } {
+  if (pid === undefined) return { user: NaN, system: NaN };
+  if (typeof pid === "number") return cpuSplitMs(pid);
+  let user = 0;
+  let system = 0;
+  for (const one of pid) {
+    const split = cpuSplitMs(one);
+    user += split.user;
+    system += split.system;
+  }
+  return { user, system };
+}
+
+/** A CPU-time meter over a set of named processes (or groups of them) and the whole machine. */
 export class CpuMeter {
-  readonly #pids: Record<string, number | undefined>;
+  readonly #pids: Record<string, number | number[] | undefined>;
   #start: Record<string, { user: number; system: number }> = {};
   #machineStart = machineCpuMs();
   #wallStart = performance.now();
@@ -178,19 +192,28 @@ export class CpuMeter {
    * Starts metering the given processes (an undefined pid is reported as
    * NaN); for the one named `threadsOf`, also its thread groups.
    */
-  constructor(pids: Record<string, number | undefined>, { threadsOf }: { threadsOf?: string } = {}) {
+  constructor(
+    pids: Record<string, number | number[] | undefined>,
+    { threadsOf }: { threadsOf?: string } = {},
+  ) {
     this.#pids = pids;
     this.#threadsOf = threadsOf;
     this.reset();
+  }
+
+  /** The one process whose threads are metered, if any (a name of several processes has none). */
+  #threaded(): number | undefined {
+    const pid = this.#threadsOf === undefined ? undefined : this.#pids[this.#threadsOf];
+    return typeof pid === "number" ? pid : undefined;
   }
 
   /** Restarts the meter from now. */
   reset(): void {
     this.#start = {};
     for (const [name, pid] of Object.entries(this.#pids)) {
-      this.#start[name] = pid === undefined ? { user: NaN, system: NaN } : cpuSplitMs(pid);
+      this.#start[name] = cpuOf(pid);
     }
-    const threaded = this.#threadsOf === undefined ? undefined : this.#pids[this.#threadsOf];
+    const threaded = this.#threaded();
     this.#threadStart = threaded === undefined ? {} : threadCpuMs(threaded);
     this.#machineStart = machineCpuMs();
     this.#wallStart = performance.now();
@@ -201,13 +224,13 @@ export class CpuMeter {
     const processes: Record<string, number> = {};
     const kernel: Record<string, number> = {};
     for (const [name, pid] of Object.entries(this.#pids)) {
-      const now = pid === undefined ? { user: NaN, system: NaN } : cpuSplitMs(pid);
+      const now = cpuOf(pid);
       const start = this.#start[name];
       processes[name] = now.user + now.system - start.user - start.system;
       kernel[name] = now.system - start.system;
     }
     const threads: Record<string, number> = {};
-    const threaded = this.#threadsOf === undefined ? undefined : this.#pids[this.#threadsOf];
+    const threaded = this.#threaded();
     if (threaded !== undefined) {
       const now = threadCpuMs(threaded);
       for (const group of Object.keys(now)) threads[group] = now[group] - (this.#threadStart[group] ?? 0);

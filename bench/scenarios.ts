@@ -14,6 +14,7 @@ import { GatewayProcess } from "./gateway.ts";
 import { formatProfile, summarizeProfile } from "./profile.ts";
 import { CpuMeter, type CpuReading, openFds, peakRssBytes } from "./proc.ts";
 import { Publisher } from "./publisher.ts";
+import { Receivers } from "./receivers.ts";
 import { percentiles, round, sleep } from "./stats.ts";
 
 /** What every scenario needs to know. */
@@ -242,13 +243,14 @@ export function delivery(ctx: BenchContext, options: DeliveryOptions): Promise<M
   const n = steady ? Math.round(options.rate! * options.seconds!) : options.messages!;
   return withGateway(ctx, options.label, options.gatewayArgs ?? [], async (gateway, exchange) => {
     const publisher = await Publisher.open(ctx.amqpUrl, exchange, { bodyBytes: options.bodyBytes });
-    const { child, ready } = await startClients({
+    const receivers = await Receivers.start({
       mode: "receive",
       url: gateway.url,
       clients: options.clients,
       expect: n,
       batch: options.batch,
     });
+    const { ready } = receivers;
     const stalled = options.stalled
       ? new Child("stalled_peer.ts", { port: gateway.port, count: options.stalled })
       : undefined;
@@ -263,19 +265,20 @@ export function delivery(ctx: BenchContext, options: DeliveryOptions): Promise<M
       const meter = new CpuMeter({
         gateway: gateway.pid,
         broker: ctx.brokerPid,
-        clients: child.pid,
+        clients: receivers.pids,
         harness: Deno.pid,
       }, { threadsOf: "gateway" });
       const published = steady
         ? await publisher.steady(options.rate!, options.seconds!)
         : await publisher.burst(n);
-      const result = await resultOf(child, 30_000 + options.clients * 20);
+      const result = await receivers.result(30_000 + options.clients * 20);
       const cpu = cpuMetrics(meter.read());
       const frames = result.received as number;
       const slowCloses = gateway.matching(/too slow/);
       const skipped = gateway.matching(/caught up|skipped/).length;
       return {
         clients: options.clients,
+        client_processes: receivers.pids.length,
         messages: n,
         connect_ms: ready.ms as number,
         publish_msgs_s: round(published.rate),
@@ -292,7 +295,7 @@ export function delivery(ctx: BenchContext, options: DeliveryOptions): Promise<M
       };
     } finally {
       await stalled?.close();
-      await child.close();
+      await receivers.close();
       await publisher.close();
     }
   });
