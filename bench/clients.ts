@@ -18,7 +18,7 @@
  */
 
 import { V1_SUBPROTOCOL } from "../lib/protocol/v1.ts";
-import { percentiles, round } from "./stats.ts";
+import { percentiles, rateSummary, round } from "./stats.ts";
 import { BENCH_ROUTING_KEY, BENCH_SENDER, scanBodies } from "./wire.ts";
 
 /** Receive benchmark replies. */
@@ -212,11 +212,7 @@ async function receive(job: ReceiveJob): Promise<void> {
       complete_clients: Array.from(unique).filter((u) => u === n).length,
       first_sent_ms: firstSent,
       span_ms: round(lastAll - firstSent, 3),
-      rate_per_client: {
-        min: round(rates[0] ?? NaN, 1),
-        median: round(rates[Math.floor(rates.length / 2)] ?? NaN, 1),
-        max: round(rates[rates.length - 1] ?? NaN, 1),
-      },
+      rate_per_client: rateSummary(rates),
       aggregate_per_s: round((totalUnique * 1000) / (lastAll - firstSent), 1),
       latency_ms: lat,
       worst_moments: [...worst].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([slot, ms]) => ({

@@ -14,7 +14,7 @@
 
 import { Child, type ChildEvent } from "./child.ts";
 import type { ReceiveJob } from "./clients.ts";
-import { percentiles, round } from "./stats.ts";
+import { percentiles, rateSummary, round } from "./stats.ts";
 
 /** Clients from which the receivers are spread over several processes. */
 export const SPREAD_FROM_CLIENTS = 100;
@@ -128,11 +128,7 @@ export function merge(results: ChildEvent[]): ChildEvent {
     complete_clients: sum("complete_clients"),
     first_sent_ms: firstSent,
     span_ms: round(lastRecv - firstSent, 3),
-    rate_per_client: {
-      min: round(rates[0] ?? NaN, 1),
-      median: round(rates[Math.floor(rates.length / 2)] ?? NaN, 1),
-      max: round(rates[rates.length - 1] ?? NaN, 1),
-    },
+    rate_per_client: rateSummary(rates),
     aggregate_per_s: round((received * 1000) / (lastRecv - firstSent), 1),
     latency_ms: percentiles(latency),
     worst_moments: [...worst].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([slot, ms]) => ({

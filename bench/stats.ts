@@ -116,3 +116,12 @@ export function epochMs(): number {
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** Least, median and greatest of per-client rates (msgs/s), sorted ascending; NaN for none. */
+export function rateSummary(sorted: readonly number[]): { min: number; median: number; max: number } {
+  return {
+    min: round(sorted[0] ?? NaN, 1),
+    median: round(sorted[Math.floor(sorted.length / 2)] ?? NaN, 1),
+    max: round(sorted[sorted.length - 1] ?? NaN, 1),
+  };
+}

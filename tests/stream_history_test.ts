@@ -72,6 +72,25 @@ class StreamCase implements AsyncDisposable {
 }
 
 /**
+ * A new v1 client resumes from `seq` in `epoch`, which the stream no longer holds: it must be told `gap`
+ * (for that epoch, saying why). The client joins `clients` (closed by the test).
+ */
+async function resumeIntoGap(
+  gateway: GatewayProcess,
+  clients: WsClient[],
+  epoch: unknown,
+  seq: number,
+): Promise<{ back: WsClient; gap: Json }> {
+  const back = await v1Client(gateway);
+  clients.push(back);
+  back.send({ "clu-ws": "resume", id: "old", epoch, seq });
+  const gap = json(await back.next("gap", control("gap"), { timeoutMs: 20_000 }));
+  assert.match(String(gap.reason), /no longer in the stream/);
+  assert.equal(gap.epoch, epoch);
+  return { back, gap };
+}
+
+/**
  * Asserts that a client's frames on its first connection (`before`) and on
  * its second (`after`, which resumed after `before`'s last) hold the replies
  * 1..last exactly once, in order, with growing seqs, from where the replay
@@ -267,12 +286,7 @@ Deno.test("--history stream: a client away longer than the retention, or further
   // welcome would otherwise be the burst's live tail, not a replay.
   await upTo(observer, publisher, publisher.last);
 
-  const back = await v1Client(gateway);
-  clients.push(back);
-  back.send({ "clu-ws": "resume", id: "old", epoch, seq: oldSeq });
-  const gap = json(await back.next("gap", control("gap"), { timeoutMs: 20_000 }));
-  assert.match(String(gap.reason), /no longer in the stream/);
-  assert.equal(gap.epoch, epoch);
+  const { back, gap } = await resumeIntoGap(gateway, clients, epoch, oldSeq);
   assert.ok(Number(gap.oldest) > oldSeq + 1, `the stream now starts at ${gap.oldest}`);
   assert.equal(numbered(back.frames, publisher).length, 0, "nothing replayed");
   // Live again after the gap.
@@ -348,12 +362,7 @@ Deno.test("--history stream: a client away longer than the age retention (--hist
   // The bursts have reached the gateway's live fan-out before the client comes back (see the size case).
   await upTo(observer, publisher, publisher.last);
 
-  const back = await v1Client(gateway);
-  clients.push(back);
-  back.send({ "clu-ws": "resume", id: "old", epoch, seq: oldSeq });
-  const gap = json(await back.next("gap", control("gap"), { timeoutMs: 20_000 }));
-  assert.match(String(gap.reason), /no longer in the stream/);
-  assert.equal(gap.epoch, epoch);
+  const { back, gap } = await resumeIntoGap(gateway, clients, epoch, oldSeq);
   assert.ok(
     Number(gap.oldest) >= first + 1,
     `the stream now starts at ${gap.oldest} (first offset ${first})`,
