@@ -1,10 +1,11 @@
 /**
  * The reply path, in the order a reply takes it: an AMQP message from the
  * replies queue is encoded once ({@linkcode encodeReply}), counted, numbered
- * (`seq`, in this run's `epoch`), wrapped as a clu-ws v1 frame, remembered in
- * the history, fed to the actors' state (and its numbers to the keyword series), handed to the hub (which picks the
- * sockets that want it, in their dialect) and shown to the commands ledger(s),
- * which end the commands it answers.
+ * (`seq`, in this run's `epoch`), wrapped as a clu-ws v1 frame, fed to the
+ * actors' state (and its numbers to the keyword series), handed to the hub
+ * (which picks the sockets that want it, in their dialect), remembered in the
+ * history (which copies the bytes the hub framed, when it framed any) and
+ * shown to the commands ledger(s), which end the commands it answers.
  *
  * A reply CLU would drop (see {@linkcode encodeReply}) is counted and logged,
  * gets no `seq` and reaches nobody.
