@@ -17,6 +17,7 @@ import {
   openPage,
   type Page,
   type PageDocument,
+  type PageMutationObserver,
   type PageStyle,
   screenshot,
   type WatchedPage,
@@ -25,6 +26,9 @@ import {
 // Functions passed to page.evaluate run in Chromium; see PageDocument.
 declare const document: PageDocument;
 declare function getComputedStyle(element: unknown): PageStyle;
+declare const MutationObserver: new (
+  callback: (records: unknown[], observer: PageMutationObserver) => void,
+) => PageMutationObserver;
 
 const DOCS_SCREENSHOT = new URL("../docs/console.png", import.meta.url).pathname;
 
@@ -50,9 +54,11 @@ async function withWorld(
 ): Promise<void> {
   const exchange = uniqueExchange("console");
   await using gateway = await startGateway({ exchange, env: options.env });
+  // The browser first: if it cannot start, no actor is left holding its queue
+  // (the next test would fail on RESOURCE_LOCKED instead of saying why).
+  const browser = await launchBrowser();
   const ecp = await startActor(exchange, "lvm.ecp");
   const apogee = await startActor(exchange, "apogee");
-  const browser = await launchBrowser();
   try {
     await body({ gateway, ecp, apogee, browser });
   } finally {
@@ -354,6 +360,56 @@ Deno.test("console: live stream, commands, filters, actors and night mode in Chr
       await connected(page);
       assert.equal(await page.getAttribute("html", "data-theme"), "day");
     });
+
+    await t.step(
+      "a changed keyword's flash is readable in both themes and ends with a theme change",
+      async () => {
+        // Each flash is frozen at its brightest the moment its row changes, so
+        // the checks see the worst case however slow the machine is.
+        const frozenFlash = async (value: number) => {
+          await page.evaluate((expected) => {
+            const scope = globalThis as unknown as { flashed?: Promise<void> };
+            scope.flashed = new Promise<void>((resolve) => {
+              const cell = () =>
+                document.querySelector("#actors li[data-actor='lvm.ecp'] tr[data-keyword='temperature'] td");
+              new MutationObserver((_, observer) => {
+                if (cell()?.textContent !== expected) return;
+                observer.disconnect();
+                for (const animation of cell()!.getAnimations()) animation.pause();
+                resolve();
+              }).observe(document.querySelector("#actors")!, {
+                subtree: true,
+                childList: true,
+                characterData: true,
+              });
+            });
+          }, String(value));
+          await ecp.broadcast({ temperature: value });
+          await page.evaluate(() => (globalThis as unknown as { flashed: Promise<void> }).flashed);
+        };
+        const flashes = () =>
+          page.evaluate(() =>
+            document.getAnimations().filter((a) => a.id === "keyword-flash" && a.playState === "paused")
+              .length
+          );
+        // The step before reloaded the page: open the actor's keywords again.
+        const item = page.locator("#actors li[data-actor='lvm.ecp']");
+        await item.locator("summary").click();
+        await item.locator("tr[data-keyword='temperature'] td").waitFor();
+        assert.equal(await page.getAttribute("html", "data-theme"), "day");
+        await frozenFlash(13.5);
+        assert.equal(await flashes(), 1, "the day flash is held at its start");
+        assert.deepEqual(await contrastProblems(page), [], "day flash: text below 4.5:1");
+        await page.click("#night");
+        assert.equal(await flashes(), 0, "the day flash ended with the switch to night");
+        assert.deepEqual(await contrastProblems(page), [], "night theme after a day flash: text below 4.5:1");
+        await frozenFlash(14.5);
+        assert.equal(await flashes(), 1, "the night flash is held at its start");
+        assert.deepEqual(await contrastProblems(page), [], "night flash: text below 4.5:1");
+        await page.click("#night");
+        assert.equal(await flashes(), 0);
+      },
+    );
 
     await t.step(
       "keyboard: / focuses the filter, arrows move through the replies, focus is visible",

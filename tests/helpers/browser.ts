@@ -41,6 +41,18 @@ export interface PageElement {
   getBoundingClientRect(): { width: number; height: number };
   /** Whether it is rendered and visible. */
   checkVisibility(options?: { visibilityProperty?: boolean }): boolean;
+  /** Its running, paused or pending animations. */
+  getAnimations(): PageAnimation[];
+}
+
+/** A Web Animation, as far as tests use it. */
+export interface PageAnimation {
+  /** The id its script gave it. */
+  id: string;
+  /** "running", "paused", "finished" or "idle". */
+  playState: string;
+  /** Holds it where it is. */
+  pause(): void;
 }
 
 /** The page's document, as far as tests use it. */
@@ -51,6 +63,19 @@ export interface PageDocument {
   querySelector(selector: string): PageElement | null;
   /** Every element matching `selector`. */
   querySelectorAll(selector: string): Iterable<PageElement> & { length: number };
+  /** Every animation on the page. */
+  getAnimations(): PageAnimation[];
+}
+
+/** A `MutationObserver`, as far as tests use it. */
+export interface PageMutationObserver {
+  /** Watches `target` for the changes `options` name. */
+  observe(
+    target: PageElement,
+    options: { subtree?: boolean; childList?: boolean; characterData?: boolean },
+  ): void;
+  /** Stops watching. */
+  disconnect(): void;
 }
 
 /** A computed style, as far as tests use it. */

@@ -16,6 +16,7 @@ import { byId, el } from "./dom.ts";
 import { keywordInfo } from "./keyword_schema.ts";
 import { ago, formatValue, kindOf, meaningOf } from "./format.ts";
 import { fillPlotCell, type PlotToggles } from "./plot_buttons.ts";
+import { FLASH_ANIMATION_ID } from "./theme.ts";
 
 interface KeywordView {
   value: unknown;
@@ -212,6 +213,7 @@ export function createActors(options: ActorsOptions): Actors {
           }
           if (flash) {
             row.cells[1].animate([{ backgroundColor: flashColor }, { backgroundColor: "transparent" }], {
+              id: FLASH_ANIMATION_ID,
               duration: 1200,
               easing: "ease-out",
             });

@@ -10,6 +10,9 @@ import { byId, load, save } from "./dom.ts";
 
 const THEME_KEY = "clu-ws.theme";
 
+/** The id of a changed keyword's flash animation, so a theme change can find it. */
+export const FLASH_ANIMATION_ID = "keyword-flash";
+
 /** The theme switch. */
 export interface Theme {
   /** The theme's flash colour (`--flash`), read when the theme was set. */
@@ -30,6 +33,11 @@ export function createTheme(): Theme {
     button.setAttribute("aria-pressed", String(night));
     save("local", THEME_KEY, night ? "night" : "day");
     flash = getComputedStyle(document.documentElement).getPropertyValue("--flash").trim();
+    // A flash carries the colour of the theme it started in: a day flash under
+    // night text is unreadable (and bright at the telescope), so it ends now.
+    for (const animation of document.getAnimations()) {
+      if (animation.id === FLASH_ANIMATION_ID) animation.cancel();
+    }
   }
 
   function toggle(): void {
