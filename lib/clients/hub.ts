@@ -12,6 +12,7 @@ import type { SlowClientPolicy } from "../config/config.ts";
 import type { ReplyFilter, ReplyMeta } from "./filter.ts";
 import {
   Outbox,
+  type OutboxEvents,
   type OutboxSettings,
   type OutboxSocket,
   OutboxTotals,
@@ -40,8 +41,8 @@ export interface Client<G = unknown> {
   readonly outbox: Outbox;
   /** Its subscription (v1); everything when undefined. Changed through {@linkcode Hub.setFilter}. */
   readonly filter: ReplyFilter | undefined;
-  /** Ids of its recent commands, for `mine` subscriptions (bounded). */
-  readonly mine: Set<string>;
+  /** Ids of its recent commands, for `mine` subscriptions (bounded); made with the first. */
+  readonly mine: Set<string> | undefined;
 }
 
 /** One reply as the hub hands it out: CLU text, v1 text, and what filters look at. */
@@ -75,8 +76,9 @@ const MINE_LIMIT = 1000;
 
 /** Remembers a command id as the client's own, forgetting the oldest beyond the limit. */
 export function rememberMine(client: Client<unknown>, commandId: string): void {
-  client.mine.add(commandId);
-  if (client.mine.size > MINE_LIMIT) client.mine.delete(client.mine.values().next().value!);
+  const mine = client.mine ?? ((client as { mine: Set<string> }).mine = new Set());
+  mine.add(commandId);
+  if (mine.size > MINE_LIMIT) mine.delete(mine.values().next().value!);
 }
 
 /** Options for {@linkcode Hub}. */
@@ -95,13 +97,54 @@ export interface HubOptions {
   onSizeChange?: (size: number) => void;
 }
 
-/** A client record as the hub keeps it (its filter writable here only). */
-type Entry<G> = { -readonly [K in "filter"]: Client<G>[K] } & Omit<Client<G>, "filter"> & {
+/** What a client record tells its hub when its outbox does something. */
+interface EntryOwner<G> {
+  stopped(client: Entry<G>): void;
+  slowClose(client: Entry<G>, buffered: number): void;
+  caughtUp(client: Entry<G>, dropped: number): void;
+}
+
+/**
+ * A client record as the hub keeps it (its filter writable here only). It is
+ * its outbox's listener itself, with methods rather than closures: an idle
+ * gateway holds thousands of these, and each closure would cost every one.
+ */
+class Entry<G> implements Client<G>, OutboxEvents {
+  readonly #owner: EntryOwner<G>;
+  readonly outbox: Outbox;
+  readonly connectedAt = Date.now();
+  filter: ReplyFilter | undefined = undefined;
+  mine: Set<string> | undefined = undefined;
   /** Out of the live fan-out while a resume's replay is sent to it (see {@linkcode Hub.hold}). */
-  held: boolean;
+  held = false;
   /** Not welcomed yet: gets no broadcast either (see {@linkcode Hub.hold}). */
-  quiet: boolean;
-};
+  quiet = false;
+
+  constructor(
+    owner: EntryOwner<G>,
+    readonly id: number,
+    readonly peer: string,
+    readonly grant: G,
+    readonly v1: boolean,
+    socket: HubSocket,
+    settings: OutboxSettings,
+  ) {
+    this.#owner = owner;
+    this.outbox = new Outbox(socket, settings, this);
+  }
+
+  onClose(): void {
+    this.#owner.stopped(this);
+  }
+
+  onSlowClose(buffered: number): void {
+    this.#owner.slowClose(this, buffered);
+  }
+
+  onCaughtUp(dropped: number): void {
+    this.#owner.caughtUp(this, dropped);
+  }
+}
 
 /** The registry of connected clients. */
 export class Hub<G = unknown> {
@@ -113,6 +156,8 @@ export class Hub<G = unknown> {
   readonly #options: HubOptions;
   readonly #settings: OutboxSettings;
   readonly #totals = new OutboxTotals();
+  /** What every client record tells the hub (one object for all of them). */
+  readonly #owner: EntryOwner<G>;
   #flushScheduled = false;
   #nextId = 1;
   #allClosed: PromiseWithResolvers<void> | undefined;
@@ -126,6 +171,11 @@ export class Hub<G = unknown> {
       droppedNotice: options.droppedNotice,
       totals: this.#totals,
       turn: new SharedTurn(),
+    };
+    this.#owner = {
+      stopped: (client) => this.#stopped(client),
+      slowClose: (client, buffered) => options.onSlowClose?.(client, buffered),
+      caughtUp: (client, dropped) => options.onCaughtUp?.(client, dropped),
     };
   }
 
@@ -173,23 +223,7 @@ export class Hub<G = unknown> {
 
   /** Registers an open socket and returns its client record. */
   add(socket: HubSocket, peer: string, grant: G, { v1 = false } = {}): Client<G> {
-    const { onSlowClose, onCaughtUp } = this.#options;
-    const client: Entry<G> = {
-      id: this.#nextId++,
-      peer,
-      grant,
-      connectedAt: Date.now(),
-      v1,
-      filter: undefined,
-      held: false,
-      quiet: false,
-      mine: new Set(),
-      outbox: new Outbox(socket, this.#settings, {
-        onClose: () => this.#stopped(client),
-        onSlowClose: onSlowClose && ((buffered) => onSlowClose(client, buffered)),
-        onCaughtUp: onCaughtUp && ((dropped) => onCaughtUp(client, dropped)),
-      }),
-    };
+    const client = new Entry(this.#owner, this.#nextId++, peer, grant, v1, socket, this.#settings);
     this.#clients.add(client);
     this.#options.onSizeChange?.(this.#clients.size);
     return client;
@@ -229,7 +263,7 @@ export class Hub<G = unknown> {
 
   /** Whether a client's subscription wants a reply: the one filter check. */
   #wants(client: Client<G>, meta: ReplyMeta): boolean {
-    return !client.filter || client.filter.matches(meta, (id) => client.mine.has(id));
+    return !client.filter || client.filter.matches(meta, (id) => client.mine?.has(id) ?? false);
   }
 
   /**

@@ -139,7 +139,7 @@ export class Outbox {
   #batch = false;
   /** Batched replies follow the shared turn (unfiltered) or are queued here (filtered). */
   #follows = true;
-  #queued: string[] = [];
+  #queued: string[] | undefined;
   /** How many of this turn's shared replies this outbox was already sent. */
   #turnSent = 0;
 
@@ -294,27 +294,27 @@ export class Outbox {
    * before the hold, in a turn cleared since: replies it also got replayed.)
    */
   rejoin(shared: boolean): void {
-    this.#queued = [];
+    this.#queued = undefined;
     this.#follows = shared;
     this.#turnSent = this.#settings.turn.length;
   }
 
   /** Holds a reply for the next flush (a filtered batching client). */
   queue(frame: string): void {
-    this.#queued.push(frame);
+    (this.#queued ??= []).push(frame);
   }
 
   /** Sends what was batched since the last flush, as one JSON array. */
   flush(): void {
-    let frames: string[];
+    let frames: string[] | undefined;
     if (this.#follows) {
       frames = this.#settings.turn.from(this.#turnSent);
       this.#turnSent = this.#settings.turn.length;
     } else {
       frames = this.#queued;
-      this.#queued = [];
+      this.#queued = undefined;
     }
-    if (frames.length > 0) this.write(`[${frames.join(",")}]`, frames.length);
+    if (frames && frames.length > 0) this.write(`[${frames.join(",")}]`, frames.length);
   }
 
   /** The turn ends: sends its batch (the shared one whole when nothing of it went out yet). */
@@ -349,7 +349,7 @@ export class Outbox {
     this.#stopCatchUp();
     if (this.#closed) return;
     this.#closed = true;
-    this.#queued = [];
+    this.#queued = undefined;
     this.#events.onClose?.();
   }
 }

@@ -27,7 +27,7 @@ import { parseControl } from "../protocol/v1_parse.ts";
 import type { History } from "../replies/history.ts";
 import type { KeywordSeries } from "../replies/keyword_series.ts";
 import { type Client as HubClient, type Hub, rememberMine } from "./hub.ts";
-import { Liveness } from "./liveness.ts";
+import { heardFrom, Liveness, type Watched } from "./liveness.ts";
 import { byteLength, describeBytes, textBytes, toBytes } from "./frame_size.ts";
 import { TokenBucket } from "../commands/rate_limit.ts";
 import { logger } from "../log.ts";
@@ -39,14 +39,25 @@ const log = logger("sessions");
 export const CLOSE_TOO_BIG = 1009;
 export { describeBytes };
 
-/** What sessions keep of a client besides the hub's record: its command allowance and counters. */
-interface SessionState {
+/**
+ * What sessions keep of a client besides the hub's record: its command
+ * allowance and counters, its socket, and the idle watch's flags. Plain
+ * fields on the one record, and no closure per socket (the listeners are
+ * shared by all): an idle gateway holds thousands of these.
+ */
+interface SessionState extends Watched {
+  /** Its socket. */
+  readonly socket: ServerSocket;
   /** Its command allowance (rate limit). */
   readonly allowance: TokenBucket;
   /** Bad frames it sent. */
   badFrames: number;
   /** Commands it sent. */
   commandsSent: number;
+  /** Why the gateway closed it, when the socket's own reason does not say (an error, silence). */
+  failure: string | undefined;
+  /** The close code the gateway chose, when the socket's own code does not say (silence). */
+  closeCode: number | undefined;
 }
 
 /** A client as sessions see it: the hub's record and the session's own state. */
@@ -89,20 +100,84 @@ export interface SessionContext {
   describe(actor: string): string;
 }
 
+/** What happens on any socket, told which socket. */
+interface SocketEvents {
+  heard(socket: ServerSocket): void;
+  message(socket: ServerSocket, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void;
+  close(socket: ServerSocket, code: number, reason: Buffer): void;
+  error(socket: ServerSocket, err: Error & { code?: string }): void;
+}
+
+/** The listeners every socket shares: ws calls them with the socket as `this`. */
+interface SocketListeners {
+  heard(this: ServerSocket): void;
+  message(this: ServerSocket, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void;
+  close(this: ServerSocket, code: number, reason: Buffer): void;
+  error(this: ServerSocket, err: Error & { code?: string }): void;
+}
+
+/** One set of listeners for all sockets, instead of closures for each (thousands when idle). */
+function socketListeners(events: SocketEvents): SocketListeners {
+  return {
+    heard() {
+      events.heard(this);
+    },
+    message(data, isBinary) {
+      events.message(this, data, isBinary);
+    },
+    close(code, reason) {
+      events.close(this, code, reason);
+    },
+    error(err) {
+      events.error(this, err);
+    },
+  };
+}
+
 /** The open sockets, from upgrade to close. */
 export class Sessions {
   readonly #context: SessionContext;
-  readonly #liveness: Liveness;
+  readonly #liveness: Liveness<Client<Grant>>;
   readonly #operations: ControlOperations<Grant>;
-  /** The hub hands back its own records; this finds the session's view of the same client. */
-  readonly #clients = new WeakMap<HubClient<Grant>, Client<Grant>>();
+  /** Each socket's client, for the listeners that all sockets share. */
+  readonly #bySocket = new WeakMap<ServerSocket, Client<Grant>>();
+  readonly #listeners: SocketListeners;
   /** How a command's sender is told: frames through the hub. */
   readonly #recipient: Recipient<Client<Grant>>;
 
   /** Sessions for a gateway. */
   constructor(context: SessionContext) {
     this.#context = context;
-    this.#liveness = new Liveness(context.limits.idleTimeoutSeconds);
+    this.#liveness = new Liveness<Client<Grant>>(context.limits.idleTimeoutSeconds, {
+      ping: (client) => client.socket.ping(),
+      drop: (client, code, reason) => {
+        // A peer that answers nothing would hold the closing handshake open: say why, then cut it.
+        client.closeCode = code;
+        client.failure = reason;
+        client.outbox.close(code, reason, { terminate: true });
+      },
+    });
+    const clientOf = (socket: ServerSocket) => this.#bySocket.get(socket);
+    this.#listeners = socketListeners({
+      heard: (socket) => {
+        const client = clientOf(socket);
+        if (client) heardFrom(client);
+      },
+      message: (socket, data, isBinary) => {
+        const client = clientOf(socket);
+        if (!client) return;
+        heardFrom(client);
+        this.#onMessage(client, isBinary ? toBytes(data) : String(data));
+      },
+      close: (socket, code, reason) => {
+        const client = clientOf(socket);
+        if (client) this.#onClose(client, code, reason);
+      },
+      error: (socket, err) => {
+        const client = clientOf(socket);
+        if (client) this.#onError(client, err);
+      },
+    });
     this.#operations = new ControlOperations(context);
     this.#recipient = socketRecipient(context.identity, context.hub);
   }
@@ -135,12 +210,17 @@ export class Sessions {
   attach(socket: ServerSocket, peer: string, grant: Grant, { v1 = false } = {}): void {
     const { hub, limits } = this.#context;
     const state: SessionState = {
+      socket,
       allowance: new TokenBucket(limits.commandRate, limits.commandBurst),
       badFrames: 0,
       commandsSent: 0,
+      failure: undefined,
+      closeCode: undefined,
+      heard: true,
+      pinged: false,
     };
     const client: Client<Grant> = Object.assign(hub.add(socket, peer, grant, { v1 }), state);
-    this.#clients.set(client, client);
+    this.#bySocket.set(socket, client);
     log.info("client {client} connected from {peer} with token {token} ({clients} connected{dialect})", {
       client: client.id,
       peer,
@@ -148,54 +228,15 @@ export class Sessions {
       clients: hub.size,
       dialect: v1 ? ", clu-ws v1" : "",
     });
-    let failure: string | undefined;
-    let closeCode: number | undefined;
-    const heard = this.#liveness.watch(socket, (code, reason) => {
-      // A peer that answers nothing would hold the closing handshake open: say why, then cut it.
-      closeCode = code;
-      failure = reason;
-      client.outbox.close(code, reason, { terminate: true });
-    });
-    socket.on("pong", heard);
-    socket.on("ping", heard);
-    socket.on("message", (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
-      heard();
-      this.#onMessage(client, isBinary ? toBytes(data) : String(data));
-    });
-    socket.on("close", (code: number, reason: Buffer) => {
-      this.#liveness.forget(socket);
-      hub.remove(client);
-      const why = failure ?? String(reason);
-      log.info(
-        "client {client} from {peer} ({token}) disconnected ({code}{error}) after {seconds} s: {frames} frames sent, {commands} commands, {bad} bad frames ({clients} connected)",
-        {
-          client: client.id,
-          peer,
-          token: this.#context.access.tokenName(client.grant) ?? "no token",
-          code: closeCode ?? code,
-          error: why ? `: ${why}` : "",
-          seconds: ((Date.now() - client.connectedAt) / 1000).toFixed(1),
-          frames: client.outbox.framesSent,
-          commands: client.commandsSent,
-          bad: client.badFrames,
-          clients: hub.size,
-        },
-      );
-    });
+    this.#liveness.watch(client);
+    const listeners = this.#listeners;
+    socket.on("pong", listeners.heard);
+    socket.on("ping", listeners.heard);
+    socket.on("message", listeners.message);
+    socket.on("close", listeners.close);
     // ws closes the socket itself after an error (1009 over --max-message-size, 1007 invalid UTF-8);
     // without a listener the error would be thrown and end the process.
-    socket.on("error", (err: Error & { code?: string }) => {
-      failure = err.message;
-      if (err.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
-        client.badFrames++;
-        client.outbox.detach();
-        log.warn("closed client {client} from {peer}: sent a frame over the limit of {limit} bytes", {
-          client: client.id,
-          peer,
-          limit: this.#context.limits.maxMessageBytes,
-        });
-      }
-    });
+    socket.on("error", listeners.error);
     // Admitted just before a reload removed its token: the sweep of that reload did not see it.
     if (this.#context.access.revoked(grant)) return this.#closeRevokedClients([client]);
     if (!v1) return;
@@ -207,6 +248,41 @@ export class Sessions {
       hub.release(client);
       if (client.outbox.open) this.#welcome(client);
     });
+  }
+
+  #onClose(client: Client<Grant>, code: number, reason: Buffer): void {
+    const { hub } = this.#context;
+    this.#liveness.forget(client);
+    hub.remove(client);
+    const why = client.failure ?? String(reason);
+    log.info(
+      "client {client} from {peer} ({token}) disconnected ({code}{error}) after {seconds} s: {frames} frames sent, {commands} commands, {bad} bad frames ({clients} connected)",
+      {
+        client: client.id,
+        peer: client.peer,
+        token: this.#context.access.tokenName(client.grant) ?? "no token",
+        code: client.closeCode ?? code,
+        error: why ? `: ${why}` : "",
+        seconds: ((Date.now() - client.connectedAt) / 1000).toFixed(1),
+        frames: client.outbox.framesSent,
+        commands: client.commandsSent,
+        bad: client.badFrames,
+        clients: hub.size,
+      },
+    );
+  }
+
+  #onError(client: Client<Grant>, err: Error & { code?: string }): void {
+    client.failure = err.message;
+    if (err.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
+      client.badFrames++;
+      client.outbox.detach();
+      log.warn("closed client {client} from {peer}: sent a frame over the limit of {limit} bytes", {
+        client: client.id,
+        peer: client.peer,
+        limit: this.#context.limits.maxMessageBytes,
+      });
+    }
   }
 
   #welcome(client: Client<Grant>): void {
@@ -323,7 +399,8 @@ export class Sessions {
   closeRevoked(): void {
     const { hub, access } = this.#context;
     const revoked = [...hub.clients()].filter((client) => access.revoked(client.grant));
-    this.#closeRevokedClients(revoked.map((client) => this.#clients.get(client)!));
+    // Each hub record is a session's record too (attach put the session's state on it).
+    this.#closeRevokedClients(revoked as Client<Grant>[]);
   }
 
   #closeRevokedClients(clients: Client<Grant>[]): void {
