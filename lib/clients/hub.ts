@@ -76,7 +76,8 @@ const MINE_LIMIT = 1000;
 
 /** Remembers a command id as the client's own, forgetting the oldest beyond the limit. */
 export function rememberMine(client: Client<unknown>, commandId: string): void {
-  const mine = client.mine ?? ((client as { mine: Set<string> }).mine = new Set());
+  // Every client is the hub's own record, where the set is writable.
+  const mine = (client as Entry<unknown>).mine ??= new Set();
   mine.add(commandId);
   if (mine.size > MINE_LIMIT) mine.delete(mine.values().next().value!);
 }
