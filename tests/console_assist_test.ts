@@ -64,6 +64,14 @@ async function offered(page: Page, expected: string[]): Promise<void> {
 }
 
 /** Puts `actor` in the bar and waits for its command tree to be there (the usage line shows it). */
+/** Waits until the command bar flags a wrong value with `message`, and marks the text invalid. */
+async function flaggedWrong(page: Page, message: string): Promise<void> {
+  const problem = page.locator("#command-problems .problem.wrong");
+  await problem.waitFor();
+  assert.equal(await problem.textContent(), message);
+  assert.equal(await page.getAttribute("#command-text", "aria-invalid"), "true");
+}
+
 async function chooseActor(page: Page, actor: string): Promise<void> {
   await page.fill("#command-actor", actor);
   await page.fill("#command-text", "");
@@ -167,13 +175,10 @@ Deno.test("console: completion and checks from the actor's command model; keywor
       const before = await page.locator("#commands li.command-item").count();
       await page.fill("#command-text", "");
       await page.type("#command-text", "move sideways 3");
-      const problem = page.locator("#command-problems .problem.wrong");
-      await problem.waitFor();
-      assert.equal(
-        await problem.textContent(),
+      await flaggedWrong(
+        page,
         "Invalid value for '{az|alt|rot}': 'sideways' is not one of 'az', 'alt', 'rot'.",
       );
-      assert.equal(await page.getAttribute("#command-text", "aria-invalid"), "true");
       await page.press("#command-text", "Enter");
       assert.equal(await page.locator("#commands li.command-item").count(), before, "held back, not sent");
       assert.match(
@@ -219,13 +224,7 @@ Deno.test("console: completion and checks from the actor's command model; keywor
         await offered(page, ["low", "high"]);
         assert.match(await page.textContent("#command-about") ?? "", /--level \[low\|high\]: Brightness\./);
         await page.type("#command-text", "max");
-        const problem = page.locator("#command-problems .problem.wrong");
-        await problem.waitFor();
-        assert.equal(
-          await problem.textContent(),
-          "Invalid value for '--level': 'max' is not one of 'low', 'high'.",
-        );
-        assert.equal(await page.getAttribute("#command-text", "aria-invalid"), "true");
+        await flaggedWrong(page, "Invalid value for '--level': 'max' is not one of 'low', 'high'.");
         await page.press("#command-text", "Enter");
         await page.locator("#command-problems .problem.held").waitFor();
         assert.equal(await page.locator("#commands li.command-item").count(), before, "held back, not sent");

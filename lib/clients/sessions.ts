@@ -100,12 +100,12 @@ export interface SessionContext {
   describe(actor: string): string;
 }
 
-/** What happens on any socket, told which socket. */
-interface SocketEvents {
-  heard(socket: ServerSocket): void;
-  message(socket: ServerSocket, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void;
-  close(socket: ServerSocket, code: number, reason: Buffer): void;
-  error(socket: ServerSocket, err: Error & { code?: string }): void;
+/** What happens on a client's socket, told which client. */
+interface ClientEvents<C> {
+  heard(client: C): void;
+  message(client: C, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void;
+  close(client: C, code: number, reason: Buffer): void;
+  error(client: C, err: Error & { code?: string }): void;
 }
 
 /** The listeners every socket shares: ws calls them with the socket as `this`. */
@@ -116,20 +116,30 @@ interface SocketListeners {
   error(this: ServerSocket, err: Error & { code?: string }): void;
 }
 
-/** One set of listeners for all sockets, instead of closures for each (thousands when idle). */
-function socketListeners(events: SocketEvents): SocketListeners {
+/**
+ * One set of listeners for all sockets, instead of closures for each
+ * (thousands when idle): each finds its socket's client with `clientOf`.
+ */
+function socketListeners<C>(
+  clientOf: (socket: ServerSocket) => C | undefined,
+  on: ClientEvents<C>,
+): SocketListeners {
   return {
     heard() {
-      events.heard(this);
+      const client = clientOf(this);
+      if (client) on.heard(client);
     },
     message(data, isBinary) {
-      events.message(this, data, isBinary);
+      const client = clientOf(this);
+      if (client) on.message(client, data, isBinary);
     },
     close(code, reason) {
-      events.close(this, code, reason);
+      const client = clientOf(this);
+      if (client) on.close(client, code, reason);
     },
     error(err) {
-      events.error(this, err);
+      const client = clientOf(this);
+      if (client) on.error(client, err);
     },
   };
 }
@@ -157,26 +167,14 @@ export class Sessions {
         client.outbox.close(code, reason, { terminate: true });
       },
     });
-    const clientOf = (socket: ServerSocket) => this.#bySocket.get(socket);
-    this.#listeners = socketListeners({
-      heard: (socket) => {
-        const client = clientOf(socket);
-        if (client) heardFrom(client);
-      },
-      message: (socket, data, isBinary) => {
-        const client = clientOf(socket);
-        if (!client) return;
+    this.#listeners = socketListeners<Client<Grant>>((socket) => this.#bySocket.get(socket), {
+      heard: heardFrom,
+      message: (client, data, isBinary) => {
         heardFrom(client);
         this.#onMessage(client, isBinary ? toBytes(data) : String(data));
       },
-      close: (socket, code, reason) => {
-        const client = clientOf(socket);
-        if (client) this.#onClose(client, code, reason);
-      },
-      error: (socket, err) => {
-        const client = clientOf(socket);
-        if (client) this.#onError(client, err);
-      },
+      close: (client, code, reason) => this.#onClose(client, code, reason),
+      error: (client, err) => this.#onError(client, err),
     });
     this.#operations = new ControlOperations(context);
     this.#recipient = socketRecipient(context.identity, context.hub);

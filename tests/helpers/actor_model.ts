@@ -281,20 +281,17 @@ export function cluReplies(actor: string, text: string, padding = 0): ScriptedRe
   const internal = first === "get-command-model";
   const running: ScriptedReply = { code: ">", body: {}, internal: true };
   const say = (code: string, body: Json): ScriptedReply[] => [running, { code, body, internal }];
+  const notFound = () => say("f", { error: `Command '${rest.join(" ")}' not found.` });
   switch (first) {
     case "get-command-model": {
       const model = commandModelOf(rest, padding);
-      return model
-        ? say(":", { command_model: model })
-        : say("f", { error: `Command '${rest.join(" ")}' not found.` });
+      return model ? say(":", { command_model: model }) : notFound();
     }
     case "get_schema":
       return say(":", { schema: schemaText() });
     case "help": {
       const lines = helpLines(actor, rest);
-      return lines
-        ? say(":", { help: lines })
-        : say("f", { error: `Command '${rest.join(" ")}' not found.` });
+      return lines ? say(":", { help: lines }) : notFound();
     }
     case "move":
     case "lamps": {
